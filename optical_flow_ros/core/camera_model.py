@@ -1,0 +1,99 @@
+"""Pinhole camera intrinsics (from a CameraInfo-like record) and point normalisation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from optical_flow_ros.core.errors import CameraModelError
+
+__all__ = ["CameraInfoLike", "PinholeCamera"]
+
+_PLUMB_BOB_MODELS = ("plumb_bob", "rational_polynomial", "")
+_EQUIDISTANT_MODELS = ("equidistant", "fisheye")
+
+
+class CameraInfoLike(Protocol):
+    """The fields of sensor_msgs/CameraInfo this module reads (rclpy or rosbags message)."""
+
+    width: int
+    height: int
+    distortion_model: str
+    d: Sequence[float]
+    k: Sequence[float]
+
+
+@dataclass(frozen=True)
+class PinholeCamera:
+    """Intrinsics of a camera in the ROS optical frame (x right, y down, z forward).
+
+    Attributes:
+        k: 3x3 camera matrix in px.
+        d: distortion coefficients (OpenCV order), possibly empty.
+        distortion_model: ``plumb_bob``, ``rational_polynomial`` or ``equidistant``.
+        width: image width in px.
+        height: image height in px.
+    """
+
+    k: np.ndarray
+    d: np.ndarray
+    distortion_model: str
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        k = self.k
+        if k.shape != (3, 3) or not np.isfinite(k).all():
+            raise CameraModelError(f"camera matrix K must be a finite 3x3 matrix, got {k.tolist()}")
+        if k[0, 0] <= 0 or k[1, 1] <= 0:
+            raise CameraModelError(f"focal lengths must be > 0 px, got fx={k[0, 0]}, fy={k[1, 1]}")
+        if not np.isfinite(self.d).all():
+            raise CameraModelError(f"distortion coefficients must be finite, got {self.d.tolist()}")
+        if self.distortion_model not in _PLUMB_BOB_MODELS + _EQUIDISTANT_MODELS:
+            raise CameraModelError(f"unsupported distortion model {self.distortion_model!r}")
+        if self.distortion_model in _EQUIDISTANT_MODELS and self.d.size != 4:
+            raise CameraModelError(f"equidistant model needs 4 coefficients, got {self.d.size}")
+        if self.width <= 0 or self.height <= 0:
+            raise CameraModelError(f"image size must be > 0, got {self.width}x{self.height}")
+
+    @classmethod
+    def from_camera_info(cls, info: CameraInfoLike) -> PinholeCamera:
+        """Build from a sensor_msgs/CameraInfo; raises CameraModelError if it is unusable."""
+        return cls(
+            k=np.asarray(info.k, np.float64).reshape(3, 3),
+            d=np.asarray(info.d, np.float64).ravel(),
+            distortion_model=str(info.distortion_model),
+            width=int(info.width),
+            height=int(info.height),
+        )
+
+    @property
+    def focal_px(self) -> tuple[float, float]:
+        """(fx, fy) in px."""
+        return float(self.k[0, 0]), float(self.k[1, 1])
+
+    def normalize(self, points_px: np.ndarray) -> np.ndarray:
+        """Undistorted normalised image coordinates (x_n, y_n), i.e. the ray (x_n, y_n, 1).
+
+        Args:
+            points_px: (N, 2) pixel coordinates of the raw (distorted) image.
+
+        Returns:
+            (N, 2) float64 array; the ray direction in the camera optical frame is (x_n, y_n, 1).
+        """
+        pts = np.ascontiguousarray(points_px, np.float64).reshape(-1, 1, 2)
+        if pts.shape[0] == 0:
+            return np.zeros((0, 2), np.float64)
+        if self.distortion_model in _EQUIDISTANT_MODELS:
+            out = cv2.fisheye.undistortPoints(pts, self.k, self.d)
+        elif np.any(self.d):
+            out = cv2.undistortPoints(pts, self.k, self.d)
+        else:
+            k = self.k
+            return np.column_stack(((pts[:, 0, 0] - k[0, 2]) / k[0, 0],
+                                    (pts[:, 0, 1] - k[1, 2]) / k[1, 1]))
+        return out.reshape(-1, 2)

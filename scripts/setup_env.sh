@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# One command from a fresh clone to a working environment:
+#   .venv/    Python 3.11 venv with every pinned dependency (requirements.txt), ROS 2 Kilted
+#             from PyPI's ros-* wheels included;
+#   install/  the package built by colcon, as in a ROS 2 workspace (source install/setup.bash).
+# Idempotent: dependencies are reinstalled only when requirements.txt changes, and colcon
+# rebuilds only when a file that goes into the package changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+find_python() {
+    local candidate
+    for candidate in "${PYTHON:-}" python3.11 python3; do
+        [ -n "$candidate" ] || continue
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    log "Python 3.11 is required (the ROS 2 Kilted wheels are cp311); set PYTHON=/path/to/python3.11"
+    return 1
+}
+
+if [ ! -x .venv/bin/python ]; then
+    python=$(find_python)
+    log "creating .venv with $python"
+    "$python" -m venv .venv
+fi
+
+req_hash=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat .venv/.requirements.sha256 2>/dev/null)" != "$req_hash" ]; then
+    log "installing pinned dependencies (requirements.txt)"
+    .venv/bin/python -m pip install --disable-pip-version-check --quiet --upgrade pip==25.3
+    .venv/bin/python -m pip install --disable-pip-version-check --quiet -r requirements.txt
+    echo "$req_hash" > .venv/.requirements.sha256
+fi
+
+# Hash every tracked or new file that colcon installs, so an unchanged tree skips the build.
+src_hash=$(git ls-files --cached --others --exclude-standard -- \
+        package.xml setup.py setup.cfg resource optical_flow_ros launch config 2>/dev/null |
+    sort | xargs sha256sum 2>/dev/null | sha256sum | cut -d' ' -f1)
+if [ "$(cat install/.source.sha256 2>/dev/null)" != "$src_hash" ] || [ ! -f install/setup.bash ]; then
+    log "colcon build"
+    # shellcheck disable=SC1091
+    source .venv/bin/activate
+    colcon --log-base log build --paths . --build-base build --install-base install \
+        --event-handlers console_cohesion- status- summary- >/dev/null ||
+        { log "colcon build failed; see log/latest_build"; exit 1; }
+    echo "$src_hash" > install/.source.sha256
+fi
+log "ready: .venv and install/ (source install/setup.bash for ros2-style use)"

@@ -1,0 +1,32 @@
+"""Test-wide set-up: DDS confined to this machine, on a ROS domain of this run's own.
+
+Set at import time, before any test imports rclpy or starts a node process, so nothing the
+suite starts can reach the network or another run's nodes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+
+import pytest
+
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ["ROS_DOMAIN_ID"] = os.environ.get(
+    "OPTICAL_FLOW_ROS_TEST_DOMAIN", str(random.SystemRandom().randint(20, 120))
+)
+os.environ["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
+os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="optical_flow_ros_test_logs_"))
+
+from ros_harness import RosPeer  # noqa: E402  (needs the environment above)
+
+
+@pytest.fixture
+def ros_peer():
+    """An rclpy node in the test process, in its own context, shut down afterwards."""
+    peer = RosPeer("test_peer")
+    try:
+        yield peer
+    finally:
+        peer.close()
