@@ -1,41 +1,31 @@
 """One table per node declares its parameters: name, default, range/choices, description.
 
-The same table feeds the ROS parameter descriptors (``optical_flow_ros.ros.parameters``), the
-YAML files under ``config/`` and the parameter tables in the README, so the three cannot drift
-(``test/test_docs_in_step.py`` checks it). Pure Python: no rclpy import here.
+Rows come from the core config dataclasses' field metadata (``params_from``), so a range is
+declared once. The same table feeds the ROS parameter descriptors
+(``optical_flow_ros.ros.parameters``), the YAML files under ``config/`` and the parameter
+tables in the README, so the three cannot drift (``test/test_docs_in_step.py`` checks it).
+Pure Python: no rclpy import here.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
-from optical_flow_ros.core.errors import ConfigError
+from optical_flow_ros.core.config_fields import FieldSpec, field_specs
 
-__all__ = ["Param", "check_value", "defaults", "render_markdown", "render_yaml"]
+__all__ = ["Param", "Value", "defaults", "params_from", "render_markdown", "render_yaml"]
 
 Value = bool | int | float | str
 
 
-@dataclass(frozen=True)
-class Param:
-    """A node parameter.
+@dataclasses.dataclass(frozen=True)
+class Param(FieldSpec):
+    """A node parameter: a config field plus whether it can change at runtime.
 
-    Attributes:
-        name: parameter name as seen in ROS (``ros2 param get <node> <name>``).
-        default: default value; its Python type is the parameter's type.
-        description: one line for users, with units.
-        range: inclusive (min, max) for int/float parameters, or None.
-        choices: allowed values of a string parameter, or None.
-        read_only: True when the value is only read at start-up (QoS, topics).
+    ``check(value)`` (from FieldSpec) validates a single value and raises ConfigError.
     """
 
-    name: str
-    default: Value
-    description: str
-    range: tuple[float, float] | None = None
-    choices: tuple[str, ...] | None = None
     read_only: bool = False
 
     @property
@@ -44,28 +34,10 @@ class Param:
         return {bool: "bool", int: "int", float: "float", str: "string"}[type(self.default)]
 
 
-def check_value(param: Param, value: Value) -> Value:
-    """Return ``value`` if it is valid for ``param``, else raise ConfigError with the reason.
-
-    Ints are accepted for float parameters (YAML writes ``1`` for ``1.0``).
-    """
-    expected = type(param.default)
-    if expected is float and type(value) is int:
-        value = float(value)
-    if type(value) is not expected:
-        raise ConfigError(
-            f"{param.name} must be of type {param.type_name}, got {type(value).__name__} {value!r}"
-        )
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{param.name} must be finite, got {value!r}")
-    if (param.range is not None and isinstance(value, int | float)
-            and not param.range[0] <= value <= param.range[1]):
-        raise ConfigError(
-            f"{param.name} must be in [{param.range[0]}, {param.range[1]}], got {value!r}"
-        )
-    if param.choices is not None and value not in param.choices:
-        raise ConfigError(f"{param.name} must be one of {list(param.choices)}, got {value!r}")
-    return value
+def params_from(config_type: type, *, read_only: bool = False) -> list[Param]:
+    """One Param per :func:`~optical_flow_ros.core.config_fields.setting` field of a config."""
+    return [Param(**dataclasses.asdict(spec), read_only=read_only)
+            for spec in field_specs(config_type)]
 
 
 def defaults(table: Iterable[Param]) -> dict[str, Value]:

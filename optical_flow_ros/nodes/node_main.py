@@ -1,0 +1,41 @@
+"""The ``main()`` every node shares: init, spin, clean shutdown, clear start-up errors."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import rclpy
+from rclpy.exceptions import InvalidParameterValueException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+from optical_flow_ros.core.errors import OpticalFlowError
+
+__all__ = ["run_node"]
+
+
+def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
+    """Create the node, spin it until Ctrl-C/SIGTERM, shut down without a traceback.
+
+    An invalid parameter (e.g. from the YAML) ends the process at start-up with exit code 2
+    and one line naming the parameter and the reason.
+
+    Returns:
+        The process exit code.
+    """
+    rclpy.init(args=args)
+    try:
+        node = make_node()
+    except (InvalidParameterValueException, OpticalFlowError) as err:
+        print(f"[ERROR] invalid parameter: {err}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

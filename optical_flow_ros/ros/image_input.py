@@ -1,0 +1,156 @@
+"""Camera input shared by the nodes: subscribe, decode, count what is bad, hand on the newest.
+
+Subscribes to ``image`` (sensor_msgs/Image) or, with ``transport="compressed"``, to
+``image/compressed`` (sensor_msgs/CompressedImage). Keep-last depth 1 by default: while the
+node is busy the middleware overwrites the waiting frame, so the callback always gets the
+newest one and no backlog builds up; the frames overwritten are counted as dropped from the
+publisher's sequence numbers. A frame that cannot be decoded is counted, logged (throttled)
+and skipped; it never reaches the algorithm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.subscription import MessageInfo
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from optical_flow_ros.core.config_fields import setting, validate_fields
+from optical_flow_ros.core.errors import ImageConversionError
+from optical_flow_ros.core.image_codec import DEFAULT_MAX_PIXELS, to_bgr, to_gray
+from optical_flow_ros.ros.diagnostics import DiagnosticsReporter
+from optical_flow_ros.ros.image_messages import compressed_msg_to_array, image_msg_to_array
+from optical_flow_ros.ros.qos import RELIABILITY_CHOICES, keep_last_qos
+
+__all__ = ["TRANSPORTS", "Frame", "ImageInput", "InputConfig", "stamp_to_seconds"]
+
+TRANSPORTS = ("raw", "compressed")
+_LOG_THROTTLE_S = 5.0
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """How a node subscribes to its camera (read at start-up)."""
+
+    image_transport: str = setting(
+        "raw", "Input transport: raw subscribes to image, compressed to image/compressed",
+        choices=TRANSPORTS)
+    input_reliability: str = setting(
+        "best_effort", "Input QoS reliability (best_effort also matches reliable publishers)",
+        choices=RELIABILITY_CHOICES)
+    input_depth: int = setting(
+        1, "Input QoS keep-last depth; 1 always processes the newest frame, never a backlog",
+        range=(1, 100))
+    max_pixels: int = setting(
+        DEFAULT_MAX_PIXELS, "Frames declaring more pixels than this are refused unread",
+        range=(1, 1 << 30))
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
+
+def stamp_to_seconds(header: Header) -> float:
+    """Header stamp as float seconds."""
+    return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+@dataclass
+class Frame:
+    """One decoded camera frame.
+
+    Attributes:
+        header: the image's header (stamp, optical frame id), passed on to the outputs.
+        stamp: header stamp in seconds (node clock time if the driver left it zero).
+        image: the decoded image in its native layout.
+        encoding: its encoding (e.g. ``bgr8``, ``mono8``).
+        gray: uint8 grey image every flow algorithm uses.
+    """
+
+    header: Header
+    stamp: float
+    image: np.ndarray
+    encoding: str
+    gray: np.ndarray = field(repr=False)
+
+    @cached_property
+    def bgr(self) -> np.ndarray:
+        """uint8 BGR version for drawing (computed on first use)."""
+        return to_bgr(self.image, self.encoding)
+
+
+class ImageInput:
+    """Camera subscription of a node.
+
+    Args:
+        node: the owning node.
+        on_frame: called with each decoded frame.
+        diagnostics: counters ``frames_received``, ``frames_dropped``, ``frames_invalid``,
+            ``frames_unstamped`` go here.
+        config: transport, QoS and size limit.
+    """
+
+    def __init__(self, node: Node, on_frame: Callable[[Frame], None],
+                 diagnostics: DiagnosticsReporter, config: InputConfig) -> None:
+        self._node = node
+        self._on_frame = on_frame
+        self._diag = diagnostics
+        self._max_pixels = config.max_pixels
+        self._last_seq: dict[bytes, int] = {}
+        self._shape: tuple[int, ...] | None = None
+        msg_type, topic = (Image, "image") if config.image_transport == "raw" else (
+            CompressedImage, "image/compressed")
+        self.subscription = node.create_subscription(
+            msg_type, topic, self._on_message,
+            keep_last_qos(config.input_reliability, config.input_depth))
+
+    def _decode(self, msg: Image | CompressedImage) -> tuple[np.ndarray, str]:
+        if isinstance(msg, CompressedImage):
+            return compressed_msg_to_array(msg, max_pixels=self._max_pixels)
+        return image_msg_to_array(msg, max_pixels=self._max_pixels), msg.encoding
+
+    def _count_dropped(self, info: MessageInfo) -> None:
+        seq = info.get("publication_sequence_number")
+        gid = info.get("publisher_gid")
+        if not seq or gid is None:
+            return
+        key = bytes(gid["data"]) if isinstance(gid, dict) else bytes(gid)
+        last = self._last_seq.get(key)
+        if last is not None and seq > last + 1:
+            self._diag.count("frames_dropped", seq - last - 1)
+        self._last_seq[key] = seq
+
+    def _on_message(self, msg: Image | CompressedImage, info: MessageInfo) -> None:
+        self._diag.count("frames_received")
+        self._count_dropped(info)
+        try:
+            image, encoding = self._decode(msg)
+            gray = to_gray(image, encoding)
+        except ImageConversionError as err:
+            self._diag.count("frames_invalid")
+            self._diag.raise_condition("input", f"invalid frames: {err}")
+            self._node.get_logger().warning(f"skipping invalid frame: {err}",
+                                            throttle_duration_sec=_LOG_THROTTLE_S)
+            return
+        self._diag.clear("input")
+        if self._shape is not None and gray.shape != self._shape:
+            self._diag.count("resolution_changes")
+            self._node.get_logger().info(
+                f"input resolution changed from {self._shape[1]}x{self._shape[0]} to "
+                f"{gray.shape[1]}x{gray.shape[0]}; restarting")
+        self._shape = gray.shape
+        stamp = stamp_to_seconds(msg.header)
+        if stamp == 0.0:
+            self._diag.count("frames_unstamped")
+            self._node.get_logger().warning(
+                "image header stamp is zero; using the node clock (velocities lose accuracy)",
+                throttle_duration_sec=60.0)
+            now = self._node.get_clock().now()
+            msg.header.stamp = now.to_msg()
+            stamp = now.nanoseconds * 1e-9
+        self._on_frame(Frame(header=msg.header, stamp=stamp, image=image, encoding=encoding,
+                             gray=gray))

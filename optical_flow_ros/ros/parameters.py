@@ -1,0 +1,114 @@
+"""Declare a node's parameters from its table and keep them valid at start-up and at runtime.
+
+A value is accepted only if it passes the table's type/range/choices check *and* the node's
+``build`` function (which constructs the core config and raises ConfigError on a bad
+combination). A refused ``ros2 param set`` answers with that reason and the node keeps its
+previous configuration; an invalid value in the YAML at start-up raises
+``rclpy.exceptions.InvalidParameterValueException`` naming the parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
+
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+    SetParametersResult,
+)
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from optical_flow_ros.core.errors import ConfigError
+from optical_flow_ros.nodes.parameter_table import Param, Value, defaults
+
+__all__ = ["ParameterBinding", "descriptor"]
+
+ConfigT = TypeVar("ConfigT")
+
+_ROS_TYPES = {
+    bool: ParameterType.PARAMETER_BOOL,
+    int: ParameterType.PARAMETER_INTEGER,
+    float: ParameterType.PARAMETER_DOUBLE,
+    str: ParameterType.PARAMETER_STRING,
+}
+
+
+def descriptor(param: Param) -> ParameterDescriptor:
+    """The ROS ParameterDescriptor of a table row (type, description, range, read-only)."""
+    desc = ParameterDescriptor(
+        name=param.name,
+        type=_ROS_TYPES[type(param.default)],
+        description=param.description,
+        read_only=param.read_only,
+    )
+    if param.range is not None and isinstance(param.default, float):
+        desc.floating_point_range = [
+            FloatingPointRange(from_value=float(param.range[0]), to_value=float(param.range[1]))
+        ]
+    elif param.range is not None and isinstance(param.default, int):
+        desc.integer_range = [
+            IntegerRange(from_value=int(param.range[0]), to_value=int(param.range[1]))
+        ]
+    if param.choices is not None:
+        desc.additional_constraints = "one of: " + ", ".join(param.choices)
+    return desc
+
+
+class ParameterBinding(Generic[ConfigT]):
+    """The parameters of one node, validated as a whole.
+
+    Args:
+        node: the node to declare on.
+        table: its parameter table.
+        build: values -> config object; raises ConfigError when the combination is invalid.
+        on_change: called with the new config and the names that changed, after a runtime set.
+    """
+
+    def __init__(self, node: Node, table: Iterable[Param],
+                 build: Callable[[dict[str, Value]], ConfigT],
+                 on_change: Callable[[ConfigT, set[str]], None] | None = None) -> None:
+        self._table = {p.name: p for p in table}
+        self._build = build
+        self._on_change = on_change
+        self._values: dict[str, Value] = defaults(self._table.values())
+        self._ready = False
+        node.add_on_set_parameters_callback(self._check)
+        node.add_post_set_parameters_callback(self._applied)
+        node.declare_parameters(
+            "", [(p.name, p.default, descriptor(p)) for p in self._table.values()]
+        )
+        self.config: ConfigT = build(dict(self._values))
+        self._ready = True
+
+    @property
+    def values(self) -> dict[str, Value]:
+        """Current value of every parameter of the table."""
+        return dict(self._values)
+
+    def _candidate(self, params: list[Parameter]) -> dict[str, Value]:
+        values = dict(self._values)
+        for p in params:
+            if p.name in self._table:
+                values[p.name] = self._table[p.name].check(p.value)
+        return values
+
+    def _check(self, params: list[Parameter]) -> SetParametersResult:
+        try:
+            self._build(self._candidate(params))
+        except ConfigError as err:
+            return SetParametersResult(successful=False, reason=str(err))
+        return SetParametersResult(successful=True)
+
+    def _applied(self, params: list[Parameter]) -> None:
+        changed = {p.name for p in params if p.name in self._table}
+        if not changed:
+            return
+        self._values = self._candidate(params)
+        if self._ready:
+            self.config = self._build(dict(self._values))
+            if self._on_change is not None:
+                self._on_change(self.config, changed)

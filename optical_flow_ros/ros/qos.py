@@ -1,0 +1,26 @@
+"""QoS profiles (REP-2003: sensor data best effort, small keep-last depth)."""
+
+from __future__ import annotations
+
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+__all__ = ["RELIABILITY_CHOICES", "keep_last_qos"]
+
+RELIABILITY_CHOICES = ("best_effort", "reliable")
+
+
+def keep_last_qos(reliability: str, depth: int) -> QoSProfile:
+    """Keep-last ``depth`` QoS with the given reliability (``best_effort`` | ``reliable``).
+
+    For subscriptions, best effort matches both best-effort and reliable publishers (REP-2003
+    sensor data), and depth 1 makes the middleware keep only the newest frame. For
+    publishers, reliable matches every subscriber.
+    """
+    if reliability not in RELIABILITY_CHOICES:
+        raise ValueError(f"reliability must be one of {RELIABILITY_CHOICES}, got {reliability!r}")
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=(ReliabilityPolicy.RELIABLE if reliability == "reliable"
+                     else ReliabilityPolicy.BEST_EFFORT),
+    )
