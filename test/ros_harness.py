@@ -117,3 +117,11 @@ class RosPeer:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
+
+
+def stamp_msg(seconds: float):
+    """builtin_interfaces/Time for ``seconds``."""
+    from builtin_interfaces.msg import Time
+
+    sec = int(seconds // 1)
+    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)))

@@ -10,7 +10,7 @@ previous configuration; an invalid value in the YAML at start-up raises
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from rcl_interfaces.msg import (
     FloatingPointRange,
@@ -23,7 +23,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from optical_flow_ros.core.errors import ConfigError
-from optical_flow_ros.nodes.parameter_table import Param, Value, defaults
+from optical_flow_ros.nodes.parameter_table import Param, Value, config_values, defaults
 
 __all__ = ["ParameterBinding", "descriptor"]
 
@@ -43,18 +43,16 @@ def descriptor(param: Param) -> ParameterDescriptor:
         name=param.name,
         type=_ROS_TYPES[type(param.default)],
         description=param.description,
+        additional_constraints=param.limits_text(),
         read_only=param.read_only,
     )
-    if param.range is not None and isinstance(param.default, float):
+    limits = param.range
+    if limits is not None and isinstance(param.default, float):
         desc.floating_point_range = [
-            FloatingPointRange(from_value=float(param.range[0]), to_value=float(param.range[1]))
+            FloatingPointRange(from_value=float(limits[0]), to_value=float(limits[1]))
         ]
-    elif param.range is not None and isinstance(param.default, int):
-        desc.integer_range = [
-            IntegerRange(from_value=int(param.range[0]), to_value=int(param.range[1]))
-        ]
-    if param.choices is not None:
-        desc.additional_constraints = "one of: " + ", ".join(param.choices)
+    elif limits is not None and not isinstance(param.default, bool | str):
+        desc.integer_range = [IntegerRange(from_value=int(limits[0]), to_value=int(limits[1]))]
     return desc
 
 
@@ -64,12 +62,13 @@ class ParameterBinding(Generic[ConfigT]):
     Args:
         node: the node to declare on.
         table: its parameter table.
-        build: values -> config object; raises ConfigError when the combination is invalid.
+        build: validated config values (name -> value, -1 already mapped to None) -> the
+            node's config object; raises ConfigError when the combination is invalid.
         on_change: called with the new config and the names that changed, after a runtime set.
     """
 
     def __init__(self, node: Node, table: Iterable[Param],
-                 build: Callable[[dict[str, Value]], ConfigT],
+                 build: Callable[[dict[str, Any]], ConfigT],
                  on_change: Callable[[ConfigT, set[str]], None] | None = None) -> None:
         self._table = {p.name: p for p in table}
         self._build = build
@@ -81,7 +80,7 @@ class ParameterBinding(Generic[ConfigT]):
         node.declare_parameters(
             "", [(p.name, p.default, descriptor(p)) for p in self._table.values()]
         )
-        self.config: ConfigT = build(dict(self._values))
+        self.config: ConfigT = build(config_values(self._table.values(), self._values))
         self._ready = True
 
     @property
@@ -91,14 +90,12 @@ class ParameterBinding(Generic[ConfigT]):
 
     def _candidate(self, params: list[Parameter]) -> dict[str, Value]:
         values = dict(self._values)
-        for p in params:
-            if p.name in self._table:
-                values[p.name] = self._table[p.name].check(p.value)
+        values.update((p.name, p.value) for p in params if p.name in self._table)
         return values
 
     def _check(self, params: list[Parameter]) -> SetParametersResult:
         try:
-            self._build(self._candidate(params))
+            self._build(config_values(self._table.values(), self._candidate(params)))
         except ConfigError as err:
             return SetParametersResult(successful=False, reason=str(err))
         return SetParametersResult(successful=True)
@@ -109,6 +106,6 @@ class ParameterBinding(Generic[ConfigT]):
             return
         self._values = self._candidate(params)
         if self._ready:
-            self.config = self._build(dict(self._values))
+            self.config = self._build(config_values(self._table.values(), self._values))
             if self._on_change is not None:
                 self._on_change(self.config, changed)

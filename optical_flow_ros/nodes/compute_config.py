@@ -1,0 +1,28 @@
+"""Process-wide compute settings every node exposes as start-up parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+
+from optical_flow_ros.core.config_fields import setting, validate_fields
+
+__all__ = ["ComputeConfig"]
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """How much of the machine a node's OpenCV calls may use."""
+
+    opencv_threads: int = setting(
+        0, "Threads OpenCV may use in this process (cv2.setNumThreads); 0 = OpenCV's default",
+        range=(0, 64))
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
+    def apply(self) -> None:
+        """Set OpenCV's thread count for this process."""
+        if self.opencv_threads > 0:
+            cv2.setNumThreads(self.opencv_threads)
