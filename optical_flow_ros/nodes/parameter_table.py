@@ -126,9 +126,9 @@ def render_yaml(node_name: str, table: Iterable[Param], *,
               "  ros__parameters:"]
     for p in table:
         limits = p.limits_text()
-        note = f" ({limits})" if limits else ""
-        ro = " Read at start-up only." if p.read_only else ""
-        lines.append(f"    # {p.description}{note}.{ro}")
+        allowed = f" Allowed: {limits}." if limits else ""
+        ro = " Start-up only." if p.read_only else ""
+        lines.append(f"    # {p.description}.{allowed}{ro}")
         value = (overrides or {}).get(p.name, p.default)
         lines.append(f"    {p.name}: {_yaml_scalar(value)}")
     return "\n".join(lines) + "\n"

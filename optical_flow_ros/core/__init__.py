@@ -1,0 +1,39 @@
+"""The algorithms of optical_flow_ros: pure numpy + OpenCV, no ROS imports.
+
+Usable as a plain Python library::
+
+    from optical_flow_ros.core import DenseFlow, LKTracker
+
+Units: pixel coordinates are (x, y) px of the full-resolution image (x right, y down);
+stamps are seconds; pixel velocities px/s; flow fields px between the two given frames.
+"""
+
+from optical_flow_ros.core.camera_model import PinholeCamera
+from optical_flow_ros.core.dense_flow import DenseFlow, DenseFlowConfig, FlowStats, flow_stats
+from optical_flow_ros.core.errors import (
+    CameraModelError,
+    ConfigError,
+    ImageConversionError,
+    OpticalFlowError,
+)
+from optical_flow_ros.core.flow_drawing import draw_flow, draw_hsv, warp_flow
+from optical_flow_ros.core.image_codec import decode_compressed, decode_image, to_bgr, to_gray
+
+__all__ = [
+    "CameraModelError",
+    "ConfigError",
+    "DenseFlow",
+    "DenseFlowConfig",
+    "FlowStats",
+    "ImageConversionError",
+    "OpticalFlowError",
+    "PinholeCamera",
+    "decode_compressed",
+    "decode_image",
+    "draw_flow",
+    "draw_hsv",
+    "flow_stats",
+    "to_bgr",
+    "to_gray",
+    "warp_flow",
+]
