@@ -18,6 +18,8 @@ from optical_flow_ros.core.errors import (
 )
 from optical_flow_ros.core.flow_drawing import draw_flow, draw_hsv, warp_flow
 from optical_flow_ros.core.image_codec import decode_compressed, decode_image, to_bgr, to_gray
+from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig, TrackerStats, Tracks
+from optical_flow_ros.core.track_drawing import draw_tracks
 
 __all__ = [
     "CameraModelError",
@@ -26,12 +28,17 @@ __all__ = [
     "DenseFlowConfig",
     "FlowStats",
     "ImageConversionError",
+    "LKTracker",
     "OpticalFlowError",
     "PinholeCamera",
+    "TrackerConfig",
+    "TrackerStats",
+    "Tracks",
     "decode_compressed",
     "decode_image",
     "draw_flow",
     "draw_hsv",
+    "draw_tracks",
     "flow_stats",
     "to_bgr",
     "to_gray",

@@ -1,0 +1,425 @@
+"""Sparse Lucas-Kanade tracker: OpenCV's ``lk_track.py`` made into a library.
+
+Shi-Tomasi corners are tracked frame to frame with pyramidal Lucas-Kanade, checked by
+tracking back (forward-backward error), re-detected away from live tracks, given ids that
+are never reused, and given velocities in px/s from the frames' stamps.
+
+Units and frames: points are (x, y) px in the full-resolution input image (x right,
+y down, pixel centres at integers), stamps are seconds, velocities px/s. The tracker is not
+thread-safe: call it from one thread.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from optical_flow_ros.core.feature_detection import (
+    cap_per_cell,
+    clear_border,
+    clear_discs,
+    detect_corners,
+    grid_cells,
+    priority_rank,
+    select_per_cell,
+    suppress_crowded,
+)
+from optical_flow_ros.core.lk_flow import LKParams, track_points
+from optical_flow_ros.core.track_store import TrackStore
+from optical_flow_ros.core.track_types import TrackerStats, Tracks, frozen_copy
+from optical_flow_ros.core.tracker_config import RESET_FIELDS, TrackerConfig
+
+__all__ = ["LKTracker", "TrackerConfig", "TrackerStats", "Tracks"]
+
+# Corners requested per free slot in "grid" mode, so sparse cells still get candidates.
+_GRID_OVERSAMPLE = 4
+# Points that ended far from their prediction are re-tracked from zero motion when at
+# least this many did (the camera's motion changed); fewer are dropped.
+_RETRY_MIN = 8
+
+
+_COUNT_FIELDS = ("n_tracked_in", "n_after_lk", "n_after_fb", "n_after_bounds",
+                 "n_after_ransac", "n_retried")
+
+
+# ---- tracker -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Frame:
+    """The processed previous frame and what maps it to full resolution."""
+
+    image: np.ndarray
+    full_shape: tuple[int, int]
+    stamp: float
+
+
+@dataclass
+class _Geometry:
+    """Processing size and scale for one input resolution."""
+
+    full_shape: tuple[int, int]
+    proc_shape: tuple[int, int]
+    sx: float
+    sy: float
+    buffers: list[np.ndarray] = field(default_factory=list)
+    roi: np.ndarray | None = None
+
+
+class LKTracker:
+    """Sparse Lucas-Kanade tracker with persistent ids and velocities in px/s.
+
+    Args:
+        config: settings; defaults if None.
+        mask: optional ROI, uint8 (or bool) at full resolution, nonzero = allowed. Corners
+            are detected only there and tracks leaving it are dropped.
+
+    """
+
+    def __init__(self, config: TrackerConfig | None = None, *,
+                 mask: np.ndarray | None = None) -> None:
+        self._config = config if config is not None else TrackerConfig()
+        self._store = TrackStore(self._config.track_len, self._config.velocity_window)
+        self._mask: np.ndarray | None = None
+        self._geometry: _Geometry | None = None
+        self._prev: _Frame | None = None
+        self._frame_index = -1
+        self._since_detect = 0
+        self._pending_reset: str | None = None
+        self._stats = TrackerStats()
+        self._apply_config(self._config)
+        self.set_mask(mask)
+
+    # ---- public --------------------------------------------------------------------------
+
+    @property
+    def config(self) -> TrackerConfig:
+        """The settings in use."""
+        return self._config
+
+    @property
+    def stats(self) -> TrackerStats:
+        """Counts of the last :meth:`update`."""
+        return self._stats
+
+    def configure(self, config: TrackerConfig) -> None:
+        """Apply new settings; resets only if the processed image changes (downscale, CLAHE)."""
+        if not isinstance(config, TrackerConfig):
+            raise TypeError(f"config must be a TrackerConfig, got {type(config).__name__}")
+        old = self._config
+        if config == old:
+            return
+        changed = [f for f in RESET_FIELDS if getattr(config, f) != getattr(old, f)]
+        self._config = config
+        self._apply_config(config)
+        self._store.set_lengths(config.track_len, config.velocity_window)
+        if changed:
+            self._reset(f"config change: {', '.join(changed)}")
+
+    def reset(self) -> None:
+        """Forget all tracks and the previous frame; ids already given stay unused."""
+        self._reset("reset() called")
+
+    def set_mask(self, mask: np.ndarray | None) -> None:
+        """Set (or clear with None) the ROI: full-resolution uint8/bool, nonzero = allowed."""
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.ndim != 2 or mask.dtype not in (np.uint8, np.bool_) or mask.size == 0:
+                raise ValueError("mask must be a non-empty 2-D uint8 or bool array, got "
+                                 f"shape {mask.shape} dtype {mask.dtype}")
+            mask = np.where(mask != 0, np.uint8(255), np.uint8(0))
+        self._mask = mask
+        if self._geometry is not None:
+            self._geometry.roi = None
+
+    def update(self, gray: np.ndarray, stamp: float) -> Tracks:
+        """Track into a new frame.
+
+        Args:
+            gray: 2-D uint8 image (the full-resolution frame).
+            stamp: the frame's time, s. A stamp equal to or before the previous one resets
+                the tracker (bag loop); a gap above ``max_dt`` restarts velocities.
+
+        Returns:
+            The live tracks in this frame.
+
+        Raises:
+            ValueError: ``gray`` is not a non-empty 2-D uint8 array, ``stamp`` is not
+                finite, or the ROI mask does not match the image size.
+
+        """
+        t_start = time.perf_counter()
+        gray = self._check_frame(gray)
+        stamp = float(stamp)
+        if not math.isfinite(stamp):
+            raise ValueError(f"stamp must be a finite number of seconds, got {stamp!r}")
+        if self._mask is not None and self._mask.shape != gray.shape:
+            raise ValueError(f"ROI mask shape {self._mask.shape} does not match image shape "
+                             f"{gray.shape}")
+        cfg = self._config
+        self._frame_index += 1
+        reason, self._pending_reset = self._pending_reset, None
+        prev = self._prev
+        if prev is not None:
+            if gray.shape != prev.full_shape:
+                reason = f"resolution change {prev.full_shape} -> {gray.shape}"
+            elif stamp == prev.stamp:
+                reason = "duplicate stamp"
+            elif stamp < prev.stamp:
+                reason = "stamp went backwards"
+            if reason is not None:
+                self._clear()
+                prev = None
+        geo = self._geometry_for(gray.shape)
+        image = self._preprocess(gray, geo)
+
+        counts = dict.fromkeys(_COUNT_FIELDS, 0)
+        dt = math.nan
+        restarted = False
+        if prev is None:
+            self._store.start_frame(stamp)
+        else:
+            dt = stamp - prev.stamp
+            restarted = dt > cfg.max_dt
+            counts = self._track(prev.image, image, geo, stamp, dt, restarted)
+
+        n_suppressed, n_detected, detected = 0, 0, False
+        self._since_detect += 1
+        if (prev is None or self._since_detect >= cfg.detect_interval
+                or len(self._store) < cfg.min_tracks):
+            n_suppressed, n_detected = self._detect(image, geo)
+            detected = True
+            self._since_detect = 0
+
+        self._prev = _Frame(image=image, full_shape=gray.shape, stamp=stamp)
+        s = self._store
+        tracks = Tracks(ids=frozen_copy(s.ids), points=frozen_copy(s.points),
+                        velocities=frozen_copy(s.velocities), ages=frozen_copy(s.ages),
+                        fb_errors=frozen_copy(s.fb_errors), stamp=stamp)
+        self._stats = TrackerStats(
+            frame_index=self._frame_index, stamp=stamp, dt=dt, **counts,
+            n_suppressed=n_suppressed, n_detected=n_detected, n_live=len(tracks),
+            detected=detected, velocity_restarted=restarted, reset_reason=reason,
+            elapsed_s=time.perf_counter() - t_start)
+        return tracks
+
+    def trails(self) -> np.ndarray:
+        """Recent positions of the live tracks, aligned with the last :class:`Tracks`.
+
+        Returns:
+            (N, track_len, 2) float32 full-resolution px, oldest first, newest last; NaN
+            where a track did not exist yet.
+
+        """
+        return self._store.trails()
+
+    # ---- steps ---------------------------------------------------------------------------
+
+    def _track(self, prev_img: np.ndarray, img: np.ndarray, geo: _Geometry, stamp: float,
+               dt: float, restarted: bool) -> dict[str, int]:
+        """Follow the live tracks from ``prev_img`` to ``img`` and update the store."""
+        cfg = self._config
+        store = self._store
+        n_in = len(store)
+        counts = dict.fromkeys(_COUNT_FIELDS, 0)
+        counts["n_tracked_in"] = n_in
+        if n_in == 0:
+            store.start_frame(stamp)
+            return counts
+        scale = 0.5 * (geo.sx + geo.sy)
+        p0 = self._to_proc(store.points, geo)
+        res = track_points(prev_img, img, p0, self._predicted_shift(dt, restarted, geo),
+                           self._lk_params, retry_min=_RETRY_MIN)
+        counts["n_after_lk"] = res.n_lk_ok
+        counts["n_retried"] = res.n_retried
+        idx = np.flatnonzero(res.ok & (res.fb_errors < cfg.fb_threshold * scale))
+        fb = res.fb_errors[idx]
+        p1 = res.points
+        counts["n_after_fb"] = int(idx.shape[0])
+
+        full = self._to_full(p1[idx], geo)
+        h, w = geo.full_shape
+        m = cfg.border_margin
+        inside = ((full[:, 0] >= m) & (full[:, 0] <= w - 1 - m)
+                  & (full[:, 1] >= m) & (full[:, 1] <= h - 1 - m))
+        if self._mask is not None:
+            xi = np.rint(full[:, 0]).astype(np.intp).clip(0, w - 1)
+            yi = np.rint(full[:, 1]).astype(np.intp).clip(0, h - 1)
+            inside &= self._mask[yi, xi] != 0
+        idx, fb, full = idx[inside], fb[inside], full[inside]
+        counts["n_after_bounds"] = int(idx.shape[0])
+
+        inliers = self._ransac(p0[idx], p1[idx], scale)
+        if inliers is not None:
+            idx, fb, full = idx[inliers], fb[inliers], full[inliers]
+        counts["n_after_ransac"] = int(idx.shape[0])
+
+        store.advance(idx, full, (fb / scale).astype(np.float32), stamp,
+                      restart_velocity=restarted)
+        return counts
+
+    def _predicted_shift(self, dt: float, restarted: bool,
+                         geo: _Geometry) -> np.ndarray | None:
+        """Predicted motion (processing px): velocity x dt, the median one for new tracks.
+
+        Returns an (N, 2) shift, or None when nothing is known (start, after a time gap).
+        """
+        vel = self._store.velocities
+        known = np.isfinite(vel[:, 0])
+        if restarted or not known.any():
+            return None
+        scale = np.array([geo.sx, geo.sy], np.float32) * np.float32(dt)
+        if known.all():
+            return vel * scale
+        shift = np.empty_like(vel)
+        shift[known] = vel[known] * scale
+        shift[~known] = np.median(vel[known], axis=0) * scale
+        return shift
+
+    def _ransac(self, p0: np.ndarray, p1: np.ndarray, scale: float) -> np.ndarray | None:
+        """Inlier mask of a fundamental matrix / homography fit, None when not applied."""
+        cfg = self._config
+        if cfg.ransac == "none" or p0.shape[0] < 8:
+            return None
+        threshold = cfg.ransac_threshold * scale
+        if cfg.ransac == "fundamental":
+            model, inl = cv2.findFundamentalMat(
+                p0, p1, method=cv2.FM_RANSAC, ransacReprojThreshold=threshold,
+                confidence=cfg.ransac_confidence)
+        else:
+            model, inl = cv2.findHomography(
+                p0, p1, method=cv2.RANSAC, ransacReprojThreshold=threshold,
+                confidence=cfg.ransac_confidence)
+        if model is None or inl is None or model.shape[0] != 3:
+            return None
+        return inl.ravel().astype(bool)
+
+    def _detect(self, img: np.ndarray, geo: _Geometry) -> tuple[int, int]:
+        """Apply the spread rule and start new tracks; returns (n_suppressed, n_detected)."""
+        cfg = self._config
+        store = self._store
+        scale = 0.5 * (geo.sx + geo.sy)
+        radius = cfg.min_distance * scale
+        n_before = len(store)
+        pts = self._to_proc(store.points, geo)
+        per_cell = -(-cfg.max_corners // (cfg.grid_rows * cfg.grid_cols))
+        if n_before > 1 and cfg.spread != "none":
+            rank = priority_rank(store.ages, store.ids)
+            if cfg.spread == "mask":
+                keep = suppress_crowded(pts, rank, radius)
+            else:
+                cells = grid_cells(pts, geo.proc_shape, cfg.grid_rows, cfg.grid_cols)
+                keep = cap_per_cell(cells, rank, per_cell)
+            if not keep.all():
+                store.select(keep)
+                pts = pts[keep]
+        n_suppressed = n_before - len(store)
+        room = cfg.max_corners - len(store)
+        if room <= 0:
+            return n_suppressed, 0
+
+        mask = geo.buffers[2]
+        if geo.roi is None:
+            geo.roi = self._proc_roi(geo)
+        if geo.roi is None:
+            mask.fill(255)
+        else:
+            np.copyto(mask, geo.roi)
+        clear_border(mask, math.ceil(cfg.border_margin * scale))
+        clear_discs(mask, pts, radius)
+        grid = cfg.spread == "grid"
+        corners = detect_corners(
+            img, mask, max_corners=room * _GRID_OVERSAMPLE if grid else room,
+            quality_level=cfg.quality_level, min_distance=radius, block_size=cfg.block_size)
+        if grid and corners.shape[0]:
+            n_cells = cfg.grid_rows * cfg.grid_cols
+            occupied = np.bincount(grid_cells(pts, geo.proc_shape, cfg.grid_rows,
+                                              cfg.grid_cols), minlength=n_cells)
+            cells = grid_cells(corners, geo.proc_shape, cfg.grid_rows, cfg.grid_cols)
+            corners = corners[select_per_cell(cells, occupied, per_cell, room)]
+        store.add(self._to_full(corners, geo))
+        return n_suppressed, int(corners.shape[0])
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _apply_config(self, cfg: TrackerConfig) -> None:
+        self._lk_params = LKParams(win_size=cfg.win_size, max_level=cfg.max_level,
+                                   criteria_max_iter=cfg.criteria_max_iter,
+                                   criteria_eps=cfg.criteria_eps)
+        self._clahe = (cv2.createCLAHE(clipLimit=cfg.clahe_clip_limit,
+                                       tileGridSize=(cfg.clahe_tile, cfg.clahe_tile))
+                       if cfg.clahe else None)
+        self._geometry = None
+
+    def _reset(self, reason: str) -> None:
+        self._clear()
+        self._pending_reset = reason
+
+    def _clear(self) -> None:
+        self._store.clear()
+        self._prev = None
+        self._since_detect = 0
+
+    @staticmethod
+    def _check_frame(gray: Any) -> np.ndarray:
+        if not isinstance(gray, np.ndarray):
+            raise ValueError(f"frame must be a numpy array, got {type(gray).__name__}")
+        if gray.ndim != 2 or gray.dtype != np.uint8 or gray.size == 0:
+            raise ValueError("frame must be a non-empty 2-D uint8 (mono8) array, got "
+                             f"shape {gray.shape} dtype {gray.dtype}")
+        return gray
+
+    def _geometry_for(self, shape: tuple[int, int]) -> _Geometry:
+        geo = self._geometry
+        if geo is not None and geo.full_shape == shape:
+            return geo
+        h, w = shape
+        s = self._config.downscale
+        ph, pw = max(1, round(h * s)), max(1, round(w * s))
+        geo = _Geometry(full_shape=shape, proc_shape=(ph, pw), sx=pw / w, sy=ph / h)
+        # Two frame buffers used in turn (current / previous) and the detection mask.
+        geo.buffers = [np.empty((ph, pw), np.uint8) for _ in range(3)]
+        self._geometry = geo
+        return geo
+
+    def _proc_roi(self, geo: _Geometry) -> np.ndarray | None:
+        if self._mask is None:
+            return None
+        if geo.proc_shape == geo.full_shape:
+            return self._mask
+        return cv2.resize(self._mask, (geo.proc_shape[1], geo.proc_shape[0]),
+                          interpolation=cv2.INTER_NEAREST)
+
+    def _preprocess(self, gray: np.ndarray, geo: _Geometry) -> np.ndarray:
+        """Copy (and downscale / equalise) the frame into the free frame buffer."""
+        prev = self._prev
+        out = geo.buffers[1] if prev is not None and prev.image is geo.buffers[0] else \
+            geo.buffers[0]
+        src = gray
+        if geo.proc_shape != geo.full_shape:
+            src = cv2.resize(gray, (geo.proc_shape[1], geo.proc_shape[0]), dst=out,
+                             interpolation=cv2.INTER_AREA)
+        if self._clahe is not None:
+            return self._clahe.apply(src, dst=out)
+        if src is not out:
+            np.copyto(out, src)
+        return out
+
+    @staticmethod
+    def _to_proc(points: np.ndarray, geo: _Geometry) -> np.ndarray:
+        if geo.sx == 1.0 and geo.sy == 1.0:
+            return np.ascontiguousarray(points, np.float32)
+        s = np.array([geo.sx, geo.sy], np.float32)
+        return ((points + 0.5) * s - 0.5).astype(np.float32)
+
+    @staticmethod
+    def _to_full(points: np.ndarray, geo: _Geometry) -> np.ndarray:
+        if geo.sx == 1.0 and geo.sy == 1.0:
+            return np.ascontiguousarray(points, np.float32)
+        s = np.array([geo.sx, geo.sy], np.float32)
+        return ((points + 0.5) / s - 0.5).astype(np.float32)

@@ -1,0 +1,108 @@
+"""Debug drawing of sparse tracks, in the spirit of OpenCV samples' ``draw_flow``.
+
+Pure functions: the input image is never modified. Points and trails are (x, y) px in the
+image drawn on. Colours are BGR.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from optical_flow_ros.core.lk_tracker import Tracks
+
+__all__ = ["PALETTE", "draw_tracks", "track_color", "track_colors"]
+
+
+def _make_palette(n: int) -> np.ndarray:
+    """``n`` saturated, bright BGR colours with hues spread by the golden ratio."""
+    hues = (np.arange(n) * 0.618033988749895 % 1.0 * 180).astype(np.uint8)
+    hsv = np.stack([hues, np.full(n, 255, np.uint8), np.full(n, 255, np.uint8)], axis=1)
+    return cv2.cvtColor(hsv[None], cv2.COLOR_HSV2BGR)[0]
+
+
+#: (32, 3) uint8 BGR colours; a track's colour is ``PALETTE[id % 32]``.
+PALETTE = _make_palette(32)
+
+
+def track_colors(ids: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8 BGR colour of each track id (stable: depends on the id only)."""
+    return PALETTE[np.asarray(ids, np.int64) % PALETTE.shape[0]]
+
+
+def track_color(track_id: int) -> tuple[int, int, int]:
+    """BGR colour of one track id."""
+    b, g, r = PALETTE[int(track_id) % PALETTE.shape[0]]
+    return int(b), int(g), int(r)
+
+
+def _to_bgr(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {image.dtype}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image.copy()
+    raise ValueError(f"image must be gray (H, W) or BGR (H, W, 3), got shape {image.shape}")
+
+
+def _draw_text(img: np.ndarray, org: tuple[int, int], text: str, scale: float) -> None:
+    """White text with a dark shadow, as the OpenCV samples' ``draw_str``."""
+    x, y = org
+    cv2.putText(img, text, (x + 1, y + 1), cv2.FONT_HERSHEY_PLAIN, scale, (0, 0, 0),
+                thickness=2, lineType=cv2.LINE_AA)
+    cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_PLAIN, scale, (255, 255, 255),
+                lineType=cv2.LINE_AA)
+
+
+def draw_tracks(image: np.ndarray, tracks: Tracks, trails: np.ndarray | None = None, *,
+                point_radius: int = 2, trail_thickness: int = 1, text: bool = True,
+                text_scale: float = 1.0) -> np.ndarray:
+    """Draw trails, current points and the track count on a copy of ``image``.
+
+    Each track's trail and point take the colour :func:`track_color` of its id. Drawing
+    uses one ``cv2.polylines`` call per palette colour in use for the trails, then one per
+    colour for the points (a closed one-point polyline is a filled disc): no loop over
+    tracks.
+
+    Args:
+        image: gray (H, W) or BGR (H, W, 3) uint8; not modified.
+        tracks: the tracks to draw (points in px of ``image``).
+        trails: (N, L, 2) px aligned with ``tracks``, oldest first; NaN entries (before a
+            track existed) are skipped. None draws points only.
+        point_radius: radius of the current-point discs, px (0 = none).
+        trail_thickness: trail line width, px.
+        text: draw "track count: N" at the top left.
+        text_scale: font scale of the count.
+
+    Returns:
+        A new (H, W, 3) uint8 BGR image.
+
+    """
+    vis = _to_bgr(image)
+    n = len(tracks)
+    if n:
+        bucket = np.asarray(tracks.ids, np.int64) % PALETTE.shape[0]
+        pts = np.rint(np.asarray(tracks.points, np.float32)).astype(np.int32)
+        lines = None
+        if trails is not None and trails.shape[0] == n and trails.shape[1] >= 2:
+            tr = np.asarray(trails, np.float32)
+            # Fill the NaN head of each trail with its first known point: the repeated
+            # point adds nothing to the drawn line, and every track keeps L vertices.
+            known = np.isfinite(tr[..., 0])
+            first = np.argmax(known, axis=1)
+            fill = tr[np.arange(n), first]
+            tr = np.where(known[..., None], tr, fill[:, None, :])
+            lines = np.rint(np.nan_to_num(tr, nan=-1.0)).astype(np.int32)
+        groups = [(bucket == b, tuple(int(c) for c in PALETTE[b])) for b in np.unique(bucket)]
+        if lines is not None:          # all trails first, so no trail covers a point
+            for sel, color in groups:
+                cv2.polylines(vis, lines[sel], isClosed=False, color=color,
+                              thickness=trail_thickness, lineType=cv2.LINE_8)
+        if point_radius > 0:
+            for sel, color in groups:
+                cv2.polylines(vis, pts[sel].reshape(-1, 1, 2), isClosed=True, color=color,
+                              thickness=2 * point_radius, lineType=cv2.LINE_8)
+    if text:
+        _draw_text(vis, (20, 20), f"track count: {n}", text_scale)
+    return vis

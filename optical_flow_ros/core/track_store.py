@@ -1,0 +1,174 @@
+"""Bookkeeping of live tracks: ids, ages, trails, FB errors and velocities.
+
+All per-track arrays are aligned (row ``i`` of every array is the same track) and are
+replaced, never resized in place, so arrays handed out earlier stay valid.
+
+Positions are full-resolution image px (x right, y down), stamps are seconds and
+velocities px/s. The trail is a ring over frames shared by all tracks: slot ``head`` holds
+the latest frame; a track's slots from before its birth hold its first position (so fits
+and drawing need no NaN handling), and :meth:`TrackStore.trails` reports them as NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["TrackStore"]
+
+
+class TrackStore:
+    """Live tracks of one tracker and the id counter that outlives :meth:`clear`.
+
+    Args:
+        track_len: trail length in frames (>= 2).
+        velocity_window: most recent trail samples fitted for the velocity (>= 2; capped
+            at ``track_len``).
+
+    """
+
+    def __init__(self, track_len: int, velocity_window: int) -> None:
+        self._next_id = 0
+        self._track_len = int(track_len)
+        self._velocity_window = int(velocity_window)
+        self.clear()
+
+    # ---- state ---------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        """Drop every track and the frame history; ids already given are never reused."""
+        n_len = self._track_len
+        self.ids = np.empty(0, np.int64)
+        self.ages = np.empty(0, np.int32)
+        self.points = np.empty((0, 2), np.float32)
+        self.velocities = np.empty((0, 2), np.float32)
+        self.fb_errors = np.empty(0, np.float32)
+        self._trail = np.empty((0, n_len, 2), np.float32)
+        self._stamps = np.full(n_len, np.nan, np.float64)
+        self._head = n_len - 1
+        # Consecutive frames without a time gap: bounds the samples usable for velocity.
+        self._run = 0
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def track_len(self) -> int:
+        """Trail length in frames."""
+        return self._track_len
+
+    def set_lengths(self, track_len: int, velocity_window: int) -> None:
+        """Change the trail length and velocity window, keeping the newest history."""
+        self._velocity_window = int(velocity_window)
+        track_len = int(track_len)
+        if track_len == self._track_len:
+            return
+        order = self._chronological_slots()
+        keep = order[-track_len:]
+        pad = track_len - keep.shape[0]
+        trail = self._trail[:, keep]
+        stamps = self._stamps[keep]
+        if pad > 0:
+            trail = np.concatenate([np.repeat(trail[:, :1], pad, axis=1), trail], axis=1)
+            stamps = np.concatenate([np.full(pad, np.nan), stamps])
+        self._trail = np.ascontiguousarray(trail)
+        self._stamps = stamps
+        self._track_len = track_len
+        self._head = track_len - 1
+        self._run = min(self._run, track_len)
+
+    # ---- per frame -----------------------------------------------------------------------
+
+    def advance(self, keep: np.ndarray, points: np.ndarray, fb_errors: np.ndarray,
+                stamp: float, *, restart_velocity: bool) -> None:
+        """Record a new frame for the tracks that survived it.
+
+        Args:
+            keep: indices (int) of the surviving tracks, in order.
+            points: (len(keep), 2) float32 new positions, full-resolution px.
+            fb_errors: (len(keep),) float32 forward-backward errors, px.
+            stamp: the frame's time, s.
+            restart_velocity: True after a time gap: velocities restart from this frame.
+
+        """
+        self.ids = self.ids[keep]
+        self.ages = self.ages[keep] + np.int32(1)
+        self.points = np.ascontiguousarray(points, np.float32)
+        self.fb_errors = np.ascontiguousarray(fb_errors, np.float32)
+        self._trail = self._trail[keep]
+        self._push_frame(stamp, restart_velocity)
+        self._trail[:, self._head] = self.points
+        self.velocities = self._fit_velocities()
+
+    def start_frame(self, stamp: float) -> None:
+        """Record a frame that had no tracks to follow (first frame, after a reset)."""
+        self._push_frame(stamp, restart_velocity=True)
+
+    def select(self, keep: np.ndarray) -> None:
+        """Keep only the tracks at indices or where the bool mask ``keep`` is True."""
+        self.ids = self.ids[keep]
+        self.ages = self.ages[keep]
+        self.points = self.points[keep]
+        self.velocities = self.velocities[keep]
+        self.fb_errors = self.fb_errors[keep]
+        self._trail = self._trail[keep]
+
+    def add(self, points: np.ndarray) -> None:
+        """Start new tracks at (M, 2) full-resolution px in the current frame (age 1).
+
+        New tracks get fresh ids, NaN velocity and NaN FB error (not measured yet).
+        """
+        m = int(points.shape[0])
+        if m == 0:
+            return
+        new_ids = np.arange(self._next_id, self._next_id + m, dtype=np.int64)
+        self._next_id += m
+        trail = np.repeat(points.astype(np.float32)[:, None, :], self._track_len, axis=1)
+        nan2 = np.full((m, 2), np.nan, np.float32)
+        self.ids = np.concatenate([self.ids, new_ids])
+        self.ages = np.concatenate([self.ages, np.ones(m, np.int32)])
+        self.points = np.concatenate([self.points, points.astype(np.float32, copy=False)])
+        self.velocities = np.concatenate([self.velocities, nan2])
+        self.fb_errors = np.concatenate([self.fb_errors, nan2[:, 0]])
+        self._trail = np.concatenate([self._trail, trail])
+
+    def trails(self) -> np.ndarray:
+        """(N, track_len, 2) float32 positions, oldest first, NaN before a track's birth."""
+        trail = self._trail[:, self._chronological_slots()]
+        unborn = np.arange(self._track_len)[None, :] < (self._track_len - self.ages)[:, None]
+        trail[unborn] = np.nan
+        return trail
+
+    # ---- internals -----------------------------------------------------------------------
+
+    def _push_frame(self, stamp: float, restart_velocity: bool) -> None:
+        self._head = (self._head + 1) % self._track_len
+        self._stamps[self._head] = stamp
+        self._run = 1 if restart_velocity else min(self._run + 1, self._track_len)
+
+    def _chronological_slots(self) -> np.ndarray:
+        n_len = self._track_len
+        return (self._head + 1 + np.arange(n_len)) % n_len
+
+    def _fit_velocities(self) -> np.ndarray:
+        """Least-squares slope of position over stamp across each track's last samples.
+
+        A track uses its last ``n = min(age, run, window)`` samples, so the fit never spans
+        a time gap or a frame before its birth; with n = 2 it is the last interval's
+        displacement / dt, with n < 2 NaN. The slope is a weighted sum of the positions,
+        with one weight row per n (W x W numbers), so all tracks take one einsum. px/s.
+        """
+        n = len(self)
+        window = min(self._velocity_window, self._track_len, self._run)
+        if n == 0 or window < 2:
+            return np.full((n, 2), np.nan, np.float32)
+        slots = (self._head - np.arange(window - 1, -1, -1)) % self._track_len
+        t = self._stamps[slots] - self._stamps[self._head]          # (W,) s, <= 0
+        weights = np.zeros((window + 1, window))
+        for k in range(2, window + 1):                               # W - 1 rows, not points
+            tk = t[window - k:]
+            dev = tk - tk.mean()
+            weights[k, window - k:] = dev / (dev * dev).sum()
+        n_samples = np.minimum(self.ages, window)
+        vel = np.einsum("nw,nwc->nc", weights[n_samples], self._trail[:, slots])
+        vel[n_samples < 2] = np.nan
+        return vel.astype(np.float32)
