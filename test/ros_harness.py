@@ -112,6 +112,16 @@ class RosPeer:
         """Spin until ``publisher`` has at least one matched subscription."""
         return self.spin_until(lambda: publisher.get_subscription_count() > 0, timeout)
 
+    def wait_for_publisher(self, subscription: object, timeout: float = 20.0) -> bool:
+        """Spin until ``subscription`` is matched with a publisher, then a little more.
+
+        DDS matches both ends independently; the extra spin lets the publisher's side catch
+        up, which matters to nodes that only publish while someone subscribes.
+        """
+        ok = self.spin_until(lambda: subscription.get_publisher_count() > 0, timeout)
+        self.spin_for(0.3)
+        return ok
+
     def close(self) -> None:
         """Destroy the node and shut the context down."""
         self.executor.shutdown()

@@ -61,14 +61,13 @@ def _run_sequence(peer, pub, frames, got, *, start_index=0):
 def test_flow_matches_translation_and_method_switches_at_runtime(ros_peer):
     got: list[Image] = []
     pub = ros_peer.node.create_publisher(Image, "image", keep_last_qos("reliable", 10))
-    ros_peer.node.create_subscription(Image, "flow/dense", got.append,
-                                      keep_last_qos("reliable", 10))
+    flow_sub = ros_peer.node.create_subscription(Image, "flow/dense", got.append,
+                                                 keep_last_qos("reliable", 10))
     diagnostics: list[DiagnosticArray] = []
     ros_peer.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
     with NodeProcess("optical_flow_ros.nodes.dense_flow_node") as node:
         assert ros_peer.wait_for_subscriber(pub), node.output()
-        assert ros_peer.spin_until(
-            lambda: ros_peer.node.count_publishers("flow/dense") > 0, 20.0), node.output()
+        assert ros_peer.wait_for_publisher(flow_sub), node.output()
         frames = _frames(8)
         _run_sequence(ros_peer, pub, frames[:4], got)
         reply = _set_param(ros_peer, "dense_flow_node", "method", "farneback")

@@ -114,7 +114,10 @@ def _yaml_scalar(value: Value) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return f'"{value}"'
-    return repr(value)
+    text = repr(value)
+    if isinstance(value, float) and "e" in text and "." not in text:
+        text = text.replace("e", ".0e")  # YAML 1.1 reads 1e-05 as a string, 1.0e-05 as a float
+    return text
 
 
 def render_yaml(node_name: str, table: Iterable[Param], *,
@@ -141,7 +144,7 @@ def render_markdown(table: Iterable[Param]) -> str:
     for p in table:
         ro = " (start-up only)" if p.read_only else ""
         rows.append(f"| `{p.name}` | {p.type_name} | `{_yaml_scalar(p.default)}` "
-                    f"| {p.limits_text()} | {p.description}{ro} |")
+                    f"| {p.limits_text().replace(' | ', ', ')} | {p.description}{ro} |")
     return "\n".join(rows) + "\n"
 
 
