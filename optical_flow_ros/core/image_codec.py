@@ -415,9 +415,9 @@ def _to_8bit(array: np.ndarray) -> np.ndarray:
         return array
     if array.dtype == _U16:
         return cv2.convertScaleAbs(array, alpha=255.0 / 65535.0)
-    scaled = np.multiply(array, np.float32(255.0), dtype=np.float32)
-    np.nan_to_num(scaled, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
-    np.clip(scaled, 0.0, 255.0, out=scaled)
+    scaled = np.clip(array, 0.0, 1.0, dtype=np.float32)  # before scaling: no overflow on 3e38
+    np.nan_to_num(scaled, copy=False, nan=0.0)
+    np.multiply(scaled, np.float32(255.0), out=scaled)
     return np.rint(scaled, out=scaled).astype(np.uint8)
 
 
