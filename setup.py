@@ -10,6 +10,7 @@ PACKAGE = "optical_flow_ros"
 NODES = {
     "tracker_node": "optical_flow_ros.nodes.tracker_node:main",
     "dense_flow_node": "optical_flow_ros.nodes.dense_flow_node:main",
+    "sim_camera_node": "optical_flow_ros.nodes.sim_camera_node:main",
 }
 
 setup(

@@ -46,9 +46,12 @@ if [ "$(cat install/.source.sha256 2>/dev/null)" != "$src_hash" ] || [ ! -f inst
     log "colcon build"
     # shellcheck disable=SC1091
     source .venv/bin/activate
-    colcon --log-base log build --paths . --build-base build --install-base install \
-        --event-handlers console_cohesion- status- summary- >/dev/null ||
-        { log "colcon build failed; see log/latest_build"; exit 1; }
+    if ! output=$(colcon --log-base log build --paths . --build-base build \
+            --install-base install --event-handlers console_cohesion- status- summary- 2>&1); then
+        printf '%s\n' "$output" >&2
+        log "colcon build failed; see log/latest_build"
+        exit 1
+    fi
     echo "$src_hash" > install/.source.sha256
 fi
 log "ready: .venv and install/ (source install/setup.bash for ros2-style use)"

@@ -6,13 +6,8 @@ before this module is imported; child processes inherit them.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import rclpy
@@ -20,69 +15,11 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
+from optical_flow_ros.tools.node_process import NodeProcess
+
+__all__ = ["REPO", "NodeProcess", "RosPeer", "stamp_msg"]
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _ros_arg_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value if value else "''"
-    return repr(value)
-
-
-class NodeProcess:
-    """A node started as ``python -m <module> --ros-args ...`` (or a script path) in its own
-    process, with its output captured to a file."""
-
-    def __init__(self, module: str, *, name: str | None = None, namespace: str | None = None,
-                 params: Mapping[str, object] | None = None,
-                 remaps: Mapping[str, str] | None = None,
-                 params_file: str | os.PathLike[str] | None = None,
-                 args: list[str] | None = None) -> None:
-        entry = [module] if module.endswith(".py") else ["-m", module]
-        cmd = [sys.executable, *entry, *(args or []), "--ros-args"]
-        if name:
-            cmd += ["-r", f"__node:={name}"]
-        if namespace:
-            cmd += ["-r", f"__ns:={namespace}"]
-        for src, dst in (remaps or {}).items():
-            cmd += ["-r", f"{src}:={dst}"]
-        if params_file:
-            cmd += ["--params-file", str(params_file)]
-        for key, value in (params or {}).items():
-            cmd += ["-p", f"{key}:={_ros_arg_value(value)}"]
-        self.cmd = cmd
-        self._log = tempfile.NamedTemporaryFile(prefix="node_", suffix=".log", delete=False)
-        env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-                   PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     cwd=REPO)
-
-    def output(self) -> str:
-        """Everything the process printed so far (stdout and stderr)."""
-        return Path(self._log.name).read_text(errors="replace")
-
-    def alive(self) -> bool:
-        """True while the process runs."""
-        return self.proc.poll() is None
-
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
-        """Send ``sig`` and wait; kill after ``timeout`` s. Returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def __enter__(self) -> NodeProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 class RosPeer:

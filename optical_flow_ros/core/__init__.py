@@ -19,10 +19,14 @@ from optical_flow_ros.core.errors import (
 from optical_flow_ros.core.flow_drawing import draw_flow, draw_hsv, warp_flow
 from optical_flow_ros.core.image_codec import decode_compressed, decode_image, to_bgr, to_gray
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig, TrackerStats, Tracks
+from optical_flow_ros.core.motion_field import motion_field
+from optical_flow_ros.core.sim_camera import CameraState, SimCamera, SimCameraConfig, SimFrame
+from optical_flow_ros.core.textures import TEXTURE_NAMES, load_texture
 from optical_flow_ros.core.track_drawing import draw_tracks
 
 __all__ = [
     "CameraModelError",
+    "CameraState",
     "ConfigError",
     "DenseFlow",
     "DenseFlowConfig",
@@ -31,6 +35,10 @@ __all__ = [
     "LKTracker",
     "OpticalFlowError",
     "PinholeCamera",
+    "SimCamera",
+    "SimCameraConfig",
+    "SimFrame",
+    "TEXTURE_NAMES",
     "TrackerConfig",
     "TrackerStats",
     "Tracks",
@@ -40,6 +48,8 @@ __all__ = [
     "draw_hsv",
     "draw_tracks",
     "flow_stats",
+    "load_texture",
+    "motion_field",
     "to_bgr",
     "to_gray",
     "warp_flow",

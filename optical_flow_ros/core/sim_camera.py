@@ -2,7 +2,8 @@
 
 Frames (all right-handed):
 
-* **World** ``sim_world``: x forward (north), y left, z up; the ground is the plane z = 0.
+* **World** ``sim_world``: x forward, y left, z up (ENU-like with x as the reference heading);
+  the ground is the plane z = 0.
 * **Body**: x forward, y left, z up (FLU). Its attitude is ``R_world_body = Rz(yaw) Ry(pitch)
   Rx(roll)`` (ZYX): positive roll = right side down, positive pitch = nose down, yaw counter-
   clockwise about world z, measured from world x.
@@ -16,8 +17,8 @@ right, y down); ``fx = fy = focal_length``, principal point ``((w - 1) / 2, (h -
 the optical axis goes through the image centre; ``plumb_bob`` distortion ``(k1, k2, 0, 0, 0)``.
 
 Ground texture: a scikit-image photo, mirrored into a 2x2 block (:func:`mirror_tile`) and
-tiled periodically, so it never runs out. The photo's centre pixel lies at the world origin and
-its pixel (column c, row r) at world ``X = (rows / 2 - r) * s``, ``Y = (cols / 2 - c) * s``
+tiled periodically, so it never runs out. The photo's centre lies at the world origin and its
+pixel (column c, row r) at world ``X = ((rows - 1) / 2 - r) * s``, ``Y = ((cols - 1) / 2 - c) * s``
 (``s = ground_resolution`` m per texture px): at yaw 0 the image shows the photo upright, world
 x towards the image top.
 
@@ -558,8 +559,9 @@ class SimCamera:
         ground = state.position + state.range * axis
         rows, cols = self._period
         n = self._n_tiles
-        # Texture px of the ground point before the shift: r = r0 - X / s, c = c0 - Y / s.
-        r0, c0 = rows / 4.0, cols / 4.0
+        # Texture px of the ground point before the shift: r = r0 - X / s, c = c0 - Y / s,
+        # (c0, r0) the centre of the photo (the top-left quarter of the period).
+        r0, c0 = (rows / 2 - 1) / 2.0, (cols / 2 - 1) / 2.0
         shift_r = rows * math.floor((r0 - ground[0] / s - (n - 1) * rows / 2.0) / rows)
         shift_c = cols * math.floor((c0 - ground[1] / s - (n - 1) * cols / 2.0) / cols)
         scale = 0.5**level

@@ -41,9 +41,16 @@ def _tracker_table() -> list[Param]:
     return TRACKER_PARAMS
 
 
+def _sim_table() -> list[Param]:
+    from optical_flow_ros.nodes.sim_camera_node import SIM_CAMERA_PARAMS
+
+    return SIM_CAMERA_PARAMS
+
+
 NODES = (
     NodeDocs("tracker_node", "config/tracker.yaml", _tracker_table),
     NodeDocs("dense_flow_node", "config/flow.yaml", _dense_table),
+    NodeDocs("sim_camera_node", "config/sim_camera.yaml", _sim_table),
 )
 
 

@@ -115,6 +115,21 @@ def test_mirror_tile_is_seamless_when_wrapped():
 
 # ----- rendering ------------------------------------------------------------------------------
 
+@pytest.mark.parametrize(("yaw", "rotate"), [(0.0, None),
+                                             (math.pi / 2, cv2.ROTATE_90_CLOCKWISE),
+                                             (math.pi, cv2.ROTATE_180)])
+def test_at_one_to_one_the_frame_is_the_photo(yaw, rotate):
+    """Altitude 5 m, f 500 px, 0.01 m per texture px: one image px per texture px, the photo's
+    centre under the camera at t = 0, world x at the image top; a CCW yaw (seen from above)
+    turns the ground clockwise in the image."""
+    photo = load_texture("brick")
+    if rotate is not None:
+        photo = cv2.rotate(photo, rotate)
+    img = SimCamera(SimCameraConfig(yaw=yaw, texture="brick")).render(0.0)
+    # Image centre (319.5, 239.5) shows the photo centre (255.5, 255.5).
+    np.testing.assert_array_equal(img[:, 64:576], photo[16:496])
+
+
 def test_rendering_is_deterministic_and_noise_is_seeded():
     config = SimCameraConfig(**ALL_MOTIONS, gyro_noise_std=0.01, seed=7)
     a, b = SimCamera(config), SimCamera(config)
