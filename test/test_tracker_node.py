@@ -178,3 +178,31 @@ def test_invalid_yaml_value_stops_the_node_at_start_up_naming_the_parameter(tmp_
     assert proc.proc.wait(30) == 2
     out = proc.output()
     assert "spread" in out and "diagonal" in out and "Traceback" not in out
+
+
+def test_compressed_input_is_tracked_like_raw(ros_peer):
+    from sensor_msgs.msg import CompressedImage
+
+    from optical_flow_ros.ros.image_messages import array_to_compressed_msg
+
+    stamps = 20.0 + np.arange(5) / 30.0
+    tracks: list[PointCloud2] = []
+    pub = ros_peer.node.create_publisher(CompressedImage, "cam/image/compressed",
+                                         keep_last_qos("reliable", 10))
+    sub = ros_peer.node.create_subscription(PointCloud2, "flow/tracks", tracks.append,
+                                            keep_last_qos("reliable", 10))
+    with NodeProcess("optical_flow_ros.nodes.tracker_node", remaps={"image": "cam/image"},
+                     params={"image_transport": "compressed"}) as proc:
+        assert ros_peer.wait_for_subscriber(pub) and ros_peer.wait_for_publisher(sub), \
+            proc.output()
+        for frame, stamp in zip(_frames(stamps), stamps, strict=True):
+            msg = array_to_compressed_msg(frame, "png")  # lossless: same truth as raw
+            msg.header.stamp = stamp_msg(stamp)
+            count = len(tracks)
+            pub.publish(msg)
+            assert ros_peer.spin_until(lambda c=count: len(tracks) > c, 10.0), proc.output()
+    first, last = cloud_to_array(tracks[0]), cloud_to_array(tracks[-1])
+    common, i0, i1 = np.intersect1d(first["id"], last["id"], return_indices=True)
+    assert len(common) >= 50
+    moved = np.column_stack([last["u"][i1] - first["u"][i0], last["v"][i1] - first["v"][i0]])
+    assert np.abs(moved - VELOCITY * (stamps[-1] - stamps[0])).mean() < 0.3

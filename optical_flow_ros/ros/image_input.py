@@ -1,7 +1,8 @@
 """Camera input shared by the nodes: subscribe, decode, count what is bad, hand on the newest.
 
 Subscribes to ``image`` (sensor_msgs/Image) or, with ``transport="compressed"``, to
-``image/compressed`` (sensor_msgs/CompressedImage). Keep-last depth 1 by default: while the
+``<image>/compressed`` (sensor_msgs/CompressedImage), the resolved image topic plus
+``/compressed`` as image_transport names it. Keep-last depth 1 by default: while the
 node is busy the middleware overwrites the waiting frame, so the callback always gets the
 newest one and no backlog builds up; the frames overwritten are counted as dropped from the
 publisher's sequence numbers. A frame that cannot be decoded is counted, logged (throttled)
@@ -102,8 +103,10 @@ class ImageInput:
         self._max_pixels = config.max_pixels
         self._last_seq: dict[bytes, int] = {}
         self._shape: tuple[int, ...] | None = None
+        # Like image_transport: the compressed topic follows the (remapped) image topic, so
+        # image:=/cam/image_raw subscribes to /cam/image_raw/compressed.
         msg_type, topic = (Image, "image") if config.image_transport == "raw" else (
-            CompressedImage, "image/compressed")
+            CompressedImage, node.resolve_topic_name("image") + "/compressed")
         self.subscription = node.create_subscription(
             msg_type, topic, self._on_message,
             keep_last_qos(config.input_reliability, config.input_depth))
