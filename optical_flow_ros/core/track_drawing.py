@@ -94,13 +94,19 @@ def draw_tracks(image: np.ndarray, tracks: Tracks, trails: np.ndarray | None = N
             fill = tr[np.arange(n), first]
             tr = np.where(known[..., None], tr, fill[:, None, :])
             lines = np.rint(np.nan_to_num(tr, nan=-1.0)).astype(np.int32)
-        groups = [(bucket == b, tuple(int(c) for c in PALETTE[b])) for b in np.unique(bucket)]
+        # One stable sort by colour, then one polylines call per run of equal colour
+        # (cheaper than a boolean mask per palette entry).
+        order = np.argsort(bucket, kind="stable")
+        sorted_bucket = bucket[order]
+        cuts = np.flatnonzero(np.diff(sorted_bucket)) + 1
+        runs = [(order[a:b], tuple(int(c) for c in PALETTE[sorted_bucket[a]]))
+                for a, b in zip(np.r_[0, cuts], np.r_[cuts, n], strict=True)]
         if lines is not None:          # all trails first, so no trail covers a point
-            for sel, color in groups:
+            for sel, color in runs:
                 cv2.polylines(vis, lines[sel], isClosed=False, color=color,
                               thickness=trail_thickness, lineType=cv2.LINE_8)
         if point_radius > 0:
-            for sel, color in groups:
+            for sel, color in runs:
                 cv2.polylines(vis, pts[sel].reshape(-1, 1, 2), isClosed=True, color=color,
                               thickness=2 * point_radius, lineType=cv2.LINE_8)
     if text:
