@@ -23,6 +23,11 @@ from optical_flow_ros.core.motion_field import motion_field
 from optical_flow_ros.core.sim_camera import CameraState, SimCamera, SimCameraConfig, SimFrame
 from optical_flow_ros.core.textures import TEXTURE_NAMES, load_texture
 from optical_flow_ros.core.track_drawing import draw_tracks
+from optical_flow_ros.core.velocity_estimator import (
+    VelocityConfig,
+    VelocityEstimate,
+    estimate_velocity,
+)
 
 __all__ = [
     "CameraModelError",
@@ -42,11 +47,14 @@ __all__ = [
     "TrackerConfig",
     "TrackerStats",
     "Tracks",
+    "VelocityConfig",
+    "VelocityEstimate",
     "decode_compressed",
     "decode_image",
     "draw_flow",
     "draw_hsv",
     "draw_tracks",
+    "estimate_velocity",
     "flow_stats",
     "load_texture",
     "motion_field",

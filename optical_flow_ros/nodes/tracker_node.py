@@ -5,10 +5,16 @@ Subscribes:
     ``image_transport`` is ``compressed``.
     camera_info (sensor_msgs/CameraInfo, optional): latest kept; makes flow/tracks carry the
     normalised (undistorted) ray of each track.
+    range (sensor_msgs/Range, optional), imu (sensor_msgs/Imu, optional): distance to the
+    scene and gyro rates for flow/velocity (``optical_flow_ros.ros.velocity_inputs``).
 Publishes:
     flow/tracks (sensor_msgs/PointCloud2): one point per live track, header = the image's
         (fields in ``optical_flow_ros.ros.track_cloud``).
     flow/image (sensor_msgs/Image bgr8): trails, points, track count; only while subscribed.
+    flow/velocity (geometry_msgs/TwistWithCovarianceStamped): camera velocity in its optical
+        frame, header = the image's, whenever the estimate is valid (needs camera_info and a
+        distance: the ``distance`` parameter or range); else a "velocity" diagnostics entry
+        says why.
     /diagnostics: per-stage counts (tracked, after FB, after RANSAC, detected), processing
         time, received/dropped/invalid frames, resets.
 Services:
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import cv2
+from geometry_msgs.msg import TwistWithCovarianceStamped
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
@@ -33,6 +40,12 @@ from optical_flow_ros.core.config_fields import setting, validate_fields
 from optical_flow_ros.core.errors import CameraModelError, OpticalFlowError
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig, TrackerStats
 from optical_flow_ros.core.track_drawing import draw_tracks
+from optical_flow_ros.core.track_types import Tracks
+from optical_flow_ros.core.velocity_estimator import (
+    FitWindow,
+    VelocityConfig,
+    estimate_velocity,
+)
 from optical_flow_ros.nodes.compute_config import ComputeConfig
 from optical_flow_ros.nodes.node_main import run_node
 from optical_flow_ros.nodes.parameter_table import build_config, params_from
@@ -42,6 +55,7 @@ from optical_flow_ros.ros.image_messages import array_to_image_msg
 from optical_flow_ros.ros.parameters import ParameterBinding
 from optical_flow_ros.ros.qos import keep_last_qos
 from optical_flow_ros.ros.track_cloud import tracks_to_cloud
+from optical_flow_ros.ros.velocity_inputs import VelocityInputConfig, VelocityInputs, velocity_msg
 
 __all__ = ["TRACKER_PARAMS", "TrackerNode", "main"]
 
@@ -61,7 +75,8 @@ class TrackerOutputConfig:
 
 TRACKER_PARAMS = (params_from(InputConfig, read_only=True)
                   + params_from(ComputeConfig, read_only=True)
-                  + params_from(TrackerConfig) + params_from(TrackerOutputConfig))
+                  + params_from(TrackerConfig) + params_from(TrackerOutputConfig)
+                  + params_from(VelocityInputConfig) + params_from(VelocityConfig))
 
 
 class TrackerNodeConfig(NamedTuple):
@@ -71,6 +86,8 @@ class TrackerNodeConfig(NamedTuple):
     compute: ComputeConfig
     tracker: TrackerConfig
     output: TrackerOutputConfig
+    velocity_input: VelocityInputConfig
+    velocity: VelocityConfig
 
 
 def build_tracker_node_config(values: dict[str, Any]) -> TrackerNodeConfig:
@@ -78,7 +95,14 @@ def build_tracker_node_config(values: dict[str, Any]) -> TrackerNodeConfig:
     return TrackerNodeConfig(build_config(InputConfig, values),
                              build_config(ComputeConfig, values),
                              build_config(TrackerConfig, values),
-                             build_config(TrackerOutputConfig, values))
+                             build_config(TrackerOutputConfig, values),
+                             build_config(VelocityInputConfig, values),
+                             build_config(VelocityConfig, values))
+
+
+def _fit_window_size(config: TrackerConfig) -> int:
+    """Frames the tracker fits a velocity over."""
+    return min(config.velocity_window, config.track_len)
 
 
 class TrackerNode(Node):
@@ -99,12 +123,23 @@ class TrackerNode(Node):
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
                                  keep_last_qos("best_effort", 1))
         self.create_service(Trigger, "~/reset", self._on_reset)
+        # Velocity stage. It runs here, not in a node of its own, because it needs exactly
+        # this frame's tracks and their px/s velocities: in the tracker's callback there is no
+        # re-serialising of the tracks, no second subscription and no time synchronisation of
+        # tracks with range and imu (their latest readings are cached and their age checked
+        # against the image stamp).
+        self._velocity_inputs = VelocityInputs(self, self._diag, config.velocity_input)
+        self._fit_window = FitWindow(_fit_window_size(config.tracker), config.tracker.max_dt)
+        self._pub_velocity = self.create_publisher(
+            TwistWithCovarianceStamped, "flow/velocity", keep_last_qos("reliable", 5))
         self._input = ImageInput(self, self._on_frame, self._diag, config.input)
 
     def _on_config_change(self, config: TrackerNodeConfig, changed: set[str]) -> None:
         if config.tracker != self._tracker.config:
             self._tracker.configure(config.tracker)
             self.get_logger().info(f"tracker reconfigured ({', '.join(sorted(changed))})")
+        self._fit_window.configure(_fit_window_size(config.tracker), config.tracker.max_dt)
+        self._velocity_inputs.config = config.velocity_input
 
     def _on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._tracker.reset()
@@ -144,6 +179,7 @@ class TrackerNode(Node):
             self.get_logger().warning(f"tracking failed: {err}", throttle_duration_sec=5.0)
             return
         self._pub_tracks.publish(tracks_to_cloud(tracks, frame.header, self._camera_for(frame)))
+        self._estimate_velocity(frame, tracks)
         if self._pub_image.get_subscription_count() > 0:
             out = self._params.config.output
             vis = draw_tracks(frame.bgr if frame.image.ndim == 3 else frame.gray, tracks,
@@ -152,6 +188,31 @@ class TrackerNode(Node):
             self._pub_image.publish(array_to_image_msg(vis, "bgr8", frame.header))
         self._report(self._tracker.stats)
         self._diag.add_processing_time((time.perf_counter() - start) * 1e3)
+
+    def _estimate_velocity(self, frame: Frame, tracks: Tracks) -> None:
+        timing = self._fit_window.update(frame.stamp)   # every frame, to follow the tracker
+        config = self._params.config
+        if not config.velocity_input.estimate_velocity:
+            self._diag.clear("velocity")
+            return
+        distance, why_no_distance = self._velocity_inputs.distance(frame.stamp)
+        estimate = estimate_velocity(
+            tracks, self._camera_for(frame), distance=distance,
+            gyro=self._velocity_inputs.gyro(timing, config.velocity.gyro_std), timing=timing,
+            config=config.velocity)
+        self._diag.set(velocity_tracks=estimate.n_tracks, velocity_inliers=estimate.n_inliers,
+                       velocity_residual_px_s=estimate.residual_std,
+                       velocity_gyro=estimate.gyro_used)
+        if estimate.valid:
+            self._diag.clear("velocity")
+            self._diag.count("velocity_published")
+            self._pub_velocity.publish(velocity_msg(estimate, frame.header))
+            return
+        reason = estimate.reason
+        if estimate.status == "no_distance" and why_no_distance:
+            reason = why_no_distance
+        self._diag.count(f"velocity_{estimate.status}")
+        self._diag.raise_condition("velocity", f"no flow/velocity: {reason}")
 
     def _report(self, stats: TrackerStats) -> None:
         self._diag.count("frames_processed")

@@ -1,0 +1,639 @@
+"""Camera ego-velocity from sparse tracks: a robust fit of the motion field of a planar scene.
+
+Frames and units: everything is in the camera optical frame (x right, y down, z forward);
+linear velocities m/s, angular velocities rad/s, distances m, pixel velocities px/s;
+normalised image coordinates are the undistorted ray ``(x, y, 1)``.
+
+Model. The scene is a plane at ``distance`` d (m) along the optical axis: facing the camera
+(depth Z = d everywhere), or tilted by a small unknown angle (inverse depth
+``(1 + beta x + gamma y) / d``, as for a rolled/pitched camera over flat ground). A static
+point at normalised ``(x, y)`` moves at (Longuet-Higgins,
+:mod:`~optical_flow_ros.core.motion_field`), with ``(a, b, s) = (vx, vy, vz) / d``::
+
+    x' = (-a + x s)(1 + beta x + gamma y) + y wz + [x y wx - (1 + x^2) wy]
+    y' = (-b + y s)(1 + beta x + gamma y) - x wz + [(1 + y^2) wx - x y wy]
+
+With gyro rates the bracketed rotational field (all three axes) is subtracted first; without
+them roll/pitch rates are taken as zero (at the image centre they cannot be told from
+translation) and the yaw rate comes from the tracks. What remains is fitted as an affine
+field ``(-a + c1 x + c2 y, -b + c3 x + c4 y)`` (dropping the ``s beta x^2``-size terms):
+``(a, b)`` are its value at the principal point, where the depth is exactly the measured
+distance whatever the tilt, and ``s`` and ``wz`` follow from ``c1..c4`` with the tilt
+eliminated (:func:`_decompose`). For a scene facing the camera this is the flat model
+(``c1 = c4 = s``, ``c2 = -c3 = wz``); the tilt terms keep ``vz`` and ``wz`` unbiased under
++/-5 deg of roll/pitch (the flat model is off by ``|v| tan(tilt) / 2`` in ``vz`` there), and
+``(vx, vy)`` unbiased when outliers leave the inliers off-centre.
+
+Pixel velocities become normalised ones by a central difference of the camera model along
+each track's velocity (``(normalize(p + h u) - normalize(p - h u)) / 2h`` times the speed,
+``u`` its direction, ``h`` = 1 px): that undistorts them with whatever model CameraInfo
+names (the Jacobian of the undistortion, without writing it per model); the difference error
+is O(h^2) of the distortion's curvature, far below tracking noise.
+
+Robust fit (outlier tracks on moving objects): least median of squares over random minimal
+sets of three tracks (seeded, so a frame's result is reproducible), Tukey-biweight IRLS from
+the best hypothesis with the scale re-estimated from the median residual each step, then
+ordinary least squares on the inliers (residual below ``velocity_inlier_sigma`` robust
+standard deviations). LMedS tolerates up to half the tracks being outliers.
+
+Timing. :class:`~optical_flow_ros.core.lk_tracker.LKTracker` fits each velocity over the
+last ``velocity_window`` frames, so it describes the motion at the mean stamp of those frames,
+``lag`` seconds before the image, at the track's mean position ``p - v lag``. Given the
+:class:`VelocityTiming` of the window (from :class:`FitWindow`), the fit uses those positions
+and the gyro rate at that instant (:func:`gyro_rates`); the distance then is the measured one
+corrected by the approach rate the fit gives, and the linear velocity is carried forward to
+the image stamp assuming a constant world velocity (``dv/dt = -w x v`` in the camera frame).
+On simulated flights (test/core/test_velocity_estimator.py) this takes the horizontal error
+from 4 % (yaw 0.3 rad/s) and 7 % (+/-5 deg roll/pitch at 0.5 Hz, newest gyro sample) to
+0.05 % and 0.4 %.
+
+Covariance (6x6, order vx, vy, vz, wx, wy, wz) is the first-order propagation of
+independent error sources:
+
+* the fit: the inlier residuals' variance per component times ``(J^T J)^-1`` (so it shrinks
+  with the number of inliers and grows with their disagreement), inflated by
+  ``velocity_track_correlation`` (tracks share texture, window and motion blur, so their
+  errors are not independent), plus ``flow_model_std`` px/s of error common to all tracks;
+* the rates: the gyro's covariance (from the IMU message, else ``gyro_std``) through the
+  derotation; without a gyro ``rate_std_without_gyro`` for the roll/pitch rates taken as
+  zero, whose angular variances are published as :data:`UNKNOWN_VARIANCE` (not measured);
+* the distance: a relative error ``distance_rel_std`` along the linear velocity;
+* the lag: ``(acceleration_std * lag)^2`` per linear axis for the constant-velocity step.
+
+Without a distance the estimate is not valid, but the scale-free results are filled in:
+``linear_per_distance`` (1/s) and ``flow_rate`` (rad/s about the optical x and y axes, the
+PX4 / MAVLink ``OPTICAL_FLOW_RAD`` meaning: a right-handed rotation of the camera about +x
+gives a positive x flow, a translation along +y a negative one; the raw sensor value,
+rotation included: ``(wx - vy / d, wy + vx / d)``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from optical_flow_ros.core.camera_model import PinholeCamera
+from optical_flow_ros.core.config_fields import setting, validate_fields
+from optical_flow_ros.core.errors import ConfigError
+from optical_flow_ros.core.motion_field import rotational_field
+from optical_flow_ros.core.track_types import Tracks
+
+__all__ = [
+    "ROBUST_FITS",
+    "STATUSES",
+    "UNKNOWN_VARIANCE",
+    "FitWindow",
+    "GyroRates",
+    "VelocityConfig",
+    "VelocityEstimate",
+    "VelocityTiming",
+    "estimate_velocity",
+    "gyro_rates",
+]
+
+ROBUST_FITS = ("lmeds", "least_squares")
+#: ``status`` values of :class:`VelocityEstimate`; "ok" is the only valid one.
+STATUSES = ("ok", "no_intrinsics", "too_few_tracks", "too_many_outliers", "degenerate",
+            "no_distance")
+#: Variance published for a quantity that is not measured (robot_localization's convention
+#: of a huge value, so a filter fusing the message gives it no weight).
+UNKNOWN_VARIANCE = 1e6
+
+_TUKEY_C = 4.685          # Tukey biweight tuning constant (95 % efficiency)
+_RAYLEIGH_MEDIAN = math.sqrt(2.0 * math.log(2.0))  # median of |r| / sigma for 2-D Gaussian r
+_IRLS_ITERATIONS = 8
+_DIFF_STEP_PX = 1.0       # central-difference step along the track's velocity, px
+_MINIMAL_SET = 3          # tracks per LMedS hypothesis (6 affine parameters)
+_LMEDS_SCORED = 200       # hypotheses are scored on every (N // 200)-th track: 200-399 of them
+_MIN_SCALE_PX_S = 0.1     # residual scale floor, px/s (far below tracking noise)
+_MIN_DISAGREEMENT_PX_S = 5.0   # velocity_max_residual_ratio never refuses below this, px/s
+
+
+@dataclass(frozen=True)
+class VelocityConfig:
+    """Settings of :func:`estimate_velocity` (validated; ``ConfigError`` names the field)."""
+
+    velocity_min_inliers: int = setting(
+        20, "Fewest inlier tracks for a velocity estimate", range=(3, 100_000))
+    velocity_min_track_age: int = setting(
+        3, "Tracks younger than this are not used (never below the frames of the tracker's "
+        "velocity window, so all used velocities are fitted over the same frames), frames",
+        range=(2, 1000))
+    velocity_robust_fit: str = setting(
+        "lmeds", "Fit: lmeds (least median of squares, then Tukey IRLS; up to 50 % outlier "
+        "tracks) or least_squares (plain, no outlier rejection)", choices=ROBUST_FITS)
+    lmeds_hypotheses: int = setting(
+        64, "Random minimal sets (3 tracks) tried by lmeds; seeded, reproducible",
+        range=(1, 10_000))
+    velocity_inlier_sigma: float = setting(
+        3.0, "Tracks whose residual exceeds this many robust standard deviations are "
+        "outliers", range=(1.0, 100.0))
+    velocity_min_inlier_ratio: float = setting(
+        0.5, "Fewer inliers than this fraction of the usable tracks: no estimate",
+        range=(0.0, 1.0))
+    velocity_max_residual_ratio: float = setting(
+        0.3, "Inlier residual std above this fraction of the median track speed (and above "
+        "5 px/s): the tracks do not agree on one motion (e.g. most are outliers); no estimate",
+        range=(0.0, 100.0), exclusive_min=True)
+    velocity_min_spread: float = setting(
+        20.0, "Least spread (std across their principal axis) of the inlier tracks; "
+        "collinear tracks (an edge: aperture problem) give no estimate, px",
+        range=(0.0, 1e5))
+    min_scene_distance: float = setting(
+        0.05, "Distances below this are not used, m", range=(0.0, 1e6))
+    max_scene_distance: float = setting(
+        500.0, "Distances above this are not used, m", range=(0.0, 1e6), exclusive_min=True)
+    distance_rel_std: float = setting(
+        0.01, "Relative std of the distance (rangefinder or fixed value); scales the linear "
+        "velocity's covariance along the velocity", range=(0.0, 10.0))
+    gyro_std: float = setting(
+        0.002, "Gyro rate std per axis when the IMU message gives no covariance, rad/s",
+        range=(0.0, 10.0))
+    rate_std_without_gyro: float = setting(
+        0.02, "Assumed std of the roll/pitch rates when no gyro is given (taken as zero; "
+        "they alias into the linear velocity), rad/s", range=(0.0, 10.0))
+    flow_model_std: float = setting(
+        0.5, "Flow error common to all tracks that the planar-scene model leaves (relief, "
+        "tilt, timing); a floor of the covariance, px/s", range=(0.0, 1e4))
+    acceleration_std: float = setting(
+        0.5, "Std of the camera's acceleration, m/s^2: the velocities are measured a lag "
+        "before the image (the tracker's velocity window) and carried forward at constant "
+        "world velocity; adds (std * lag)^2 to the linear variance", range=(0.0, 1e3))
+    velocity_track_correlation: float = setting(
+        4.0, "Inflation of the fit's variance for correlated track errors (1 = independent)",
+        range=(1.0, 1e4))
+    lmeds_seed: int = setting(0, "Seed of the lmeds sampling", range=(0, 2**31 - 1))
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        if self.max_scene_distance <= self.min_scene_distance:
+            raise ConfigError(f"max_scene_distance: must be > min_scene_distance "
+                              f"({self.min_scene_distance} m), got {self.max_scene_distance}")
+
+
+_DEFAULT_CONFIG = VelocityConfig()
+
+
+class VelocityTiming(NamedTuple):
+    """When the tracks' velocities were measured (see the module docstring).
+
+    Attributes:
+        start: stamp of the first frame of the tracker's velocity fit window, s.
+        end: stamp of the image (the tracks' stamp), s.
+        lag: ``end`` minus the mean stamp of the window's frames: the velocities describe the
+            motion at ``end - lag``, s.
+        samples: frames in the window; tracks younger than this have shorter fits and are
+            not used.
+    """
+
+    start: float
+    end: float
+    lag: float
+    samples: int
+
+
+class FitWindow:
+    """Follows the frames :class:`~optical_flow_ros.core.lk_tracker.LKTracker` fits over.
+
+    Mirrors the tracker's rule: a velocity is the least-squares slope over the last
+    ``min(window, frames since the last restart)`` frames; a gap above ``max_dt`` or a stamp
+    that does not increase restarts. Feed it every frame the tracker sees.
+
+    Args:
+        window: the tracker's ``min(velocity_window, track_len)``, frames (>= 2).
+        max_dt: the tracker's ``max_dt``, s.
+    """
+
+    def __init__(self, window: int, max_dt: float) -> None:
+        self._stamps: deque[float] = deque()
+        self._max_dt = math.inf
+        self.configure(window, max_dt)
+
+    def configure(self, window: int, max_dt: float) -> None:
+        """Follow a new tracker configuration; the recent stamps are kept."""
+        if int(window) < 2 or not float(max_dt) > 0.0:
+            raise ConfigError(f"window/max_dt: need >= 2 frames and > 0 s, got {window}, "
+                              f"{max_dt}")
+        self._stamps = deque(self._stamps, maxlen=int(window))
+        self._max_dt = float(max_dt)
+
+    def update(self, stamp: float) -> VelocityTiming:
+        """Record the frame at ``stamp`` (s) and return the timing of its tracks' velocities."""
+        stamp = float(stamp)
+        if self._stamps and not 0.0 < stamp - self._stamps[-1] <= self._max_dt:
+            self._stamps.clear()
+        self._stamps.append(stamp)
+        stamps = np.fromiter(self._stamps, np.float64, len(self._stamps))
+        return VelocityTiming(start=float(stamps[0]), end=stamp,
+                              lag=float(stamp - stamps.mean()), samples=int(stamps.size))
+
+
+@dataclass(frozen=True)
+class VelocityEstimate:
+    """Result of :func:`estimate_velocity`; camera optical frame, at the image's stamp.
+
+    Attributes:
+        status: one of :data:`STATUSES`; ``"ok"`` when the metric velocity is valid.
+        reason: why not valid (empty when valid), one line for diagnostics.
+        linear: (3,) camera linear velocity, m/s (NaN unless valid).
+        angular: (3,) camera angular velocity, rad/s: the gyro sample nearest the image
+            stamp, or (0, 0, fitted yaw rate) without a gyro (NaN when no fit).
+        covariance: (6, 6) of (linear, angular), m/s and rad/s; NaN where not computed.
+        linear_per_distance: (3,) linear velocity / distance, 1/s: the scale-free
+            translation, filled whenever the fit succeeded (also without a distance).
+        flow_rate: (2,) rad/s about the optical x and y axes, PX4 meaning (rotation
+            included), filled whenever the fit succeeded.
+        distance: the distance used, m (NaN if none).
+        n_tracks: tracks usable (finite velocity, old enough).
+        n_inliers: tracks agreeing with the fit.
+        residual_std: std of the inlier flow residuals per component, px/s.
+        gyro_used: whether gyro rates derotated the flow.
+    """
+
+    status: str
+    reason: str
+    linear: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))
+    angular: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))
+    covariance: np.ndarray = field(default_factory=lambda: np.full((6, 6), np.nan))
+    linear_per_distance: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))
+    flow_rate: np.ndarray = field(default_factory=lambda: np.full(2, np.nan))
+    distance: float = math.nan
+    n_tracks: int = 0
+    n_inliers: int = 0
+    residual_std: float = math.nan
+    gyro_used: bool = False
+
+    @property
+    def valid(self) -> bool:
+        """True when the metric velocity and its covariance are valid."""
+        return self.status == "ok"
+
+
+class GyroRates(NamedTuple):
+    """Gyro rates matched to the tracks' timing, optical frame.
+
+    Attributes:
+        mean: (3,) rate at the velocities' instant (``end - lag``), rad/s: derotates the flow.
+        latest: (3,) the sample nearest the image stamp, rad/s: published.
+        covariance: (3, 3) covariance of one sample, (rad/s)^2.
+        staleness: (3, 3) added to the published rate's covariance for the time between
+            that sample and the image, (rad/s)^2.
+    """
+
+    mean: np.ndarray
+    latest: np.ndarray
+    covariance: np.ndarray
+    staleness: np.ndarray
+
+
+def gyro_rates(times: np.ndarray, rates: np.ndarray, timing: VelocityTiming, *,
+               max_age: float, covariance: np.ndarray | None = None,
+               gyro_std: float = 0.0) -> GyroRates | None:
+    """Match a history of gyro samples to the tracks' :class:`VelocityTiming`.
+
+    The velocities describe the motion at ``tc = end - lag``. A straight line is fitted
+    (least squares) to the samples in the velocity window ``[start, end]``; its value at
+    ``tc`` derotates the flow, so a rate changing linearly is matched exactly even when the
+    newest samples have not arrived yet (the imu message of a frame often comes just after
+    its image). The sample nearest ``end`` is published, its covariance grown by the line's
+    slope times its age. With fewer than two samples in the window the sample nearest
+    ``tc`` is used.
+
+    Args:
+        times: (M,) sample stamps, s.
+        rates: (M, 3) angular velocities in the optical frame, rad/s.
+        timing: the velocity window of the frame.
+        max_age: the sample nearest the image stamp must be within this, s; else None.
+        covariance: (3, 3) per-sample covariance, (rad/s)^2; None: ``gyro_std^2 I``.
+        gyro_std: rad/s, used when ``covariance`` is None.
+
+    Returns:
+        The rates and covariances; None without a sample within ``max_age`` of the image.
+    """
+    t = np.asarray(times, np.float64).reshape(-1)
+    w = np.asarray(rates, np.float64).reshape(-1, 3)
+    if t.size == 0:
+        return None
+    newest = int(np.argmin(np.abs(t - timing.end)))
+    age = timing.end - float(t[newest])
+    if abs(age) > max_age:
+        return None
+    inside = (t >= timing.start - 1e-9) & (t <= timing.end + 1e-9)
+    tc = timing.end - timing.lag
+    slope = np.zeros(3)
+    if np.unique(t[inside]).size >= 2:
+        line = np.polynomial.polynomial.polyfit(t[inside] - tc, w[inside], 1)   # (2, 3)
+        mean, slope = line[0], line[1]
+    else:
+        mean = w[int(np.argmin(np.abs(t - tc)))].copy()
+    cov = (np.asarray(covariance, np.float64).reshape(3, 3) if covariance is not None
+           else np.eye(3) * gyro_std**2)
+    return GyroRates(mean=mean, latest=w[newest].copy(), covariance=cov,
+                     staleness=np.outer(slope * age, slope * age))
+
+
+class _Fit(NamedTuple):
+    theta: np.ndarray      # (3, 2): columns (a, c1, c2) of x' and (b, c3, c4) of y'
+    inliers: np.ndarray    # (N,) bool
+    sigma: float           # inlier residual std per component, normalised units / s
+    residual_var: float    # inlier residual variance per component, (normalised / s)^2
+
+
+def _normalised_flow(camera: PinholeCamera, points: np.ndarray,
+                     velocities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Undistorted normalised positions (N, 2) and their velocities (N, 2), per second."""
+    speed = np.hypot(velocities[:, 0], velocities[:, 1])
+    step = _DIFF_STEP_PX * velocities / np.maximum(speed, 1e-12)[:, None]
+    n = camera.normalize(np.concatenate((points, points + step, points - step)))
+    count = points.shape[0]
+    ahead, behind = n[count:2 * count], n[2 * count:]
+    return n[:count], (ahead - behind) * (speed / (2.0 * _DIFF_STEP_PX))[:, None]
+
+
+def _design(points_n: np.ndarray) -> np.ndarray:
+    """(N, 3) regressors ``(-1, x, y)``: the affine flow is ``design @ theta`` (N, 2).
+
+    ``theta`` (3, 2) holds ``(a, c1, c2)`` for x' and ``(b, c3, c4)`` for y', so the two
+    components are two least-squares problems with the same design.
+    """
+    return np.column_stack((-np.ones(points_n.shape[0]), points_n))
+
+
+def _solve(design: np.ndarray, flow: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted least squares ``design @ theta = flow``; theta (3, 2)."""
+    weighted = design * weights[:, None]
+    return np.linalg.lstsq(weighted.T @ design, weighted.T @ flow, rcond=None)[0]
+
+
+def _residual_norms(design: np.ndarray, flow: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    r = design @ theta - flow
+    return np.hypot(r[:, 0], r[:, 1])
+
+
+def _robust_scale(residual_norms: np.ndarray, floor: float) -> float:
+    """Per-component std of 2-D residuals from the median of their norms (Rayleigh)."""
+    return max(float(np.median(residual_norms)) / _RAYLEIGH_MEDIAN, floor)
+
+
+def _lmeds(design: np.ndarray, flow: np.ndarray, config: VelocityConfig) -> np.ndarray:
+    """Hypothesis with the least median residual among random minimal sets of 3 tracks.
+
+    A set that repeats a track or is collinear is solved with a small ridge and simply
+    scores badly. Hypotheses are scored on a regular subset of the tracks (200-399).
+    """
+    n = design.shape[0]
+    h = config.lmeds_hypotheses
+    picks = np.random.default_rng(config.lmeds_seed).integers(0, n, (h, _MINIMAL_SET))
+    xs, fs = design[picks], flow[picks]                     # (h, 3, 3), (h, 3, 2)
+    xt = np.swapaxes(xs, 1, 2)
+    normal = xt @ xs
+    ridge = 1e-9 * np.trace(normal, axis1=1, axis2=2)[:, None, None] * np.eye(3)
+    thetas = np.linalg.solve(normal + ridge, xt @ fs)      # (h, 3, 2)
+    scored = slice(None, None, max(1, n // _LMEDS_SCORED))
+    x_s, f_s = design[scored], flow[scored]
+    predicted = x_s @ np.moveaxis(thetas, 0, 1).reshape(3, 2 * h)     # (M, h * 2)
+    r = predicted.reshape(x_s.shape[0], h, 2) - f_s[:, None, :]
+    squared = r[..., 0] ** 2 + r[..., 1] ** 2                # (M, h)
+    return thetas[int(np.argmin(np.median(squared, axis=0)))]
+
+
+def _robust_fit(design: np.ndarray, flow: np.ndarray, config: VelocityConfig,
+                floor: float) -> _Fit:
+    """LMedS + Tukey IRLS + least squares on the inliers (or plain least squares).
+
+    ``floor`` bounds the robust scale from below (normalised units / s), so exact data do not
+    make numerical noise look like outliers.
+    """
+    n = design.shape[0]
+    if config.velocity_robust_fit == "least_squares":
+        theta = _solve(design, flow, np.ones(n))
+        inliers = np.ones(n, bool)
+    else:
+        theta = _lmeds(design, flow, config)
+        for _ in range(_IRLS_ITERATIONS):
+            e = _residual_norms(design, flow, theta)
+            scale = _robust_scale(e, floor)
+            u = e / (_TUKEY_C * scale)
+            weights = np.where(u < 1.0, (1.0 - u * u) ** 2, 0.0)
+            if np.count_nonzero(weights) <= _MINIMAL_SET:
+                break
+            previous, theta = theta, _solve(design, flow, weights)
+            if np.abs(theta - previous).max() < 1e-3 * scale:    # converged
+                break
+        e = _residual_norms(design, flow, theta)
+        inliers = e <= config.velocity_inlier_sigma * _robust_scale(e, floor)
+        if np.count_nonzero(inliers) > _MINIMAL_SET:
+            theta = _solve(design, flow, inliers.astype(np.float64))
+    r = design[inliers] @ theta - flow[inliers]
+    residual_var = float((r * r).sum()) / max(2 * (int(inliers.sum()) - 3), 1)
+    return _Fit(theta, inliers, math.sqrt(residual_var), residual_var)
+
+
+def _decompose(theta: np.ndarray, eps: float) -> np.ndarray:
+    """Affine flow ``(..., 6) = (a, c1, c2, b, c3, c4)`` -> ``(..., 5) = (a, b, s, wz, r)``.
+
+    A plane of inverse depth ``(1 + beta x + gamma y) / d`` seen while translating by
+    ``d (a, b, s)`` and yawing at ``wz`` has, to first order in x and y, ``c1 = s - a beta``,
+    ``c2 = wz - a gamma``, ``c3 = -b beta - wz``, ``c4 = s - b gamma``. With complex
+    ``tau = a + i b`` and ``t = beta + i gamma``: ``tau t = -(c1 - c4) - i (c2 + c3)``, and
+    ``conj(tau) t = tau t conj(tau)^2 / |tau|^2 = (a beta + b gamma) + i (a gamma - b beta)``
+    gives ``s`` and ``wz``. ``eps`` (~ the variance of tau) fades the tilt terms out where the
+    direction of tau is noise (hovering: the tilt is then unobservable and irrelevant).
+    ``r = s + a beta + b gamma`` is the rate (1/s) at which the distance along the optical
+    axis shrinks: the plane ``beta X + gamma Y + Z = d`` approaches at ``(beta, gamma, 1) v``.
+    """
+    a, c1, c2, b, c3, c4 = np.moveaxis(theta, -1, 0)
+    tau = a + 1j * b
+    tau_t = -(c1 - c4) - 1j * (c2 + c3)
+    tilt_term = tau_t * np.conj(tau) ** 2 / (np.abs(tau) ** 2 + eps)
+    s = 0.5 * (c1 + c4 + tilt_term.real)
+    wz = 0.5 * (c2 - c3 + tilt_term.imag)
+    return np.stack((a, b, s, wz, s + tilt_term.real), axis=-1)
+
+
+def _decompose_jacobian(theta: np.ndarray, eps: float) -> np.ndarray:
+    """(5, 6) derivative of :func:`_decompose` by central differences."""
+    step = 1e-6 * max(float(np.abs(theta).max()), 1e-3)
+    probes = theta + step * np.concatenate((np.eye(6), -np.eye(6)))
+    out = _decompose(probes, eps)
+    return ((out[:6] - out[6:]) / (2.0 * step)).T
+
+
+def _spread_px(points: np.ndarray) -> float:
+    """Std of the points across their principal axis (the smaller principal std), px."""
+    if points.shape[0] < 2:
+        return 0.0
+    return float(math.sqrt(max(float(np.linalg.eigvalsh(np.cov(points.T))[0]), 0.0)))
+
+
+def _skew(w: np.ndarray) -> np.ndarray:
+    return np.array([[0.0, -w[2], w[1]], [w[2], 0.0, -w[0]], [-w[1], w[0], 0.0]])
+
+
+def _rotation_columns(points_n: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """(N, 2, k) flow of a unit rate about each of ``axes``."""
+    return np.stack([rotational_field(points_n, np.eye(3)[k]) for k in axes], axis=2)
+
+
+def _refusal(fit: _Fit, points: np.ndarray, speed: float, residual: float,
+             common: dict[str, Any], cfg: VelocityConfig) -> VelocityEstimate | None:
+    """An invalid estimate when the fit cannot be trusted, else None.
+
+    ``speed``: median track speed, px/s; ``residual``: the fit's residual std, px/s.
+    """
+    n_in, n_usable = int(fit.inliers.sum()), int(fit.inliers.size)
+    allowed = max(cfg.velocity_max_residual_ratio * speed, _MIN_DISAGREEMENT_PX_S)
+    if residual > allowed:
+        return VelocityEstimate("too_many_outliers", f"tracks do not agree on one camera "
+                                f"motion: residual std {residual:.1f} px/s > {allowed:.1f} px/s "
+                                f"(velocity_max_residual_ratio {cfg.velocity_max_residual_ratio} "
+                                f"of the median track speed {speed:.1f} px/s)", **common)
+    if n_in < cfg.velocity_min_inliers:
+        return VelocityEstimate("too_few_tracks", f"{n_in} inlier tracks of {n_usable} "
+                                f"< velocity_min_inliers {cfg.velocity_min_inliers}", **common)
+    if n_in < cfg.velocity_min_inlier_ratio * n_usable:
+        return VelocityEstimate("too_many_outliers", f"only {n_in} of {n_usable} tracks "
+                                f"agree on one camera motion (< velocity_min_inlier_ratio "
+                                f"{cfg.velocity_min_inlier_ratio})", **common)
+    return _collinear(points[fit.inliers], common, cfg)
+
+
+def _collinear(points: np.ndarray, common: dict[str, Any],
+               cfg: VelocityConfig) -> VelocityEstimate | None:
+    """A ``degenerate`` result when the tracks lie (nearly) on a line, else None."""
+    spread = _spread_px(points)
+    if spread >= cfg.velocity_min_spread:
+        return None
+    return VelocityEstimate("degenerate", f"tracks are (nearly) collinear: spread {spread:.1f} "
+                            f"px < velocity_min_spread {cfg.velocity_min_spread} px", **common)
+
+
+class _Motion(NamedTuple):
+    scale_free: np.ndarray    # (3,) linear / distance at the image stamp, 1/s
+    angular: np.ndarray       # (3,) rad/s
+    covariance: np.ndarray    # (6, 6) of (scale_free, angular)
+
+
+def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates | None,
+            lag: float, focal: float, cfg: VelocityConfig) -> _Motion:
+    """Camera motion and its covariance (without the distance) from the affine fit."""
+    # Covariance of theta (a, c1, c2, b, c3, c4): residuals times the correlation inflation,
+    # and a flow error common to all tracks; the two components share the design.
+    x_in = design[fit.inliers]
+    normal_inv = np.linalg.pinv(x_in.T @ x_in)
+    common_gain = normal_inv @ x_in.sum(axis=0)                      # (3,)
+    per_component = (cfg.velocity_track_correlation * fit.residual_var * normal_inv
+                     + (cfg.flow_model_std / focal) ** 2 * np.outer(common_gain, common_gain))
+    cov_theta = np.kron(np.eye(2), per_component)
+    if gyro is not None:
+        rate_axes, rate_cov = np.arange(3), gyro.covariance
+    else:  # roll/pitch rates taken as zero; the yaw rate is fitted (c2, c3)
+        rate_axes, rate_cov = np.arange(2), np.eye(2) * cfg.rate_std_without_gyro**2
+    # A rate error dw leaves -R(n) dw in the derotated flow: theta moves by g_rate dw.
+    rot = _rotation_columns(points_n[fit.inliers], rate_axes)        # (n_in, 2, k)
+    g_rate = -np.einsum("pn,nck->cpk", normal_inv @ x_in.T, rot).reshape(6, rate_axes.size)
+    theta = fit.theta.ravel(order="F")
+
+    # (a, b, s, wz), the translation carried from the window's mean time to the image stamp.
+    eps = float(cov_theta[0, 0] + cov_theta[3, 3])
+    state = _decompose(theta, eps)
+    omega = gyro.mean if gyro is not None else np.array([0.0, 0.0, state[3]])
+    # The distance then was d / (1 - r lag) (the scene approaches at r d), and the velocity
+    # turns with the camera: dv/dt = -w x v at constant world velocity.
+    approach = float(np.clip(lag * state[4], -0.5, 0.5))
+    propagate = (np.eye(3) - lag * _skew(omega)) / (1.0 - approach)
+    m_state = np.zeros((6, 4))          # (a, b, s, wz) -> (linear / d, angular)
+    m_state[:3, :3] = propagate
+    if gyro is None:
+        m_state[5, 3] = 1.0
+    m_theta = m_state @ _decompose_jacobian(theta, eps)[:4]
+    m_rate = m_theta @ g_rate
+    m_rate[3 + rate_axes, np.arange(rate_axes.size)] += 1.0
+    cov = m_theta @ cov_theta @ m_theta.T + m_rate @ rate_cov @ m_rate.T
+    if gyro is None:  # roll/pitch rates are not measured: published as 0 with no weight
+        cov[3:5, :] = 0.0
+        cov[:, 3:5] = 0.0
+        cov[3, 3] = cov[4, 4] = UNKNOWN_VARIANCE
+        return _Motion(propagate @ state[:3], omega, cov)
+    cov[3:, 3:] += gyro.staleness
+    return _Motion(propagate @ state[:3], gyro.latest.copy(), cov)
+
+
+def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
+                      distance: float | None = None,
+                      gyro: GyroRates | np.ndarray | None = None,
+                      timing: VelocityTiming | None = None,
+                      config: VelocityConfig | None = None) -> VelocityEstimate:
+    """Camera velocity in the optical frame, at the tracks' stamp, from one frame's tracks.
+
+    Args:
+        tracks: the frame's tracks: points px, velocities px/s (NaN = unknown), ages.
+        camera: intrinsics (K, distortion) from CameraInfo; None refuses (no_intrinsics).
+        distance: distance to the scene along the optical axis, m; None, NaN or out of
+            [min_scene_distance, max_scene_distance] gives a ``no_distance`` result that
+            still carries the scale-free ``linear_per_distance`` and ``flow_rate``.
+        gyro: camera angular velocity in the optical frame: :class:`GyroRates` (see
+            :func:`gyro_rates`), or a (3,) rad/s array used as both mean and latest with
+            ``gyro_std``; None fits the yaw rate and takes roll/pitch rates as zero.
+        timing: when the velocities were measured (:meth:`FitWindow.update`); None means
+            they are instantaneous at the tracks' stamp.
+        config: settings; defaults if None.
+
+    Returns:
+        The estimate; ``status`` and ``reason`` say why when it is not valid.
+    """
+    cfg = config if config is not None else _DEFAULT_CONFIG
+    if camera is None:
+        return VelocityEstimate("no_intrinsics", "no camera intrinsics (camera_info not "
+                                "received, invalid or of another image size)")
+    min_age = max(cfg.velocity_min_track_age, timing.samples if timing is not None else 0)
+    usable = np.isfinite(tracks.velocities).all(axis=1) & (tracks.ages >= min_age)
+    n_usable = int(usable.sum())
+    if n_usable < cfg.velocity_min_inliers:
+        return VelocityEstimate(
+            "too_few_tracks", f"{n_usable} usable tracks (velocity known, age >= {min_age}) "
+            f"< velocity_min_inliers {cfg.velocity_min_inliers}", n_tracks=n_usable)
+    # Each track at its mean position over the velocity window.
+    lag = timing.lag if timing is not None else 0.0
+    velocities = tracks.velocities[usable].astype(np.float64)
+    points = tracks.points[usable].astype(np.float64) - lag * velocities
+    refused = _collinear(points, {"n_tracks": n_usable}, cfg)
+    if refused is not None:
+        return refused
+    if gyro is not None and not isinstance(gyro, GyroRates):
+        rate = np.asarray(gyro, np.float64).reshape(3)
+        gyro = GyroRates(rate, rate, np.eye(3) * cfg.gyro_std**2, np.zeros((3, 3)))
+
+    points_n, flow = _normalised_flow(camera, points, velocities)
+    if gyro is not None:
+        flow = flow - rotational_field(points_n, gyro.mean)
+    design = _design(points_n)
+    focal = 0.5 * sum(camera.focal_px)
+    fit = _robust_fit(design, flow, cfg, _MIN_SCALE_PX_S / focal)
+    common: dict[str, Any] = dict(n_tracks=n_usable, n_inliers=int(fit.inliers.sum()),
+                                  residual_std=fit.sigma * focal, gyro_used=gyro is not None)
+    speed = float(np.median(np.hypot(velocities[:, 0], velocities[:, 1])))
+    refused = _refusal(fit, points, speed, fit.sigma * focal, common, cfg)
+    if refused is not None:
+        return refused
+
+    motion = _motion(fit, design, points_n, gyro, lag, focal, cfg)
+    v, w = motion.scale_free, motion.angular
+    common.update(linear_per_distance=v, angular=w,
+                  flow_rate=np.array([w[0] - v[1], w[1] + v[0]]))
+    d = math.nan if distance is None else float(distance)
+    if not (math.isfinite(d) and cfg.min_scene_distance <= d <= cfg.max_scene_distance):
+        return VelocityEstimate("no_distance", f"no usable distance to the scene ({d} m; "
+                                f"need [{cfg.min_scene_distance}, {cfg.max_scene_distance}] m)",
+                                **common)
+    linear = d * v
+    scale = np.array([d, d, d, 1.0, 1.0, 1.0])
+    covariance = motion.covariance * np.outer(scale, scale)
+    covariance[:3, :3] += (cfg.distance_rel_std**2 * np.outer(linear, linear)
+                           + (cfg.acceleration_std * lag) ** 2 * np.eye(3))
+    return VelocityEstimate("ok", "", linear=linear, covariance=covariance, distance=d,
+                            **common)

@@ -1,0 +1,190 @@
+"""The velocity stage's ROS edge: distance and gyro inputs in, TwistWithCovarianceStamped out.
+
+Subscribes (best effort, keep last 5):
+    range (sensor_msgs/Range): distance to the scene along the optical axis. Readings that
+        are NaN, +-inf (REP-117: below min_range / beyond max_range) or outside the message's
+        own [min_range, max_range] are ignored and counted (``range_invalid``).
+    imu (sensor_msgs/Imu): angular velocity only, rotated into the camera optical frame by
+        the ``imu_roll``/``imu_pitch``/``imu_yaw`` parameters. Non-finite rates and messages
+        marking angular velocity as not provided (covariance[0] = -1, REP-145) are ignored
+        and counted (``imu_invalid``); an all-zero covariance means unknown (``gyro_std``).
+
+The latest range and a short history of gyro samples are cached with their header stamps;
+each frame takes the range nearest in time and the gyro samples of the tracks' velocity
+window (:func:`~optical_flow_ros.core.velocity_estimator.gyro_rates`), both only within
+``sensor_max_age`` of the image stamp. No message synchronisation is needed.
+
+The IMU rotation parameters are the rotation of the IMU frame relative to the camera optical
+frame, ``R_optical_imu = Rz(yaw) Ry(pitch) Rx(roll)`` (what tf2's static_transform_publisher
+takes with ``--frame-id <optical frame> --child-frame-id <imu frame>``); a rate ``w`` measured
+by the IMU is ``R_optical_imu @ w`` in the optical frame. Examples: an IMU publishing in the
+optical frame (sim_camera_node): 0, 0, 0. A downward camera whose image top points forward,
+on a body whose IMU is x forward, y left, z up: roll = pi, pitch = 0, yaw = -pi/2.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from geometry_msgs.msg import TwistWithCovarianceStamped
+from rclpy.node import Node
+from sensor_msgs.msg import Imu, Range
+from std_msgs.msg import Header
+
+from optical_flow_ros.core.config_fields import setting, validate_fields
+from optical_flow_ros.core.velocity_estimator import (
+    GyroRates,
+    VelocityEstimate,
+    VelocityTiming,
+    gyro_rates,
+)
+from optical_flow_ros.ros.diagnostics import DiagnosticsReporter
+from optical_flow_ros.ros.image_input import stamp_to_seconds
+from optical_flow_ros.ros.qos import keep_last_qos
+
+__all__ = ["VelocityInputConfig", "VelocityInputs", "imu_rotation", "velocity_msg"]
+
+_GYRO_HISTORY = 2000      # samples kept at most (2 s at 1 kHz)
+_GYRO_HISTORY_S = 2.0     # and only this far back from the newest, s
+
+
+@dataclass(frozen=True)
+class VelocityInputConfig:
+    """Where the velocity stage of tracker_node gets its distance and gyro rates."""
+
+    estimate_velocity: bool = setting(
+        True, "Estimate the camera velocity and publish flow/velocity (only once camera_info "
+        "and a distance are available)")
+    distance: float = setting(
+        0.0, "Fixed distance to the scene along the optical axis, m; 0 = use the range topic",
+        range=(0.0, 1e6))
+    imu_roll: float = setting(
+        0.0, "Rotation of the IMU frame relative to the camera optical frame, roll about x "
+        "(R = Rz(yaw) Ry(pitch) Rx(roll)), rad", range=(-10.0, 10.0))
+    imu_pitch: float = setting(
+        0.0, "Rotation of the IMU frame relative to the camera optical frame, pitch about y, "
+        "rad", range=(-10.0, 10.0))
+    imu_yaw: float = setting(
+        0.0, "Rotation of the IMU frame relative to the camera optical frame, yaw about z, rad",
+        range=(-10.0, 10.0))
+    sensor_max_age: float = setting(
+        0.2, "range and imu readings further than this from the image stamp are not used, s",
+        range=(0.0, 3600.0), exclusive_min=True)
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
+
+def imu_rotation(config: VelocityInputConfig) -> np.ndarray:
+    """``R_optical_imu = Rz(yaw) Ry(pitch) Rx(roll)`` of the configured angles (3x3)."""
+    cr, sr = math.cos(config.imu_roll), math.sin(config.imu_roll)
+    cp, sp = math.cos(config.imu_pitch), math.sin(config.imu_pitch)
+    cy, sy = math.cos(config.imu_yaw), math.sin(config.imu_yaw)
+    rz = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
+    ry = np.array([[cp, 0.0, sp], [0.0, 1.0, 0.0], [-sp, 0.0, cp]])
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, cr, -sr], [0.0, sr, cr]])
+    return rz @ ry @ rx
+
+
+class VelocityInputs:
+    """Caches range and gyro readings for the velocity stage of a node.
+
+    Args:
+        node: the owning node.
+        diagnostics: ``range_invalid`` and ``imu_invalid`` are counted here.
+        config: read on every message (replace it to reconfigure at runtime).
+    """
+
+    def __init__(self, node: Node, diagnostics: DiagnosticsReporter,
+                 config: VelocityInputConfig) -> None:
+        self._diag = diagnostics
+        self.config = config
+        self._range: tuple[float, float] | None = None          # (stamp s, distance m)
+        self._gyro_t: deque[float] = deque(maxlen=_GYRO_HISTORY)
+        self._gyro_w: deque[np.ndarray] = deque(maxlen=_GYRO_HISTORY)
+        self._gyro_cov: np.ndarray | None = None
+        qos = keep_last_qos("best_effort", 5)
+        self.subscriptions = [
+            node.create_subscription(Range, "range", self._on_range, qos),
+            node.create_subscription(Imu, "imu", self._on_imu, qos),
+        ]
+
+    @property
+    def config(self) -> VelocityInputConfig:
+        """The settings in use."""
+        return self._config
+
+    @config.setter
+    def config(self, config: VelocityInputConfig) -> None:
+        self._config = config
+        self._rotation = imu_rotation(config)
+
+    def _on_range(self, msg: Range) -> None:
+        value = float(msg.range)
+        if not (math.isfinite(value) and msg.min_range <= value <= msg.max_range):
+            self._diag.count("range_invalid")
+            return
+        self._range = (stamp_to_seconds(msg.header), value)
+
+    def _on_imu(self, msg: Imu) -> None:
+        w = msg.angular_velocity
+        rate = np.array([w.x, w.y, w.z], np.float64)
+        cov = np.asarray(msg.angular_velocity_covariance, np.float64).reshape(3, 3)
+        if not np.isfinite(rate).all() or cov[0, 0] == -1.0:
+            self._diag.count("imu_invalid")
+            return
+        rot = self._rotation
+        self._gyro_cov = rot @ cov @ rot.T if np.any(cov) and np.isfinite(cov).all() else None
+        stamp = stamp_to_seconds(msg.header)
+        if self._gyro_t and stamp <= self._gyro_t[-1]:   # time went back (bag loop): restart
+            self._gyro_t.clear()
+            self._gyro_w.clear()
+        self._gyro_t.append(stamp)
+        self._gyro_w.append(rot @ rate)
+        while self._gyro_t[0] < stamp - _GYRO_HISTORY_S:
+            self._gyro_t.popleft()
+            self._gyro_w.popleft()
+
+    def distance(self, stamp: float) -> tuple[float | None, str]:
+        """(distance m, "") for the image at ``stamp`` (s), or (None, why not).
+
+        The fixed ``distance`` parameter when > 0, else the latest valid range reading if it
+        is within ``sensor_max_age`` of ``stamp``.
+        """
+        if self._config.distance > 0.0:
+            return self._config.distance, ""
+        if self._range is None:
+            return None, "no valid range reading received and the distance parameter is 0"
+        when, value = self._range
+        if abs(stamp - when) > self._config.sensor_max_age:
+            return None, (f"the latest valid range reading is {stamp - when:.3f} s from the "
+                          f"image (sensor_max_age {self._config.sensor_max_age} s)")
+        return value, ""
+
+    def gyro(self, timing: VelocityTiming, gyro_std: float) -> GyroRates | None:
+        """Gyro rates (optical frame) for the tracks' velocity window.
+
+        None without any sample within ``sensor_max_age`` of the image.
+        """
+        if not self._gyro_t:
+            return None
+        return gyro_rates(np.fromiter(self._gyro_t, np.float64, len(self._gyro_t)),
+                          np.array(self._gyro_w), timing,
+                          max_age=self._config.sensor_max_age, covariance=self._gyro_cov,
+                          gyro_std=gyro_std)
+
+
+def velocity_msg(estimate: VelocityEstimate, header: Header) -> TwistWithCovarianceStamped:
+    """flow/velocity message: header = the image's (stamp, optical frame id).
+
+    Covariance row-major 6x6 over (vx, vy, vz, wx, wy, wz), m/s and rad/s.
+    """
+    msg = TwistWithCovarianceStamped(header=header)
+    twist = msg.twist.twist
+    twist.linear.x, twist.linear.y, twist.linear.z = (float(v) for v in estimate.linear)
+    twist.angular.x, twist.angular.y, twist.angular.z = (float(v) for v in estimate.angular)
+    msg.twist.covariance = np.ascontiguousarray(estimate.covariance, np.float64).ravel()
+    return msg
