@@ -134,9 +134,9 @@ def test_range_readings_are_filtered_and_aged(ros_peer):
     inputs = VelocityInputs(ros_peer.node, diag, VelocityInputConfig(sensor_max_age=0.2))
     assert inputs.distance(5.0)[0] is None and "no valid range" in inputs.distance(5.0)[1]
     for bad in (math.nan, math.inf, -math.inf, 0.05, 12.0):
-        inputs._on_range(_range(5.0, bad))
+        inputs.on_range(_range(5.0, bad))
     assert diag.counters["range_invalid"] == 5 and inputs.distance(5.0)[0] is None
-    inputs._on_range(_range(5.0, 2.5))
+    inputs.on_range(_range(5.0, 2.5))
     assert inputs.distance(5.1) == (2.5, "")
     value, why = inputs.distance(5.5)
     assert value is None and "0.500 s from the image" in why
@@ -151,9 +151,9 @@ def test_gyro_is_rotated_into_the_optical_frame_and_matched_to_the_window(ros_pe
     inputs = VelocityInputs(ros_peer.node, diag, config)
     body_rate = np.array([0.1, -0.2, 0.3])
     for k in range(6):
-        inputs._on_imu(_imu(1.0 + 0.1 * k, body_rate))
-    inputs._on_imu(_imu(1.6, [math.nan, 0.0, 0.0]))
-    inputs._on_imu(_imu(1.6, [1.0, 0.0, 0.0], cov0=-1.0))     # angular velocity not provided
+        inputs.on_imu(_imu(1.0 + 0.1 * k, body_rate))
+    inputs.on_imu(_imu(1.6, [math.nan, 0.0, 0.0]))
+    inputs.on_imu(_imu(1.6, [1.0, 0.0, 0.0], cov0=-1.0))     # angular velocity not provided
     assert diag.counters["imu_invalid"] == 2
     timing = VelocityTiming(start=1.1, end=1.5, lag=0.2, samples=5)
     gyro = inputs.gyro(timing, gyro_std=0.01)

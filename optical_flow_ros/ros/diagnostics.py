@@ -9,15 +9,68 @@ the level to WARN or ERROR until cleared.
 from __future__ import annotations
 
 from collections import Counter, deque
+from typing import Protocol
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
-__all__ = ["DiagnosticsReporter"]
+__all__ = ["CountSink", "Counts", "DiagnosticsReporter", "DiagnosticsSink", "OfflineDiagnostics"]
 
 _LEVEL_NAMES = {DiagnosticStatus.OK: "OK", DiagnosticStatus.WARN: "WARN",
                 DiagnosticStatus.ERROR: "ERROR", DiagnosticStatus.STALE: "STALE"}
+
+
+class CountSink(Protocol):
+    """Anything that counts events by name (DiagnosticsReporter, or Counts offline)."""
+
+    def count(self, key: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``key``."""
+
+
+class DiagnosticsSink(CountSink, Protocol):
+    """What processing stages report to: DiagnosticsReporter, or OfflineDiagnostics."""
+
+    def set(self, **gauges: object) -> None:
+        """Set gauges to their latest values."""
+
+    def raise_condition(self, key: str, message: str, *, error: bool = False) -> None:
+        """Hold a WARN (or ERROR) condition until cleared."""
+
+    def clear(self, key: str) -> None:
+        """Drop a condition."""
+
+
+class Counts(Counter[str]):
+    """Event counts without a node (bag processing); a :class:`CountSink`."""
+
+    def count(self, key: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``key``."""
+        self[key] += n
+
+
+class OfflineDiagnostics:
+    """The DiagnosticsSink of offline processing: counters, gauges, conditions ever raised."""
+
+    def __init__(self) -> None:
+        self.counters = Counts()
+        self.gauges: dict[str, object] = {}
+        self.conditions: dict[str, str] = {}
+
+    def count(self, key: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``key``."""
+        self.counters.count(key, n)
+
+    def set(self, **gauges: object) -> None:
+        """Set gauges to their latest values."""
+        self.gauges.update(gauges)
+
+    def raise_condition(self, key: str, message: str, *, error: bool = False) -> None:
+        """Remember the latest message of condition ``key`` (kept after clear, for reports)."""
+        self.conditions[key] = message
+
+    def clear(self, key: str) -> None:
+        """Conditions are kept for the final report; nothing to do."""
 
 
 class DiagnosticsReporter:

@@ -11,6 +11,7 @@ and skipped; it never reaches the algorithm.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -70,6 +71,8 @@ class Frame:
         image: the decoded image in its native layout.
         encoding: its encoding (e.g. ``bgr8``, ``mono8``).
         gray: uint8 grey image every flow algorithm uses.
+        received_at: ``time.perf_counter()`` when the message reached the node (s), so
+            processing time covers decoding too ("callback in to publish out").
     """
 
     header: Header
@@ -77,6 +80,7 @@ class Frame:
     image: np.ndarray
     encoding: str
     gray: np.ndarray = field(repr=False)
+    received_at: float = field(default_factory=time.perf_counter)
 
     @cached_property
     def bgr(self) -> np.ndarray:
@@ -128,6 +132,7 @@ class ImageInput:
         self._last_seq[key] = seq
 
     def _on_message(self, msg: Image | CompressedImage, info: MessageInfo) -> None:
+        received_at = time.perf_counter()
         self._diag.count("frames_received")
         self._count_dropped(info)
         try:
@@ -156,4 +161,4 @@ class ImageInput:
             msg.header.stamp = now.to_msg()
             stamp = now.nanoseconds * 1e-9
         self._on_frame(Frame(header=msg.header, stamp=stamp, image=image, encoding=encoding,
-                             gray=gray))
+                             gray=gray, received_at=received_at))

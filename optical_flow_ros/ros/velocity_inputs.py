@@ -41,7 +41,7 @@ from optical_flow_ros.core.velocity_estimator import (
     VelocityTiming,
     gyro_rates,
 )
-from optical_flow_ros.ros.diagnostics import DiagnosticsReporter
+from optical_flow_ros.ros.diagnostics import CountSink
 from optical_flow_ros.ros.image_input import stamp_to_seconds
 from optical_flow_ros.ros.qos import keep_last_qos
 
@@ -90,15 +90,16 @@ def imu_rotation(config: VelocityInputConfig) -> np.ndarray:
 
 
 class VelocityInputs:
-    """Caches range and gyro readings for the velocity stage of a node.
+    """Caches range and gyro readings for the velocity stage.
 
     Args:
-        node: the owning node.
+        node: the owning node, which subscribes to ``range`` and ``imu``; None to feed
+            :meth:`on_range` and :meth:`on_imu` directly (bag processing).
         diagnostics: ``range_invalid`` and ``imu_invalid`` are counted here.
         config: read on every message (replace it to reconfigure at runtime).
     """
 
-    def __init__(self, node: Node, diagnostics: DiagnosticsReporter,
+    def __init__(self, node: Node | None, diagnostics: CountSink,
                  config: VelocityInputConfig) -> None:
         self._diag = diagnostics
         self.config = config
@@ -106,11 +107,12 @@ class VelocityInputs:
         self._gyro_t: deque[float] = deque(maxlen=_GYRO_HISTORY)
         self._gyro_w: deque[np.ndarray] = deque(maxlen=_GYRO_HISTORY)
         self._gyro_cov: np.ndarray | None = None
-        qos = keep_last_qos("best_effort", 5)
-        self.subscriptions = [
-            node.create_subscription(Range, "range", self._on_range, qos),
-            node.create_subscription(Imu, "imu", self._on_imu, qos),
-        ]
+        if node is not None:
+            qos = keep_last_qos("best_effort", 5)
+            self.subscriptions = [
+                node.create_subscription(Range, "range", self.on_range, qos),
+                node.create_subscription(Imu, "imu", self.on_imu, qos),
+            ]
 
     @property
     def config(self) -> VelocityInputConfig:
@@ -122,14 +124,16 @@ class VelocityInputs:
         self._config = config
         self._rotation = imu_rotation(config)
 
-    def _on_range(self, msg: Range) -> None:
+    def on_range(self, msg: Range) -> None:
+        """Cache a range reading (invalid ones are counted and dropped)."""
         value = float(msg.range)
         if not (math.isfinite(value) and msg.min_range <= value <= msg.max_range):
             self._diag.count("range_invalid")
             return
         self._range = (stamp_to_seconds(msg.header), value)
 
-    def _on_imu(self, msg: Imu) -> None:
+    def on_imu(self, msg: Imu) -> None:
+        """Cache a gyro sample, rotated into the optical frame (invalid ones are counted)."""
         w = msg.angular_velocity
         rate = np.array([w.x, w.y, w.z], np.float64)
         cov = np.asarray(msg.angular_velocity_covariance, np.float64).reshape(3, 3)

@@ -1,0 +1,214 @@
+"""tracker_node's work for one frame, without the node: decoded frame in, messages out.
+
+The live node (``optical_flow_ros.nodes.tracker_node``) and offline bag processing both run
+this class, so a bag processed offline gives exactly the messages the node publishes.
+Also here: the node's configuration (parameter table and the config it builds), so both
+read the same YAML the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import cv2
+from geometry_msgs.msg import TwistWithCovarianceStamped
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from optical_flow_ros.core.camera_model import PinholeCamera
+from optical_flow_ros.core.config_fields import setting, validate_fields
+from optical_flow_ros.core.errors import CameraModelError, OpticalFlowError
+from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig, TrackerStats
+from optical_flow_ros.core.track_drawing import draw_tracks
+from optical_flow_ros.core.track_types import Tracks
+from optical_flow_ros.core.velocity_estimator import FitWindow, VelocityConfig, estimate_velocity
+from optical_flow_ros.nodes.compute_config import ComputeConfig
+from optical_flow_ros.nodes.parameter_table import build_config, params_from
+from optical_flow_ros.ros.diagnostics import DiagnosticsSink
+from optical_flow_ros.ros.image_input import Frame, InputConfig
+from optical_flow_ros.ros.image_messages import array_to_image_msg
+from optical_flow_ros.ros.track_cloud import tracks_to_cloud
+from optical_flow_ros.ros.velocity_inputs import VelocityInputConfig, VelocityInputs, velocity_msg
+
+__all__ = ["TRACKER_PARAMS", "TrackerNodeConfig", "TrackerOutputConfig", "TrackerPipeline",
+           "TrackerResult", "build_tracker_node_config"]
+
+
+@dataclass(frozen=True)
+class TrackerOutputConfig:
+    """What tracker_node adds around the tracker: camera model use and the debug drawing."""
+
+    use_camera_info: bool = setting(
+        True, "Use camera_info for normalised rays (x, y, 1) in flow/tracks; else (u, v, 0)")
+    draw_trails: bool = setting(True, "Draw each track's trail in flow/image")
+    draw_count: bool = setting(True, "Draw the track count in flow/image")
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
+
+TRACKER_PARAMS = (params_from(InputConfig, read_only=True)
+                  + params_from(ComputeConfig, read_only=True)
+                  + params_from(TrackerConfig) + params_from(TrackerOutputConfig)
+                  + params_from(VelocityInputConfig) + params_from(VelocityConfig))
+
+
+class TrackerNodeConfig(NamedTuple):
+    """Everything tracker_node is configured with."""
+
+    input: InputConfig
+    compute: ComputeConfig
+    tracker: TrackerConfig
+    output: TrackerOutputConfig
+    velocity_input: VelocityInputConfig
+    velocity: VelocityConfig
+
+
+def build_tracker_node_config(values: dict[str, Any]) -> TrackerNodeConfig:
+    """Validated node config from parameter values (raises ConfigError)."""
+    return TrackerNodeConfig(build_config(InputConfig, values),
+                             build_config(ComputeConfig, values),
+                             build_config(TrackerConfig, values),
+                             build_config(TrackerOutputConfig, values),
+                             build_config(VelocityInputConfig, values),
+                             build_config(VelocityConfig, values))
+
+
+def _fit_window_size(config: TrackerConfig) -> int:
+    """Frames the tracker fits a velocity over."""
+    return min(config.velocity_window, config.track_len)
+
+
+class TrackerResult(NamedTuple):
+    """The outputs of one frame; ``error`` set (and the rest None) when tracking failed."""
+
+    tracks: Tracks | None
+    stats: TrackerStats | None
+    tracks_msg: PointCloud2 | None
+    image_msg: Image | None
+    velocity_msg: TwistWithCovarianceStamped | None
+    error: str | None = None
+
+
+class TrackerPipeline:
+    """Tracker, camera model and velocity stage for one camera.
+
+    Args:
+        config: the node configuration.
+        diagnostics: counters, gauges and conditions go here.
+        node: when given, the velocity inputs subscribe to ``range`` and ``imu`` on it;
+            otherwise feed ``velocity_inputs.on_range`` / ``on_imu`` directly.
+    """
+
+    def __init__(self, config: TrackerNodeConfig, diagnostics: DiagnosticsSink, *,
+                 node: Node | None = None) -> None:
+        self._config = config
+        self._diag = diagnostics
+        self.tracker = LKTracker(config.tracker)
+        self.camera: PinholeCamera | None = None
+        # The velocity stage runs here, not in a node of its own, because it needs exactly
+        # this frame's tracks and their px/s velocities: no re-serialising of the tracks, no
+        # second subscription and no time synchronisation of tracks with range and imu
+        # (their latest readings are cached and their age checked against the image stamp).
+        self.velocity_inputs = VelocityInputs(node, diagnostics, config.velocity_input)
+        self._fit_window = FitWindow(_fit_window_size(config.tracker), config.tracker.max_dt)
+
+    @property
+    def config(self) -> TrackerNodeConfig:
+        """The configuration in use."""
+        return self._config
+
+    def configure(self, config: TrackerNodeConfig) -> bool:
+        """Apply a new configuration; True if the tracker itself was reconfigured."""
+        self._config = config
+        self._fit_window.configure(_fit_window_size(config.tracker), config.tracker.max_dt)
+        self.velocity_inputs.config = config.velocity_input
+        if config.tracker == self.tracker.config:
+            return False
+        self.tracker.configure(config.tracker)
+        return True
+
+    def reset(self) -> None:
+        """Drop all tracks (ids continue, never reused)."""
+        self.tracker.reset()
+        self._diag.count("resets")
+
+    def on_camera_info(self, msg: CameraInfo) -> str | None:
+        """Use these intrinsics from now on; returns why not if they are unusable."""
+        try:
+            self.camera = PinholeCamera.from_camera_info(msg)
+        except CameraModelError as err:
+            self.camera = None
+            self._diag.count("camera_info_invalid")
+            self._diag.raise_condition("camera_info", f"camera_info ignored: {err}")
+            return f"camera_info ignored: {err}"
+        self._diag.clear("camera_info")
+        return None
+
+    def _camera_for(self, frame: Frame) -> PinholeCamera | None:
+        camera = self.camera
+        if camera is None or not self._config.output.use_camera_info:
+            return None
+        if (camera.height, camera.width) != frame.gray.shape:
+            self._diag.raise_condition(
+                "camera_info", f"camera_info is {camera.width}x{camera.height} but images are "
+                f"{frame.gray.shape[1]}x{frame.gray.shape[0]}; using pixel coordinates")
+            return None
+        return camera
+
+    def process(self, frame: Frame, *, draw: bool) -> TrackerResult:
+        """Track one frame; build flow/tracks, flow/velocity and (if ``draw``) flow/image."""
+        try:
+            tracks = self.tracker.update(frame.gray, frame.stamp)
+        except (OpticalFlowError, ValueError, cv2.error) as err:
+            self._diag.count("frames_failed")
+            return TrackerResult(None, None, None, None, None, f"tracking failed: {err}")
+        camera = self._camera_for(frame)
+        tracks_msg = tracks_to_cloud(tracks, frame.header, camera)
+        velocity = self._estimate_velocity(frame, tracks, camera)
+        image = None
+        if draw:
+            out = self._config.output
+            vis = draw_tracks(frame.bgr if frame.image.ndim == 3 else frame.gray, tracks,
+                              self.tracker.trails() if out.draw_trails else None,
+                              text=out.draw_count)
+            image = array_to_image_msg(vis, "bgr8", frame.header)
+        stats = self.tracker.stats
+        self._report(stats)
+        return TrackerResult(tracks, stats, tracks_msg, image, velocity)
+
+    def _estimate_velocity(self, frame: Frame, tracks: Tracks,
+                           camera: PinholeCamera | None) -> TwistWithCovarianceStamped | None:
+        timing = self._fit_window.update(frame.stamp)   # every frame, to follow the tracker
+        config = self._config
+        if not config.velocity_input.estimate_velocity:
+            self._diag.clear("velocity")
+            return None
+        distance, why_no_distance = self.velocity_inputs.distance(frame.stamp)
+        estimate = estimate_velocity(
+            tracks, camera, distance=distance,
+            gyro=self.velocity_inputs.gyro(timing, config.velocity.gyro_std), timing=timing,
+            config=config.velocity)
+        self._diag.set(velocity_tracks=estimate.n_tracks, velocity_inliers=estimate.n_inliers,
+                       velocity_residual_px_s=estimate.residual_std,
+                       velocity_gyro=estimate.gyro_used)
+        if estimate.valid:
+            self._diag.clear("velocity")
+            self._diag.count("velocity_published")
+            return velocity_msg(estimate, frame.header)
+        reason = estimate.reason
+        if estimate.status == "no_distance" and why_no_distance:
+            reason = why_no_distance
+        self._diag.count(f"velocity_{estimate.status}")
+        self._diag.raise_condition("velocity", f"no flow/velocity: {reason}")
+        return None
+
+    def _report(self, stats: TrackerStats) -> None:
+        self._diag.count("frames_processed")
+        self._diag.count("tracks_detected", stats.n_detected)
+        if stats.reset_reason is not None:
+            self._diag.count("resets")
+        self._diag.set(tracks_in=stats.n_tracked_in, after_lk=stats.n_after_lk,
+                       after_fb=stats.n_after_fb, after_ransac=stats.n_after_ransac,
+                       detected=stats.n_detected, live=stats.n_live)
