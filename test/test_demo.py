@@ -30,6 +30,10 @@ def test_demo_runs_the_pipeline_and_writes_checked_outputs(tmp_path):
     assert summary["tracks_alive_median"] >= 200
     # Track velocities (px/s) against the simulator's exact motion field.
     assert summary["track_velocity_error_median_pct"] < 5.0
+    # Camera velocity (flow/velocity) against sim/twist: the accuracy bounds.
+    assert summary["velocity_estimates"] >= 60
+    assert summary["velocity_rmse_pct_of_speed"] <= 3.0
+    assert summary["velocity_within_3sigma_pct"] >= 90.0
     for name in ("tracks.png", "dense_hsv.png", "velocity.png"):
         image = cv2.imread(str(out / name))
         assert image is not None and image.std() > 10.0, name

@@ -6,9 +6,10 @@ Starts, each in its own process: ``sim_camera_node`` (a camera flying over a rea
 texture, with exact ground truth), ``tracker_node`` and ``dense_flow_node``; listens to their
 outputs from this process, prints progress once a second, then a summary (frames, rate,
 latency from image stamp to flow/tracks p50/p99, tracks alive, track velocity error against
-the exact motion field), and writes to the output folder: ``tracks.mp4`` (annotated frames:
-trails, points, mean image-motion arrow), ``tracks.png`` and ``dense_hsv.png`` snapshots,
-``velocity.png`` (median track velocity vs truth over time) and ``summary.json``.
+the exact motion field, camera velocity RMSE against the simulator's truth), and writes to
+the output folder: ``tracks.mp4`` (annotated frames: trails, points, camera-velocity
+arrow), ``tracks.png`` and ``dense_hsv.png`` snapshots, ``velocity.png`` (estimated vs true
+camera velocity over time with the 3-sigma band) and ``summary.json``.
 DDS stays on this machine (LOCALHOST discovery, a ROS domain of the demo's own).
 """
 
@@ -42,8 +43,8 @@ class Recorder:
 
     latencies_ms: list[float] = field(default_factory=list)
     track_counts: list[int] = field(default_factory=list)
-    velocity_rows: list[tuple[float, float, float, float, float, float]] = field(
-        default_factory=list)  # stamp, est vu, est vv, true vu, true vv, median rel. error
+    camera_velocity_rows: list[tuple[float, ...]] = field(
+        default_factory=list)  # stamp, est vx, vy, true vx, vy, sigma vx, vy (m/s)
     speed_errors: list[np.ndarray] = field(default_factory=list)
     frames_seen: int = 0
     last_tracks_image: np.ndarray | None = None
@@ -90,6 +91,16 @@ def _summary(rec: Recorder, elapsed: float, nodes_alive: bool) -> dict[str, Any]
         "tracks_alive_median": int(np.median(rec.track_counts)) if rec.track_counts else 0,
         "nodes_alive_at_end": nodes_alive,
     }
+    cam = np.asarray(rec.camera_velocity_rows)
+    if cam.size:
+        err = cam[:, 1:3] - cam[:, 3:5]
+        mean_speed = float(np.linalg.norm(cam[:, 3:5], axis=1).mean())
+        rmse = float(np.sqrt((err ** 2).sum(axis=1).mean()))
+        inside = np.abs(err) <= 3 * cam[:, 5:7]
+        summary["velocity_estimates"] = len(cam)
+        summary["velocity_rmse_m_s"] = round(rmse, 4)
+        summary["velocity_rmse_pct_of_speed"] = round(100 * rmse / mean_speed, 3)
+        summary["velocity_within_3sigma_pct"] = round(100 * float(inside.all(axis=1).mean()), 1)
     if errors.size:
         summary["track_velocity_error_median_pct"] = round(float(np.median(errors)) * 100, 3)
         summary["track_velocity_error_p90_pct"] = round(float(np.percentile(errors, 90)) * 100,

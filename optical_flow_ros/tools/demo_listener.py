@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rclpy
-from geometry_msgs.msg import TwistStamped
+from geometry_msgs.msg import TwistStamped, TwistWithCovarianceStamped
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -23,7 +23,7 @@ from optical_flow_ros.tools.demo import Recorder
 
 __all__ = ["DemoListener"]
 
-_ARROW_SECONDS = 0.5  # the motion arrow shows where the image moves in this time
+_ARROW_PX_PER_M_S = 100.0  # length of the camera-velocity arrow in the video
 
 
 def _stamp(msg: object) -> float:
@@ -46,15 +46,17 @@ class DemoListener:
         self._twists: dict[float, TwistStamped] = {}
         self._ranges: dict[float, float] = {}
         self._tracks: list[tuple[float, np.ndarray]] = []
+        self._velocities: dict[float, TwistWithCovarianceStamped] = {}
+        self._latest_velocity = np.zeros(2)
         self._camera: PinholeCamera | None = None
         self._video: cv2.VideoWriter | None = None
-        self._motion = np.zeros(2)
         reliable = keep_last_qos("reliable", 10)
         sub = self._node.create_subscription
         self._tracks_sub = sub(PointCloud2, "flow/tracks", self._on_tracks, reliable)
         sub(Image, "flow/image", self._on_tracks_image, keep_last_qos("reliable", 2))
         sub(Image, "flow/dense/hsv", self._on_hsv, keep_last_qos("best_effort", 1))
         sub(CameraInfo, "camera_info", self._on_camera_info, keep_last_qos("best_effort", 1))
+        sub(TwistWithCovarianceStamped, "flow/velocity", self._on_velocity, reliable)
         if truth:
             sub(TwistStamped, "sim/twist", self._on_twist, reliable)
             sub(Range, "range", self._on_range, reliable)
@@ -74,25 +76,28 @@ class DemoListener:
         rec.latencies_ms.append((time.time() - _stamp(msg)) * 1e3)
         cloud = cloud_to_array(msg)
         rec.track_counts.append(len(cloud))
-        old = cloud[cloud["age"] >= 5]
-        if len(old):
-            self._motion = np.array([np.median(old["vu"]), np.median(old["vv"])])
         self._tracks.append((_stamp(msg), cloud[["u", "v", "vu", "vv", "age"]].copy()))
 
     def _on_tracks_image(self, msg: Image) -> None:
         vis = np.ascontiguousarray(image_msg_to_array(msg))
         h, w = vis.shape[:2]
         centre = (w // 2, h // 2)
-        tip = (int(round(centre[0] + self._motion[0] * _ARROW_SECONDS)),
-               int(round(centre[1] + self._motion[1] * _ARROW_SECONDS)))
+        # Camera velocity in the optical frame: x right, y down, as drawn on the image.
+        vx, vy = self._latest_velocity
+        tip = (int(round(centre[0] + vx * _ARROW_PX_PER_M_S)),
+               int(round(centre[1] + vy * _ARROW_PX_PER_M_S)))
         cv2.arrowedLine(vis, centre, tip, (0, 0, 255), 3, tipLength=0.2)
-        cv2.putText(vis, f"image motion {np.hypot(*self._motion):.0f} px/s", (10, h - 12),
+        cv2.putText(vis, f"camera velocity {np.hypot(vx, vy):.2f} m/s", (10, h - 12),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 255), 2, cv2.LINE_AA)
         if self._video is None:
             self._video = cv2.VideoWriter(str(self._out / "tracks.mp4"),
                                           cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (w, h))
         self._video.write(vis)
         self.recorder.last_tracks_image = vis
+
+    def _on_velocity(self, msg: TwistWithCovarianceStamped) -> None:
+        self._velocities[_stamp(msg)] = msg
+        self._latest_velocity = np.array([msg.twist.twist.linear.x, msg.twist.twist.linear.y])
 
     def _on_hsv(self, msg: Image) -> None:
         self.recorder.last_hsv = np.array(image_msg_to_array(msg))
@@ -125,9 +130,19 @@ class DemoListener:
             est = np.column_stack((old["vu"], old["vv"]))
             rel = np.linalg.norm(est - truth, axis=1) / np.linalg.norm(truth, axis=1)
             self.recorder.speed_errors.append(rel)
-            self.recorder.velocity_rows.append((stamp, *np.median(est, axis=0),
-                                                *np.median(truth, axis=0),
-                                                float(np.median(rel))))
+
+    def _score_velocity(self) -> None:
+        """Camera velocity (flow/velocity) against sim/twist at the same stamps."""
+        rows = []
+        for stamp, msg in sorted(self._velocities.items()):
+            truth = self._twists.get(stamp)
+            if truth is None:
+                continue
+            est = msg.twist.twist.linear
+            sigma = np.sqrt(np.diag(np.reshape(msg.twist.covariance, (6, 6)))[:2])
+            rows.append((stamp, est.x, est.y, truth.twist.linear.x, truth.twist.linear.y,
+                         sigma[0], sigma[1]))
+        self.recorder.camera_velocity_rows = rows
 
     def write_outputs(self) -> None:
         """Snapshots, the velocity plot and the finished video."""
@@ -138,47 +153,54 @@ class DemoListener:
             cv2.imwrite(str(self._out / "tracks.png"), rec.last_tracks_image)
         if rec.last_hsv is not None:
             cv2.imwrite(str(self._out / "dense_hsv.png"), rec.last_hsv)
-        if rec.velocity_rows:
-            cv2.imwrite(str(self._out / "velocity.png"), _plot(np.array(rec.velocity_rows)))
+        if rec.camera_velocity_rows:
+            cv2.imwrite(str(self._out / "velocity.png"),
+                        _plot(np.array(rec.camera_velocity_rows)))
 
     def close(self) -> None:
         """Score against the truth and shut the listener down."""
         self._score()
+        self._score_velocity()
         self._executor.shutdown()
         self._node.destroy_node()
         rclpy.shutdown(context=self._context)
 
 
-def _plot(rows: np.ndarray, size: tuple[int, int] = (900, 420)) -> np.ndarray:
-    """Median track velocity (est. solid, truth thin) per axis over time, drawn with OpenCV."""
+def _plot(rows: np.ndarray, size: tuple[int, int] = (900, 460)) -> np.ndarray:
+    """Camera velocity vx, vy (m/s): estimate with its 3-sigma band, and the truth."""
     w, h = size
     img = np.full((h, w, 3), 255, np.uint8)
     t = rows[:, 0] - rows[0, 0]
-    values = rows[:, 1:5]
-    lo, hi = float(values.min()), float(values.max())
-    pad = 0.1 * (hi - lo + 1e-6)
+    est, truth, sigma = rows[:, 1:3], rows[:, 3:5], rows[:, 5:7]
+    lo = float(min((est - 3 * sigma).min(), truth.min()))
+    hi = float(max((est + 3 * sigma).max(), truth.max()))
+    pad = 0.05 * (hi - lo + 1e-6)
     lo, hi = lo - pad, hi + pad
-    left, right, top, bottom = 70, w - 20, 30, h - 40
+    left, right, top, bottom = 70, w - 20, 36, h - 40
 
     def pts(y: np.ndarray) -> np.ndarray:
         x = left + (t / max(t[-1], 1e-6)) * (right - left)
         yy = bottom - (y - lo) / (hi - lo) * (bottom - top)
         return np.column_stack((x, yy)).round().astype(np.int32)
 
+    band = img.copy()
+    for col, colour in ((0, (200, 80, 0)), (1, (0, 130, 0))):
+        upper, lower = pts(est[:, col] + 3 * sigma[:, col]), pts(est[:, col] - 3 * sigma[:, col])
+        cv2.fillPoly(band, [np.vstack((upper, lower[::-1]))], colour)
+    img = cv2.addWeighted(band, 0.2, img, 0.8, 0)
     cv2.rectangle(img, (left, top), (right, bottom), (0, 0, 0), 1)
-    zero = pts(np.zeros_like(t))[0, 1]
-    if top < zero < bottom:
-        cv2.line(img, (left, zero), (right, zero), (200, 200, 200), 1)
-    for col, colour, name in ((0, (200, 80, 0), "vu"), (1, (0, 120, 0), "vv")):
-        cv2.polylines(img, [pts(values[:, 2 + col])], False, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.polylines(img, [pts(values[:, col])], False, colour, 2, cv2.LINE_AA)
-        cv2.putText(img, f"{name} tracked (median)", (left + 10 + 220 * col, 20),
+    for col, colour, name in ((0, (200, 80, 0), "vx"), (1, (0, 130, 0), "vy")):
+        cv2.polylines(img, [pts(truth[:, col])], False, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.polylines(img, [pts(est[:, col])], False, colour, 2, cv2.LINE_AA)
+        cv2.putText(img, f"{name} estimated (band: 3 sigma)", (left + 300 * col, 22),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
-    cv2.putText(img, "truth: thin black", (left + 460, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+    cv2.putText(img, "truth: thin black", (left + 610, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                 (0, 0, 0), 1, cv2.LINE_AA)
-    for value in (lo, hi):
-        cv2.putText(img, f"{value:.0f}", (5, pts(np.full_like(t, value))[0, 1] + 5),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, f"px/s over {t[-1]:.1f} s", (left, h - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                (0, 0, 0), 1, cv2.LINE_AA)
+    for value in (lo, 0.0, hi):
+        y = int(pts(np.full_like(t, value))[0, 1])
+        if top <= y <= bottom:
+            cv2.putText(img, f"{value:+.2f}", (5, y + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                        (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, f"camera velocity, optical frame, m/s, over {t[-1]:.1f} s", (left, h - 12),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     return img
