@@ -3,6 +3,7 @@
 #   .venv/    Python 3.11 venv with every pinned dependency (requirements.txt), ROS 2 Kilted
 #             from PyPI's ros-* wheels included;
 #   install/  the package built by colcon, as in a ROS 2 workspace (source install/setup.bash).
+#   Debian's xvfb and xdotool for the viewer's tests, when absent and we run as root.
 # Idempotent: dependencies are reinstalled only when requirements.txt changes, and colcon
 # rebuilds only when a file that goes into the package changed.
 set -euo pipefail
@@ -36,6 +37,27 @@ if [ "$(cat .venv/.requirements.sha256 2>/dev/null)" != "$req_hash" ]; then
     .venv/bin/python -m pip install --disable-pip-version-check --quiet --upgrade pip==25.3
     .venv/bin/python -m pip install --disable-pip-version-check --quiet -r requirements.txt
     echo "$req_hash" > .venv/.requirements.sha256
+fi
+
+# The viewer's tests run it on a virtual X display (Debian's xvfb) and press its keys with
+# xdotool; their libx11-6 and libxext6 are also what the SDL in pygame's wheel loads at run
+# time. Installed when absent and we can (root with apt-get); otherwise those tests skip.
+missing_debs=()
+command -v Xvfb >/dev/null 2>&1 || missing_debs+=(xvfb)
+command -v xdotool >/dev/null 2>&1 || missing_debs+=(xdotool)
+if [ ${#missing_debs[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "installing Debian packages for the viewer tests: ${missing_debs[*]}"
+        apt_log=$(mktemp)
+        if ! { apt-get update -qq &&
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                    "${missing_debs[@]}"; } >"$apt_log" 2>&1; then
+            log "could not install ${missing_debs[*]} ($(tail -n 1 "$apt_log")); viewer tests will skip"
+        fi
+        rm -f "$apt_log"
+    else
+        log "${missing_debs[*]} missing and not root with apt-get: viewer tests will skip (sudo apt-get install ${missing_debs[*]})"
+    fi
 fi
 
 # Hash every tracked or new file that colcon installs, so an unchanged tree skips the build.

@@ -13,6 +13,8 @@ Publishes (each computed only while someone subscribes):
     /diagnostics: processing time, mean/median/max flow magnitude, valid fraction, frame counts.
 Services:
     ~/reset (std_srvs/Trigger): forget the previous frame and temporal state.
+    ~/save_snapshot (std_srvs/Trigger): write the newest input frame and its HSV view as PNG
+        files to ``snapshot_dir``; answers with their paths (``ros/snapshot_service.py``).
 Parameters: ``config/flow.yaml`` (generated from the table below); all but the start-up-only
 ones can be changed at runtime, including ``method``.
 """
@@ -21,8 +23,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
+import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
@@ -39,6 +43,7 @@ from optical_flow_ros.ros.image_input import Frame, ImageInput, InputConfig
 from optical_flow_ros.ros.image_messages import array_to_image_msg
 from optical_flow_ros.ros.parameters import ParameterBinding
 from optical_flow_ros.ros.qos import keep_last_qos
+from optical_flow_ros.ros.snapshot_service import SnapshotConfig, SnapshotService
 
 __all__ = ["DENSE_FLOW_PARAMS", "DenseFlowNode", "main"]
 
@@ -60,7 +65,8 @@ class DenseOutputConfig:
 
 DENSE_FLOW_PARAMS = (params_from(InputConfig, read_only=True)
                      + params_from(ComputeConfig, read_only=True)
-                     + params_from(DenseFlowConfig) + params_from(DenseOutputConfig))
+                     + params_from(DenseFlowConfig) + params_from(DenseOutputConfig)
+                     + params_from(SnapshotConfig))
 
 
 class DenseNodeConfig(NamedTuple):
@@ -70,13 +76,15 @@ class DenseNodeConfig(NamedTuple):
     compute: ComputeConfig
     flow: DenseFlowConfig
     output: DenseOutputConfig
+    snapshot: SnapshotConfig
 
 
 def build_dense_node_config(values: dict[str, Any]) -> DenseNodeConfig:
     """Validated node config from parameter values (raises ConfigError)."""
     return DenseNodeConfig(build_config(InputConfig, values), build_config(ComputeConfig, values),
                            build_config(DenseFlowConfig, values),
-                           build_config(DenseOutputConfig, values))
+                           build_config(DenseOutputConfig, values),
+                           build_config(SnapshotConfig, values))
 
 
 class DenseFlowNode(Node):
@@ -90,6 +98,7 @@ class DenseFlowNode(Node):
         config.compute.apply()
         self._flow = DenseFlow(config.flow)
         self._prev: Frame | None = None
+        self._prev_flow: np.ndarray | None = None  # flow into self._prev, when computed
         self._diag = DiagnosticsReporter(self, "dense_flow")
         qos = keep_last_qos("reliable", 1)
         self._pub_flow = self.create_publisher(Image, "flow/dense", qos)
@@ -97,6 +106,7 @@ class DenseFlowNode(Node):
         self._pub_arrows = self.create_publisher(Image, "flow/dense/arrows", qos)
         self._pub_warp = self.create_publisher(Image, "flow/dense/warp", qos)
         self.create_service(Trigger, "~/reset", self._on_reset)
+        self._snapshots = SnapshotService(self, lambda: self._params.config.snapshot.snapshot_dir)
         self._input = ImageInput(self, self._on_frame, self._diag, config.input)
 
     def _on_config_change(self, config: DenseNodeConfig, changed: set[str]) -> None:
@@ -111,6 +121,19 @@ class DenseFlowNode(Node):
         response.success, response.message = True, "dense flow reset"
         return response
 
+    def _snapshot_view(self, prev: Frame | None, frame: Frame) -> np.ndarray:
+        """HSV view of ``frame`` for ~/save_snapshot: from the flow computed for it, if any.
+
+        When nobody subscribed (so no flow was computed), the flow is computed now by a fresh
+        DenseFlow, leaving the node's temporal state alone.
+        """
+        flow = self._prev_flow if frame is self._prev else None
+        if flow is None:
+            if prev is None or prev.gray.shape != frame.gray.shape:
+                raise OpticalFlowError("no flow yet: it needs two frames of the same size")
+            flow = DenseFlow(self._flow.config).compute(prev.gray, frame.gray)
+        return draw_hsv(flow, scale=self._params.config.output.hsv_scale)
+
     def _wanted(self) -> tuple[bool, bool, bool, bool]:
         out = self._params.config.output
         return (self._pub_flow.get_subscription_count() > 0,
@@ -119,8 +142,8 @@ class DenseFlowNode(Node):
                 out.publish_warp and self._pub_warp.get_subscription_count() > 0)
 
     def _on_frame(self, frame: Frame) -> None:
-        start = time.perf_counter()
-        prev, self._prev = self._prev, frame
+        prev, self._prev, self._prev_flow = self._prev, frame, None
+        self._snapshots.update(frame, partial(self._snapshot_view, prev, frame))
         if prev is None or prev.gray.shape != frame.gray.shape or frame.stamp <= prev.stamp:
             if prev is not None:
                 self._flow.reset()
@@ -136,6 +159,7 @@ class DenseFlowNode(Node):
             self._diag.count("frames_failed")
             self.get_logger().warning(f"dense flow failed: {err}", throttle_duration_sec=5.0)
             return
+        self._prev_flow = flow
         out = self._params.config.output
         header = frame.header
         if want_flow:
@@ -153,7 +177,7 @@ class DenseFlowNode(Node):
         self._diag.set(flow_mean_px=stats.mean, flow_median_px=stats.median,
                        flow_max_px=stats.max, valid_fraction=stats.valid_fraction,
                        method=self._flow.config.method)
-        self._diag.add_processing_time((time.perf_counter() - start) * 1e3)
+        self._diag.add_processing_time((time.perf_counter() - frame.received_at) * 1e3)
 
 
 def main(args: list[str] | None = None) -> int:

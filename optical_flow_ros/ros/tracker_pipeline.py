@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import cv2
+import numpy as np
 from geometry_msgs.msg import TwistWithCovarianceStamped
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -28,6 +29,7 @@ from optical_flow_ros.nodes.parameter_table import build_config, params_from
 from optical_flow_ros.ros.diagnostics import DiagnosticsSink
 from optical_flow_ros.ros.image_input import Frame, InputConfig
 from optical_flow_ros.ros.image_messages import array_to_image_msg
+from optical_flow_ros.ros.snapshot_service import SnapshotConfig
 from optical_flow_ros.ros.track_cloud import tracks_to_cloud
 from optical_flow_ros.ros.velocity_inputs import VelocityInputConfig, VelocityInputs, velocity_msg
 
@@ -51,7 +53,8 @@ class TrackerOutputConfig:
 TRACKER_PARAMS = (params_from(InputConfig, read_only=True)
                   + params_from(ComputeConfig, read_only=True)
                   + params_from(TrackerConfig) + params_from(TrackerOutputConfig)
-                  + params_from(VelocityInputConfig) + params_from(VelocityConfig))
+                  + params_from(VelocityInputConfig) + params_from(VelocityConfig)
+                  + params_from(SnapshotConfig))
 
 
 class TrackerNodeConfig(NamedTuple):
@@ -63,6 +66,7 @@ class TrackerNodeConfig(NamedTuple):
     output: TrackerOutputConfig
     velocity_input: VelocityInputConfig
     velocity: VelocityConfig
+    snapshot: SnapshotConfig
 
 
 def build_tracker_node_config(values: dict[str, Any]) -> TrackerNodeConfig:
@@ -72,7 +76,8 @@ def build_tracker_node_config(values: dict[str, Any]) -> TrackerNodeConfig:
                              build_config(TrackerConfig, values),
                              build_config(TrackerOutputConfig, values),
                              build_config(VelocityInputConfig, values),
-                             build_config(VelocityConfig, values))
+                             build_config(VelocityConfig, values),
+                             build_config(SnapshotConfig, values))
 
 
 def _fit_window_size(config: TrackerConfig) -> int:
@@ -169,14 +174,20 @@ class TrackerPipeline:
         velocity = self._estimate_velocity(frame, tracks, camera)
         image = None
         if draw:
-            out = self._config.output
-            vis = draw_tracks(frame.bgr if frame.image.ndim == 3 else frame.gray, tracks,
-                              self.tracker.trails() if out.draw_trails else None,
-                              text=out.draw_count)
-            image = array_to_image_msg(vis, "bgr8", frame.header)
+            image = array_to_image_msg(self.draw(frame, tracks, self.trails()), "bgr8",
+                                       frame.header)
         stats = self.tracker.stats
         self._report(stats)
         return TrackerResult(tracks, stats, tracks_msg, image, velocity)
+
+    def trails(self) -> np.ndarray | None:
+        """The live tracks' trails as flow/image draws them (None when trails are off)."""
+        return self.tracker.trails() if self._config.output.draw_trails else None
+
+    def draw(self, frame: Frame, tracks: Tracks, trails: np.ndarray | None) -> np.ndarray:
+        """flow/image's drawing (bgr8) of ``tracks`` over ``frame``."""
+        return draw_tracks(frame.bgr if frame.image.ndim == 3 else frame.gray, tracks, trails,
+                           text=self._config.output.draw_count)
 
     def _estimate_velocity(self, frame: Frame, tracks: Tracks,
                            camera: PinholeCamera | None) -> TwistWithCovarianceStamped | None:

@@ -1,0 +1,253 @@
+"""The ``view`` command: its window on a virtual X display shows what the nodes publish, and
+its keys (sent with xdotool) switch dense_flow_node's outputs, save snapshots and quit.
+
+Xvfb and xdotool are Debian's (``scripts/setup_env.sh`` installs them when run as root); the
+screenshots are Pillow's X grab (XCB, in Pillow's wheel).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import cv2
+import ground_truth as gt
+import numpy as np
+import pytest
+from rcl_interfaces.srv import GetParameters
+from ros_harness import REPO, NodeProcess
+from sensor_msgs.msg import CompressedImage, Image
+
+from optical_flow_ros.core.flow_drawing import draw_hsv
+from optical_flow_ros.ros.image_messages import (
+    array_to_compressed_msg,
+    array_to_image_msg,
+    image_msg_to_array,
+)
+from optical_flow_ros.ros.qos import keep_last_qos
+from optical_flow_ros.tools.viewer_node import FeedStatus, ImageFeed, to_display
+from optical_flow_ros.tools.viewer_window import (
+    PLACEHOLDER_SHAPE,
+    STATUS_HEIGHT,
+    PanelView,
+    compose,
+)
+
+XVFB, XDOTOOL = shutil.which("Xvfb"), shutil.which("xdotool")
+needs_x = pytest.mark.skipif(
+    not (XVFB and XDOTOOL),
+    reason="Xvfb or xdotool not installed (scripts/setup_env.sh installs Debian's xvfb and "
+           "xdotool when run as root)")
+
+SHAPE = (240, 320)
+
+
+@pytest.fixture
+def xvfb() -> Iterator[str]:
+    """A virtual X display on a free number (Xvfb picks it: -displayfd)."""
+    proc = subprocess.Popen([XVFB, "-displayfd", "1", "-screen", "0", "1280x720x24",
+                             "-nolisten", "tcp"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 15.0)
+        number = proc.stdout.readline().strip() if ready else ""
+        assert number.isdigit(), "Xvfb did not start"
+        yield f":{number}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _xdotool(display: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([XDOTOOL, *args], env=dict(os.environ, DISPLAY=display),
+                          capture_output=True, text=True, timeout=10)
+
+
+def _window(display: str, pid: int, timeout: float = 20.0) -> str:
+    """The X window of process ``pid`` (pygame re-creates it when the layout changes)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        ids = _xdotool(display, "search", "--pid", str(pid)).stdout.split()
+        if ids:
+            return ids[-1]
+        time.sleep(0.1)
+    raise AssertionError(f"no window of pid {pid}")
+
+
+def _geometry(display: str, window: str) -> tuple[int, int, int, int]:
+    """x, y, width, height of an X window (no window manager: x, y are on the root)."""
+    shell = _xdotool(display, "getwindowgeometry", "--shell", window).stdout
+    g = dict(line.split("=") for line in shell.split())
+    return int(g["X"]), int(g["Y"]), int(g["WIDTH"]), int(g["HEIGHT"])
+
+
+def _press(display: str, pid: int, key: str) -> None:
+    """Press ``key`` as a user would (XTEST) with the pointer on the viewer's window.
+
+    Not ``key --window``: that fails when the window is re-created between search and
+    press, and a retry cannot tell whether the first press arrived. The viewer's window
+    stays centred on the screen, so its centre stays on it across re-creations.
+    """
+    x, y, w, h = _geometry(display, _window(display, pid))
+    result = _xdotool(display, "mousemove", str(x + w // 2), str(y + h // 2), "key", key)
+    assert result.returncode == 0, result.stderr
+
+
+def _screenshot(display: str, pid: int) -> np.ndarray:
+    """The viewer's window as BGR pixels, grabbed from the X server."""
+    from PIL import ImageGrab
+
+    x, y, w, h = _geometry(display, _window(display, pid))
+    shot = ImageGrab.grab(bbox=(x, y, x + w, y + h), xdisplay=display)
+    return np.asarray(shot.convert("RGB"))[..., ::-1]
+
+
+def _frames(n: int) -> list[np.ndarray]:
+    """Rotating and zooming texture: the HSV view has every hue, nothing uniform."""
+    base = gt.texture("gravel", SHAPE)
+    centre = (SHAPE[1] / 2, SHAPE[0] / 2)
+    return [gt.render(base, gt.similarity(0, 0, 0.04 * i, 1.0 + 0.02 * i, centre), SHAPE)
+            for i in range(n)]
+
+
+def _dense_params(peer, client) -> dict[str, bool]:
+    future = client.call_async(GetParameters.Request(names=["publish_hsv", "publish_warp"]))
+    assert peer.spin_until(future.done, 10.0)
+    hsv, warp = future.result().values
+    return {"publish_hsv": hsv.bool_value, "publish_warp": warp.bool_value}
+
+
+@pytest.mark.dds
+@needs_x
+def test_window_shows_the_published_view_and_keys_act(ros_peer, xvfb, tmp_path, monkeypatch):
+    snaps = tmp_path / "snaps"
+    hsv: list[Image] = []
+    node = ros_peer.node
+    pub = node.create_publisher(Image, "image", keep_last_qos("reliable", 10))
+    node.create_subscription(Image, "flow/dense/hsv", hsv.append, keep_last_qos("reliable", 10))
+    params = node.create_client(GetParameters, "/dense_flow_node/get_parameters")
+    with NodeProcess("optical_flow_ros.nodes.dense_flow_node",
+                     params={"hsv_scale": 25.0}) as dense:
+        with monkeypatch.context() as env:  # DISPLAY for the viewer process only
+            env.setenv("DISPLAY", xvfb)
+            viewer = NodeProcess("optical_flow_ros.tools.viewer",
+                                 args=["--snapshot-dir", str(snaps)])
+        with viewer:
+            # No topics given: flow/image, plus flow/dense/hsv once the dense node answers.
+            assert ros_peer.spin_until(lambda: node.count_subscribers("/flow/dense/hsv") >= 2,
+                                       25.0), viewer.output() + dense.output()
+            assert node.count_subscribers("/flow/image") == 1, viewer.output()
+            assert ros_peer.wait_for_subscriber(pub), dense.output()
+            for i, frame in enumerate(_frames(4)):
+                msg = array_to_image_msg(frame, "mono8")
+                msg.header.stamp = node.get_clock().now().to_msg()
+                count = len(hsv)
+                pub.publish(msg)
+                if i == 0:
+                    ros_peer.spin_for(0.5)
+                else:
+                    assert ros_peer.spin_until(lambda c=count: len(hsv) > c, 10.0)
+            published = image_msg_to_array(hsv[-1])
+            assert published.std() > 20  # a view with structure, so a shifted match fails
+            time.sleep(1.0)  # the viewer draws the newest frame
+
+            # Panels left to right: flow/image (no frames: a placeholder), flow/dense/hsv.
+            shot = _screenshot(xvfb, viewer.proc.pid)
+            x0 = PLACEHOLDER_SHAPE[1]
+            shown = shot[:SHAPE[0], x0:x0 + SHAPE[1]]
+            assert shown.shape == published.shape, shot.shape
+            assert np.abs(shown.astype(int) - published).mean() < 1.0
+            assert shot.shape[0] == SHAPE[0] + 2 * STATUS_HEIGHT
+
+            _press(xvfb, viewer.proc.pid, "s")
+            stamp = hsv[-1].header.stamp
+            saved = snaps / f"flow_dense_hsv_{stamp.sec}_{stamp.nanosec:09d}.png"
+            deadline = time.monotonic() + 10.0
+            while time.monotonic() < deadline:
+                written = cv2.imread(str(saved)) if saved.exists() else None
+                if written is not None:
+                    break
+                time.sleep(0.1)
+            np.testing.assert_array_equal(written, published)
+
+            _press(xvfb, viewer.proc.pid, "2")  # warp on: parameter, and the viewer subscribes
+            assert ros_peer.spin_until(
+                lambda: _dense_params(ros_peer, params)["publish_warp"]
+                and node.count_subscribers("/flow/dense/warp") == 1, 15.0), viewer.output()
+            _press(xvfb, viewer.proc.pid, "1")  # HSV off: parameter, and the viewer leaves
+            assert ros_peer.spin_until(
+                lambda: not _dense_params(ros_peer, params)["publish_hsv"]
+                and node.count_subscribers("/flow/dense/hsv") == 1, 15.0), viewer.output()
+
+            _press(xvfb, viewer.proc.pid, "Escape")
+            assert viewer.proc.wait(15) == 0, viewer.output()
+        assert dense.alive(), dense.output()
+
+
+def test_without_a_display_it_says_so_in_one_line_and_fails():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    result = subprocess.run([sys.executable, "-m", "optical_flow_ros.tools.viewer"],
+                            cwd=REPO, env=dict(env, PYTHONPATH=str(REPO)),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no display" in lines[0], result.stderr
+    assert result.stdout == ""
+
+
+def test_compose_puts_images_unscaled_at_the_left_and_shrinks_only_to_fit():
+    a = np.random.default_rng(0).integers(0, 256, (120, 160, 3), np.uint8)
+    b = np.full((100, 200, 3), 77, np.uint8)
+    canvas = compose([PanelView(a, "a"), PanelView(b, "b"), PanelView(None, "c")], "footer")
+    np.testing.assert_array_equal(canvas[:120, :160], a)
+    np.testing.assert_array_equal(canvas[:100, 160:360], b)
+    rows = max(120, PLACEHOLDER_SHAPE[0])
+    assert canvas.shape == (rows + 2 * STATUS_HEIGHT, 360 + PLACEHOLDER_SHAPE[1], 3)
+    assert canvas[rows:].any()  # status lines and footer carry text
+    small = compose([PanelView(a, "a")], "f", max_size=(60 + 2 * STATUS_HEIGHT, 1000))
+    assert small.shape[0] == 60 + 2 * STATUS_HEIGHT
+    np.testing.assert_allclose(small[:60, :80].mean(), cv2.resize(a, (80, 60)).mean(), atol=1)
+
+
+def test_feed_status_rate_and_latency():
+    clock = {"ros": 100.0, "mono": 0.0}
+    feed = ImageFeed("/flow/image", lambda: clock["ros"], lambda: clock["mono"])
+    for i in range(11):
+        msg = array_to_image_msg(np.zeros((4, 4), np.uint8), "mono8")
+        msg.header.stamp.sec, msg.header.stamp.nanosec = 99, 980_000_000  # 20 ms old
+        clock["mono"] = i * 0.1
+        feed.on_message(msg)
+    status = feed.status()
+    assert status == FeedStatus("/flow/image", pytest.approx(10.0), pytest.approx(20.0), 11)
+    assert status.text() == "/flow/image  10.0 fps  latency 20 ms"
+    assert feed.take() is not None and feed.take() is None  # the newest, once
+    clock["mono"] = 5.0
+    assert feed.status().fps == 0.0  # stalled
+
+
+@pytest.mark.parametrize("encoding", ["mono8", "mono16", "rgb8", "bgra8", "32FC1", "32FC2"])
+def test_any_supported_encoding_is_displayable(encoding):
+    rng = np.random.default_rng(1)
+    arrays = {"mono8": rng.integers(0, 256, (6, 8), np.uint8),
+              "mono16": rng.integers(0, 65536, (6, 8), np.uint16),
+              "rgb8": rng.integers(0, 256, (6, 8, 3), np.uint8),
+              "bgra8": rng.integers(0, 256, (6, 8, 4), np.uint8),
+              "32FC1": rng.random((6, 8), np.float32),
+              "32FC2": rng.normal(size=(6, 8, 2)).astype(np.float32)}
+    shown = to_display(array_to_image_msg(arrays[encoding], encoding))
+    assert shown.shape == (6, 8, 3) and shown.dtype == np.uint8
+    if encoding == "32FC2":
+        np.testing.assert_array_equal(shown, draw_hsv(arrays[encoding]))
+
+
+def test_compressed_images_are_displayable():
+    image = np.random.default_rng(2).integers(0, 256, (6, 8, 3), np.uint8)
+    msg = array_to_compressed_msg(image, "png")
+    assert isinstance(msg, CompressedImage)
+    np.testing.assert_array_equal(to_display(msg), image)
+
