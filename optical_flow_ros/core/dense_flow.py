@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 METHODS = ("dis", "farneback")
+_MIN_VALIDITY_SIZE = 8  # px per side for the validity checks
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 VALIDITY_MODES = ("none", "texture", "fb", "both")
 
@@ -140,8 +141,8 @@ class DenseFlowConfig:
     variational_refinement_gamma: float | None = setting(
         None, "DIS gradient-constancy weight", kind=float, range=(0.0, 1000.0))
     variational_refinement_epsilon: float | None = setting(
-        None, "DIS robust-penaliser epsilon", kind=float, range=(0.0, 1000.0),
-        exclusive_min=True)
+        None, "DIS robust-penaliser epsilon (below ~1e-19 OpenCV's float32 refinement "
+        "underflows and crashes)", kind=float, range=(1e-6, 1000.0))
     use_mean_normalization: bool | None = setting(
         None, "DIS patch mean normalisation (robust to brightness change)", kind=bool)
     use_spatial_propagation: bool | None = setting(
@@ -356,13 +357,20 @@ class DenseFlow:
 
         Raises:
             ImageConversionError: (a ``ValueError``) inputs are not 2-D uint8 of equal shape,
-                or too small for DIS at the configured downscale.
+                too small for DIS at the configured downscale, or smaller than 8x8 px with a
+                validity check on.
         """
         prev, nxt = _check_pair(prev_gray, next_gray)
         cfg = self._config
         if prev.shape != self._shape:
             if cfg.method == "dis":
                 _check_dis_size(cfg, _working_shape(prev.shape, cfg.downscale))
+            if cfg.validity != "none" and min(prev.shape) < _MIN_VALIDITY_SIZE:
+                # OpenCV cannot tell a 1x1 array from a scalar in the mask comparisons, and
+                # a texture/consistency check over a handful of pixels means nothing anyway.
+                raise ImageConversionError(
+                    f"validity {cfg.validity!r} needs images of at least {_MIN_VALIDITY_SIZE}x"
+                    f"{_MIN_VALIDITY_SIZE} px, got {prev.shape[1]}x{prev.shape[0]}")
             self.reset()
             self._shape = prev.shape
             self._scratch = None

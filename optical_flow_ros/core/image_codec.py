@@ -298,7 +298,9 @@ def decode_image(
     dtype = spec.dtype.newbyteorder("S") if swap else spec.dtype
     view = np.ndarray(shape, dtype=dtype, buffer=buffer, strides=strides)
     if swap or copy or not view.flags.aligned:
-        return np.ascontiguousarray(view, dtype=spec.dtype)
+        # np.array, not ascontiguousarray: the latter returns the (read-only) view itself
+        # when it is already contiguous and native, and copy=True promises owned memory.
+        return np.array(view, dtype=spec.dtype, order="C", copy=True)
     return view
 
 
@@ -651,8 +653,10 @@ def encode_compressed(
     kind = compressed_format(fmt)
     if not isinstance(array, np.ndarray):
         raise ImageConversionError(f"expected a numpy array, got {type(array).__name__}")
-    channels = 1 if array.ndim == 2 else array.shape[-1]
-    encoding = _DECODED_ENCODING.get((array.dtype, channels)) if array.ndim in (2, 3) else None
+    encoding = None
+    if array.ndim in (2, 3):  # before reading shape[-1]: a 0-d array has none
+        channels = 1 if array.ndim == 2 else array.shape[-1]
+        encoding = _DECODED_ENCODING.get((array.dtype, channels))
     extension, storable = _COMPRESSED[kind]
     if encoding is None or encoding not in storable:
         raise ImageConversionError(

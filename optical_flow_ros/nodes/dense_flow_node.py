@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
 
+import cv2
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image
@@ -155,7 +156,7 @@ class DenseFlowNode(Node):
             return
         try:
             flow = self._flow.compute(prev.gray, frame.gray)
-        except OpticalFlowError as err:
+        except (OpticalFlowError, ValueError, cv2.error) as err:
             self._diag.count("frames_failed")
             self.get_logger().warning(f"dense flow failed: {err}", throttle_duration_sec=5.0)
             return

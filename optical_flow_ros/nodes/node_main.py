@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 
 import rclpy
-from rclpy.exceptions import InvalidParameterValueException
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
@@ -27,7 +27,7 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
     rclpy.init(args=args)
     try:
         node = make_node()
-    except (InvalidParameterValueException, OpticalFlowError) as err:
+    except (ParameterException, OpticalFlowError) as err:
         print(f"[ERROR] invalid parameter: {err}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
@@ -35,6 +35,11 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # A signal that shuts the context down while a callback runs makes its next publish
+        # fail ("publisher's context is invalid"): that is the shutdown, not a fault.
+        if rclpy.ok():
+            raise
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

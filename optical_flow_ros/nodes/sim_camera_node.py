@@ -189,7 +189,9 @@ class SimCameraNode(Node):
         """(index, sim time s, stamp ns) of the frame due at ``now_ns``; never repeats."""
         if self._start_ns is None:
             self._start_ns = now_ns
-        due = round((now_ns - self._start_ns) * 1e-9 * self._sim.config.rate)
+        # floor, not round: a frame is due once its time has come, so a late tick never
+        # takes the next frame's stamp, which would run ahead of the clock.
+        due = math.floor((now_ns - self._start_ns) * 1e-9 * self._sim.config.rate + 1e-9)
         index = max(self._index + 1, due)
         self._diag.count("frames_skipped", index - self._index - 1)
         self._index = index

@@ -122,8 +122,11 @@ class DiagnosticsReporter:
         if self._conditions:
             level, message = max(self._conditions.values())
         processed = self.counters["frames_processed"]
-        if processed == self._processed_at_last_publish and level == DiagnosticStatus.OK:
-            level, message = DiagnosticStatus.STALE, "no frames processed since the last report"
+        if processed == self._processed_at_last_publish:
+            # A stopped camera outranks any standing warning: say it first, keep the rest.
+            stale = "no frames processed since the last report"
+            level = DiagnosticStatus.STALE
+            message = stale if message == "ok" else f"{stale}; {message}"
         self._processed_at_last_publish = processed
         values = [KeyValue(key=k, value=str(v)) for k, v in sorted(self.counters.items())]
         values += [KeyValue(key=k, value=v) for k, v in sorted(self.gauges.items())]

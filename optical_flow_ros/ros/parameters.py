@@ -45,6 +45,11 @@ def descriptor(param: Param) -> ParameterDescriptor:
         description=param.description,
         additional_constraints=param.limits_text(),
         read_only=param.read_only,
+        # The node's own check (ParameterBinding._check) refuses a wrong type with a reason
+        # that names the parameter, and widens an int given for a double (YAML ``1``);
+        # rclpy's fixed typing would answer "Wrong parameter type, expected '2' got '4'" or
+        # end the node at start-up with a traceback.
+        dynamic_typing=True,
     )
     limits = param.range
     if limits is not None and isinstance(param.default, float):
