@@ -248,8 +248,8 @@ class NodeRun:
             if record:
                 self.times.append((t1 - t0) * 1e3)
                 self.to_tracks.append((self._t_tracks - t0) * 1e3)
-                self.paired.append((t1 - t0 - self.node._tracker.stats.elapsed_s) * 1e3)
-                self.counts.append(self.node._tracker.stats.n_live)
+                self.paired.append((t1 - t0 - self.node._pipeline.tracker.stats.elapsed_s) * 1e3)
+                self.counts.append(self.node._pipeline.tracker.stats.n_live)
 
 
 def pct(values: list[float]) -> tuple[float, float]:
@@ -275,7 +275,7 @@ def in_process(frames: dict[str, list[np.ndarray]], messages: dict[str, list[Ima
     for enc in ENCODINGS:
         for kind in ("a", "b"):
             runs[enc, kind] = NodeRun(context, executor, f"/{kind}_{enc}", messages[enc])
-        config = runs[enc, "a"].node._tracker.config
+        config = runs[enc, "a"].node._pipeline.tracker.config
         grays = [f if f.ndim == 2 else cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames[enc]]
         runs[enc, "core"] = CoreRun(config, grays)
     nodes_b = [runs[enc, "b"].node for enc in ENCODINGS]
@@ -289,7 +289,8 @@ def in_process(frames: dict[str, list[np.ndarray]], messages: dict[str, list[Ima
     assert all(n._pub_image.get_subscription_count() == 0 for n in nodes_a)
     print(f"\n== in process: {args.rounds} rounds x {args.frames // args.rounds} frames per "
           f"variant after {WARMUP} warm-up, cv2 threads {cv2.getNumThreads()}, node config = "
-          f"core config: {runs['mono8', 'core'].tracker.config == nodes_a[0]._tracker.config}")
+          f"core config: "
+          f"{runs['mono8', 'core'].tracker.config == nodes_a[0]._pipeline.tracker.config}")
     for run in runs.values():
         run.run(WARMUP, record=False)
     per_round = args.frames // args.rounds
@@ -401,10 +402,10 @@ def breakdown(runs: list[NodeRun], n: int = 100) -> None:
         for run in runs:
             node = run.node
             inst_patches = [
-                (node._tracker, "update", "LKTracker.update (core)"),
+                (node._pipeline.tracker, "update", "LKTracker.update (core)"),
                 (node._pub_tracks, "publish", "publish flow/tracks"),
                 (node._pub_image, "get_subscription_count", "flow/image get_subscription_count"),
-                (node._tracker, "trails", "LKTracker.trails"),
+                (node._pipeline.tracker, "trails", "LKTracker.trails"),
                 (node._pub_image, "publish", "publish flow/image"),
                 (node, "_report", "_report (diagnostics)"),
             ]

@@ -15,9 +15,13 @@ __all__ = ["ComputeConfig"]
 class ComputeConfig:
     """How much of the machine a node's OpenCV calls may use."""
 
+    # 1 by default: at camera rate a second thread did not lower the tracker's latency
+    # (median +0.1 ms, within noise) but cost 1-8 CPU points more in every comparison, and on
+    # a many-core robot OpenCV's default starts a worker per core in every node
+    # (bench/run_all.py section 2). Offline work on back-to-back frames gains from more.
     opencv_threads: int = setting(
-        0, "Threads OpenCV may use in this process (cv2.setNumThreads); 0 = OpenCV's default",
-        range=(0, 64))
+        1, "Threads OpenCV may use in this process (cv2.setNumThreads); 0 = OpenCV's default "
+        "(one per core)", range=(0, 64))
 
     def __post_init__(self) -> None:
         validate_fields(self)
