@@ -79,9 +79,9 @@ from skimage import data as skdata  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from optical_flow_ros.core.lk_tracker import LKTracker  # noqa: E402
-from optical_flow_ros.nodes import tracker_node as tracker_node_module  # noqa: E402
 from optical_flow_ros.nodes.tracker_node import TrackerNode  # noqa: E402
 from optical_flow_ros.ros import image_input as image_input_module  # noqa: E402
+from optical_flow_ros.ros import tracker_pipeline as tracker_node_module  # noqa: E402
 from optical_flow_ros.ros.image_messages import array_to_image_msg  # noqa: E402
 from optical_flow_ros.ros.qos import keep_last_qos  # noqa: E402
 
@@ -407,7 +407,7 @@ def breakdown(runs: list[NodeRun], n: int = 100) -> None:
                 (node._pub_image, "get_subscription_count", "flow/image get_subscription_count"),
                 (node._pipeline.tracker, "trails", "LKTracker.trails"),
                 (node._pub_image, "publish", "publish flow/image"),
-                (node, "_report", "_report (diagnostics)"),
+                (node._pipeline, "_report", "_report (diagnostics)"),
             ]
             inst_saved = [(obj, attr, obj.__dict__.get(attr)) for obj, attr, _ in inst_patches]
             for obj, attr, name in inst_patches:
