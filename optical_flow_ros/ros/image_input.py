@@ -29,7 +29,8 @@ from optical_flow_ros.ros.diagnostics import DiagnosticsReporter
 from optical_flow_ros.ros.image_messages import compressed_msg_to_array, image_msg_to_array
 from optical_flow_ros.ros.qos import RELIABILITY_CHOICES, keep_last_qos
 
-__all__ = ["TRANSPORTS", "Frame", "ImageInput", "InputConfig", "stamp_to_seconds"]
+__all__ = ["TRANSPORTS", "Frame", "ImageInput", "InputConfig", "frame_from_msg",
+           "stamp_to_seconds"]
 
 TRANSPORTS = ("raw", "compressed")
 _LOG_THROTTLE_S = 5.0
@@ -88,6 +89,30 @@ class Frame:
         return to_bgr(self.image, self.encoding)
 
 
+def frame_from_msg(msg: Image | CompressedImage, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                   received_at: float | None = None) -> Frame:
+    """Decode an image message into a :class:`Frame`, as every node and bag processing do.
+
+    The frame keeps the message's header; a zero stamp stays zero (the caller decides what
+    stands in for it: the node clock live, the bag's record time offline).
+
+    Args:
+        msg: a ``sensor_msgs/Image`` or ``sensor_msgs/CompressedImage``.
+        max_pixels: frames declaring more pixels than this are refused unread.
+        received_at: ``time.perf_counter()`` when the message arrived (default: now).
+
+    Raises:
+        ImageConversionError: the message cannot be decoded.
+    """
+    if isinstance(msg, CompressedImage):
+        image, encoding = compressed_msg_to_array(msg, max_pixels=max_pixels)
+    else:
+        image, encoding = image_msg_to_array(msg, max_pixels=max_pixels), msg.encoding
+    return Frame(header=msg.header, stamp=stamp_to_seconds(msg.header), image=image,
+                 encoding=encoding, gray=to_gray(image, encoding),
+                 received_at=time.perf_counter() if received_at is None else received_at)
+
+
 class ImageInput:
     """Camera subscription of a node.
 
@@ -115,11 +140,6 @@ class ImageInput:
             msg_type, topic, self._on_message,
             keep_last_qos(config.input_reliability, config.input_depth))
 
-    def _decode(self, msg: Image | CompressedImage) -> tuple[np.ndarray, str]:
-        if isinstance(msg, CompressedImage):
-            return compressed_msg_to_array(msg, max_pixels=self._max_pixels)
-        return image_msg_to_array(msg, max_pixels=self._max_pixels), msg.encoding
-
     def _count_dropped(self, info: MessageInfo) -> None:
         seq = info.get("publication_sequence_number")
         gid = info.get("publisher_gid")
@@ -136,8 +156,7 @@ class ImageInput:
         self._diag.count("frames_received")
         self._count_dropped(info)
         try:
-            image, encoding = self._decode(msg)
-            gray = to_gray(image, encoding)
+            frame = frame_from_msg(msg, max_pixels=self._max_pixels, received_at=received_at)
         except ImageConversionError as err:
             self._diag.count("frames_invalid")
             self._diag.raise_condition("input", f"invalid frames: {err}")
@@ -145,20 +164,19 @@ class ImageInput:
                                             throttle_duration_sec=_LOG_THROTTLE_S)
             return
         self._diag.clear("input")
-        if self._shape is not None and gray.shape != self._shape:
+        shape = frame.gray.shape
+        if self._shape is not None and shape != self._shape:
             self._diag.count("resolution_changes")
             self._node.get_logger().info(
                 f"input resolution changed from {self._shape[1]}x{self._shape[0]} to "
-                f"{gray.shape[1]}x{gray.shape[0]}; restarting")
-        self._shape = gray.shape
-        stamp = stamp_to_seconds(msg.header)
-        if stamp == 0.0:
+                f"{shape[1]}x{shape[0]}; restarting")
+        self._shape = shape
+        if frame.stamp == 0.0:
             self._diag.count("frames_unstamped")
             self._node.get_logger().warning(
                 "image header stamp is zero; using the node clock (velocities lose accuracy)",
                 throttle_duration_sec=60.0)
             now = self._node.get_clock().now()
-            msg.header.stamp = now.to_msg()
-            stamp = now.nanoseconds * 1e-9
-        self._on_frame(Frame(header=msg.header, stamp=stamp, image=image, encoding=encoding,
-                             gray=gray, received_at=received_at))
+            frame.header.stamp = now.to_msg()
+            frame.stamp = now.nanoseconds * 1e-9
+        self._on_frame(frame)
