@@ -12,6 +12,9 @@ NODES = {
     "dense_flow_node": "optical_flow_ros.nodes.dense_flow_node:main",
     "sim_camera_node": "optical_flow_ros.nodes.sim_camera_node:main",
     "view": "optical_flow_ros.tools.viewer:main",
+    "process_bag": "optical_flow_ros.tools.process_bag:main",
+    "play_bag": "optical_flow_ros.tools.play_bag:main",
+    "sample_bag": "optical_flow_ros.tools.sample_bag:main",
 }
 
 setup(

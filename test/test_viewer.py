@@ -129,7 +129,8 @@ def test_window_shows_the_published_view_and_keys_act(ros_peer, xvfb, tmp_path, 
     hsv: list[Image] = []
     node = ros_peer.node
     pub = node.create_publisher(Image, "image", keep_last_qos("reliable", 10))
-    node.create_subscription(Image, "flow/dense/hsv", hsv.append, keep_last_qos("reliable", 10))
+    hsv_sub = node.create_subscription(Image, "flow/dense/hsv", hsv.append,
+                                       keep_last_qos("reliable", 10))
     params = node.create_client(GetParameters, "/dense_flow_node/get_parameters")
     with NodeProcess("optical_flow_ros.nodes.dense_flow_node",
                      params={"hsv_scale": 25.0}) as dense:
@@ -143,6 +144,7 @@ def test_window_shows_the_published_view_and_keys_act(ros_peer, xvfb, tmp_path, 
                                        25.0), viewer.output() + dense.output()
             assert node.count_subscribers("/flow/image") == 1, viewer.output()
             assert ros_peer.wait_for_subscriber(pub), dense.output()
+            assert ros_peer.wait_for_publisher(hsv_sub), dense.output()  # matched both ways
             for i, frame in enumerate(_frames(4)):
                 msg = array_to_image_msg(frame, "mono8")
                 msg.header.stamp = node.get_clock().now().to_msg()
