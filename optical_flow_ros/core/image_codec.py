@@ -606,6 +606,14 @@ def decode_compressed(
     buffer = _byte_buffer(data)
     width, height = _png_size(buffer) if kind == "png" else _jpeg_size(buffer)
     _check_size(width, height, max_pixels)
+    if kind == "jpeg":
+        # Every 8x8 block of a complete JPEG costs at least one bit: fewer bytes is truncated
+        # data, which libjpeg would "decode" at full size as grey filler (hundreds of MB).
+        least = -(-width // 8) * -(-height // 8) // 8
+        if buffer.size < least:
+            raise ImageConversionError(
+                f"truncated JPEG ({buffer.size} B): {width} x {height} px need at least "
+                f"{least} B")
     try:
         image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     except cv2.error as err:

@@ -254,6 +254,9 @@ def compressed_payloads(draw: st.DrawFn) -> tuple[Any, str]:
 
 SLACK = 64 * 1024
 """Allocation allowance of one call beyond its input and output (messages, tracebacks), B."""
+MAX_EXPANSION = 2048
+"""Most decoded bytes per compressed byte of a complete image: deflate stops at ~1032 (PNG);
+a JPEG needs at least one bit per 8x8 block per component (<= 512 px/B; grey or BGR)."""
 _RSS_GROWTH_LIMIT_KB = 256 * 1024
 
 
@@ -429,6 +432,10 @@ def test_decode_compressed_converts_correctly_or_refuses(payload, max_pixels):
         raw = bytes(memoryview(data).cast("B")) if not isinstance(data, list) else bytes(data)
         if isinstance(data, np.ndarray) and data.dtype == np.uint16:
             raw = data.tobytes()
+        # no decompression bomb: a few hundred bytes of truncated JPEG declaring megapixels
+        # "decode" as grey filler (test_truncated_jpeg_declaring_megapixels_is_refused)
+        assert image.nbytes <= MAX_EXPANSION * len(raw) + SLACK, (
+            f"{len(raw)} B of {fmt!r} decoded to {image.shape} {image.dtype}")
         # the size checked against max_pixels is the size decoded
         if raw.startswith(b"\x89PNG"):
             assert (width, height) == _declared_png_size(raw)
@@ -545,3 +552,31 @@ def test_encode_compressed_round_trips_or_refuses(case, fmt):
 def test_encode_compressed_refuses_0d_array(fmt):
     with pytest.raises(ImageConversionError):
         ic.encode_compressed(np.array(7, np.uint8), fmt=fmt)
+
+
+def _jpeg_declaring(width: int, height: int) -> bytes:
+    """A real 32x24 JPEG whose SOF declares ``width`` x ``height`` (its scan is then short)."""
+    data = bytearray(_encode(_smooth((24, 32, 3), np.uint8, 9), ".jpg"))
+    _jpeg_declare(data, width, height)
+    return bytes(data)
+
+
+def test_truncated_jpeg_declaring_megapixels_is_refused(monkeypatch):
+    data = _jpeg_declaring(8192, 8192)
+    assert len(data) < 2000
+
+    def fail(*args, **kwargs):
+        raise AssertionError(f"imdecode called on {len(data)} B declaring 8192 x 8192 px")
+
+    monkeypatch.setattr(ic.cv2, "imdecode", fail)
+    with pytest.raises(ImageConversionError, match="truncated JPEG"):
+        ic.decode_compressed(data, fmt="jpeg")
+
+
+def test_complete_jpegs_of_flat_images_still_decode():
+    # the most compressible real JPEGs (flat black, progressive): ~2-9x above one bit per block
+    for shape in [(480, 640), (480, 640, 3), (1080, 1920)]:
+        for params in ([], [cv2.IMWRITE_JPEG_PROGRESSIVE, 1, cv2.IMWRITE_JPEG_QUALITY, 0]):
+            data = _encode(np.zeros(shape, np.uint8), ".jpg", params)
+            image, _ = ic.decode_compressed(data, fmt="jpeg")
+            assert image.shape[:2] == shape[:2]
