@@ -59,6 +59,22 @@ class RosPeer:
         self.spin_for(0.3)
         return ok
 
+    def call(self, client: object, request: object, timeout: float = 20.0) -> object:
+        """Call a service and return its response, re-sending every 3 s until ``timeout``.
+
+        A service is reported available once discovered, but its response writer may not
+        have matched our reader yet: the first answer can be lost. Every service these tests
+        call tolerates a repeated request.
+        """
+        assert client.wait_for_service(timeout_sec=timeout), "service not available"
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            future = client.call_async(request)
+            if self.spin_until(future.done, min(3.0, max(end - time.monotonic(), 0.1))):
+                return future.result()
+            client.remove_pending_request(future)
+        raise AssertionError(f"no service answer within {timeout} s")
+
     def close(self) -> None:
         """Destroy the node and shut the context down."""
         self.executor.shutdown()

@@ -29,12 +29,9 @@ def _frames(n: int) -> list[np.ndarray]:
 
 def _set_param(peer, node_name: str, name: str, value: str) -> SetParameters.Response:
     client = peer.node.create_client(SetParameters, f"/{node_name}/set_parameters")
-    assert client.wait_for_service(timeout_sec=20.0)
     msg = ParameterMsg(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING,
                                                        string_value=value))
-    future = client.call_async(SetParameters.Request(parameters=[msg]))
-    assert peer.spin_until(future.done, 20.0)
-    return future.result().results[0]
+    return peer.call(client, SetParameters.Request(parameters=[msg])).results[0]
 
 
 def _diag_value(arrays: list[DiagnosticArray], key: str) -> str | None:

@@ -32,9 +32,7 @@ def _frames(n: int) -> list[np.ndarray]:
 
 
 def _call(peer, client, request) -> object:
-    future = client.call_async(request)
-    assert peer.spin_until(future.done, 20.0)
-    return future.result()
+    return peer.call(client, request)
 
 
 def _set_dir(peer, client, folder: str) -> None:

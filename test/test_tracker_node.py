@@ -70,11 +70,7 @@ class Harness:
         return None
 
     def call(self, srv_type, name: str, request):
-        client = self.peer.node.create_client(srv_type, name)
-        assert client.wait_for_service(timeout_sec=20.0)
-        future = client.call_async(request)
-        assert self.peer.spin_until(future.done, 20.0)
-        return future.result()
+        return self.peer.call(self.peer.node.create_client(srv_type, name), request)
 
 
 def _frames(stamps: np.ndarray) -> list[np.ndarray]:
@@ -165,7 +161,8 @@ def test_bad_input_parameters_and_resets_do_not_stop_the_node(ros_peer):
         assert cloud_to_array(h.tracks[-1])["id"].min() > after_loop.max()
         result = h.call(Trigger, "/tracker_node/reset", Trigger.Request())
         assert result.success
-        assert ros_peer.spin_until(lambda: h.diag("resets") == "3", 5.0), proc.output()
+        # >= 3: a re-sent ~/reset (first answer lost in discovery) may count once more.
+        assert ros_peer.spin_until(lambda: int(h.diag("resets") or 0) >= 3, 5.0), proc.output()
         assert h.diag("frames_invalid") == "2"
         assert proc.alive(), proc.output()
     assert "Traceback" not in proc.output()
