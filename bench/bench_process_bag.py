@@ -3,7 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python bench/bench_process_bag.py [--frames 300] [--rounds 3]
-        [--storage sqlite3|mcap] [--params config/tracker.yaml]
+        [--storage mcap|sqlite3] [--params config/tracker.yaml]
 
 Writes a sample bag with ``sample_bag`` (640x480 mono8 at 30 fps, f = 500 px, 2 m over
 gravel at ~1 m/s with yaw and a +/-5 deg roll/pitch coning motion; camera_info, range, imu
@@ -91,7 +91,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=300, help="frames in the sample bag")
     parser.add_argument("--rounds", type=int, default=3, help="runs per configuration")
-    parser.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
+    parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     parser.add_argument("--params", type=Path, default=ROOT / "config/tracker.yaml",
                         help="tracker_node parameters YAML")
     args = parser.parse_args()

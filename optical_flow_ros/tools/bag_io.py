@@ -52,8 +52,8 @@ from optical_flow_ros.core.errors import OpticalFlowError
 __all__ = ["STORAGES", "BagError", "BagMessage", "BagReader", "BagTopic", "BagWriter",
            "deserialize", "message_class", "offered_qos", "serialize"]
 
-STORAGES = ("sqlite3", "mcap")
-"""Storage formats :class:`BagWriter` writes (rosbag2's storage identifiers)."""
+STORAGES = ("mcap", "sqlite3")
+"""Storage formats :class:`BagWriter` writes (rosbag2's identifiers; mcap is its default)."""
 
 _PLUGINS = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
 _ZERO = QosTime(0, 0)
@@ -313,14 +313,14 @@ class BagWriter:
 
     Args:
         path: the bag folder to create.
-        storage: ``sqlite3`` or ``mcap``.
+        storage: ``mcap`` (rosbag2's default since Iron) or ``sqlite3``.
         overwrite: replace an existing bag at ``path`` (only once the new one is complete).
 
     Raises:
         BagError: ``path`` exists (without ``overwrite``), or the folder cannot be created.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, storage: str = "sqlite3",
+    def __init__(self, path: str | os.PathLike[str], *, storage: str = "mcap",
                  overwrite: bool = False) -> None:
         if storage not in _PLUGINS:
             raise BagError(f"unknown storage {storage!r}; choose one of {', '.join(STORAGES)}")

@@ -2,7 +2,7 @@
 
     python -m optical_flow_ros.tools.process_bag IN OUT [--image-topic T ...]
         [--params config/tracker.yaml] [--dense [--dense-params config/flow.yaml]]
-        [--no-tracker] [--draw] [--include-inputs] [--storage sqlite3|mcap]
+        [--no-tracker] [--draw] [--include-inputs] [--storage mcap|sqlite3]
         [--namespace NS ...] [--camera-info-topic T] [--range-topic T] [--imu-topic T]
         [--overwrite] [--quiet]
 
@@ -176,7 +176,7 @@ class ProcessOptions:
     dense_params: str | Path | None = None
     draw: bool = False
     include_inputs: bool = False
-    storage: str = "sqlite3"
+    storage: str = "mcap"
     overwrite: bool = False
     camera_info_topic: str | None = None
     range_topic: str | None = None
@@ -690,8 +690,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="also write flow/image and the flow/dense views")
     parser.add_argument("--include-inputs", action="store_true",
                         help="copy every input message into the output bag")
-    parser.add_argument("--storage", choices=STORAGES, default="sqlite3",
-                        help="output storage (default sqlite3)")
+    parser.add_argument("--storage", choices=STORAGES, default="mcap",
+                        help="output storage (default mcap, as rosbag2)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--camera-info-topic", help="camera_info topic ('none' to ignore it)")
     parser.add_argument("--range-topic", help="range topic ('none' to ignore it)")

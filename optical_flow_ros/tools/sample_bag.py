@@ -1,6 +1,6 @@
 """Write a sample rosbag2 bag from the simulated camera: images and exact ground truth.
 
-    python -m optical_flow_ros.tools.sample_bag OUT [--frames 150] [--storage sqlite3|mcap]
+    python -m optical_flow_ros.tools.sample_bag OUT [--frames 150] [--storage mcap|sqlite3]
         [--params config/sim_camera.yaml] [--image-width 320 ...] [--compressed jpeg|png]
 
 The bag holds what ``sim_camera_node`` publishes (built by its own message functions), in
@@ -90,7 +90,7 @@ class SampleBagSpec:
         return self.topic("image/compressed" if self.compressed else "image")
 
 
-def write_sample_bag(path: str | Path, spec: SampleBagSpec, *, storage: str = "sqlite3",
+def write_sample_bag(path: str | Path, spec: SampleBagSpec, *, storage: str = "mcap",
                      overwrite: bool = False) -> Path:
     """Render ``spec.frames`` frames and write them with their truth to a new bag at ``path``.
 
@@ -143,7 +143,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("out", type=Path, help="bag folder to create")
     parser.add_argument("--frames", type=int, default=150, help="frames to render")
-    parser.add_argument("--storage", choices=STORAGES, default="sqlite3", help="bag storage")
+    parser.add_argument("--storage", choices=STORAGES, default="mcap", help="bag storage")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bag")
     parser.add_argument("--params", type=Path,
                         help="sim_camera_node parameters YAML (e.g. config/sim_camera.yaml)")
