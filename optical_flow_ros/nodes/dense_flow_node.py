@@ -38,7 +38,7 @@ from optical_flow_ros.core.errors import OpticalFlowError
 from optical_flow_ros.core.flow_drawing import draw_flow, draw_hsv, warp_flow
 from optical_flow_ros.nodes.compute_config import ComputeConfig
 from optical_flow_ros.nodes.node_main import run_node
-from optical_flow_ros.nodes.parameter_table import build_config, params_from
+from optical_flow_ros.nodes.parameter_table import build_node_config, params_from
 from optical_flow_ros.ros.diagnostics import DiagnosticsReporter
 from optical_flow_ros.ros.image_input import Frame, ImageInput, InputConfig
 from optical_flow_ros.ros.image_messages import array_to_image_msg
@@ -82,10 +82,7 @@ class DenseNodeConfig(NamedTuple):
 
 def build_dense_node_config(values: dict[str, Any]) -> DenseNodeConfig:
     """Validated node config from parameter values (raises ConfigError)."""
-    return DenseNodeConfig(build_config(InputConfig, values), build_config(ComputeConfig, values),
-                           build_config(DenseFlowConfig, values),
-                           build_config(DenseOutputConfig, values),
-                           build_config(SnapshotConfig, values))
+    return build_node_config(DenseNodeConfig, values)
 
 
 class DenseFlowNode(Node):

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
 from optical_flow_ros.core.config_fields import FieldSpec, field_specs
 
-__all__ = ["Param", "Value", "build_config", "config_values", "defaults", "params_from",
-           "render_markdown", "render_yaml"]
+__all__ = ["Param", "Value", "build_config", "build_node_config", "config_values", "defaults",
+           "params_from", "render_markdown", "render_yaml"]
 
 Value = bool | int | float | str
 ConfigT = TypeVar("ConfigT")
@@ -152,3 +152,16 @@ def build_config(config_type: type[ConfigT], values: Mapping[str, Any]) -> Confi
     """Construct (and so validate) ``config_type`` from the entries of ``values`` it has."""
     names = {f.name for f in dataclasses.fields(config_type)}
     return config_type(**{k: v for k, v in values.items() if k in names})
+
+
+NodeConfigT = TypeVar("NodeConfigT")
+
+
+def build_node_config(node_config_type: type[NodeConfigT],
+                      values: Mapping[str, Any]) -> NodeConfigT:
+    """Build a node's NamedTuple of config dataclasses, each from its entries of ``values``.
+
+    The NamedTuple's field annotations (in declaration order) name the dataclasses.
+    """
+    return node_config_type(*(build_config(config_type, values)
+                              for config_type in get_type_hints(node_config_type).values()))

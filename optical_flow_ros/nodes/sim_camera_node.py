@@ -45,7 +45,7 @@ from optical_flow_ros.core.errors import ConfigError
 from optical_flow_ros.core.sim_camera import CameraState, SimCamera, SimCameraConfig
 from optical_flow_ros.nodes.compute_config import ComputeConfig
 from optical_flow_ros.nodes.node_main import run_node
-from optical_flow_ros.nodes.parameter_table import build_config, params_from
+from optical_flow_ros.nodes.parameter_table import build_node_config, params_from
 from optical_flow_ros.ros.diagnostics import DiagnosticsReporter
 from optical_flow_ros.ros.image_messages import array_to_image_msg
 from optical_flow_ros.ros.parameters import ParameterBinding
@@ -99,9 +99,7 @@ class SimNodeConfig(NamedTuple):
 
 def build_sim_node_config(values: dict[str, Any]) -> SimNodeConfig:
     """Validated node config from parameter values (raises ConfigError)."""
-    return SimNodeConfig(build_config(ComputeConfig, values),
-                         build_config(SimCameraConfig, values),
-                         build_config(SimOutputConfig, values))
+    return build_node_config(SimNodeConfig, values)
 
 
 # ----- messages from the truth ----------------------------------------------------------------

@@ -25,7 +25,7 @@ from optical_flow_ros.core.track_drawing import draw_tracks
 from optical_flow_ros.core.track_types import Tracks
 from optical_flow_ros.core.velocity_estimator import FitWindow, VelocityConfig, estimate_velocity
 from optical_flow_ros.nodes.compute_config import ComputeConfig
-from optical_flow_ros.nodes.parameter_table import build_config, params_from
+from optical_flow_ros.nodes.parameter_table import build_node_config, params_from
 from optical_flow_ros.ros.diagnostics import DiagnosticsSink
 from optical_flow_ros.ros.image_input import Frame, InputConfig
 from optical_flow_ros.ros.image_messages import array_to_image_msg
@@ -71,13 +71,7 @@ class TrackerNodeConfig(NamedTuple):
 
 def build_tracker_node_config(values: dict[str, Any]) -> TrackerNodeConfig:
     """Validated node config from parameter values (raises ConfigError)."""
-    return TrackerNodeConfig(build_config(InputConfig, values),
-                             build_config(ComputeConfig, values),
-                             build_config(TrackerConfig, values),
-                             build_config(TrackerOutputConfig, values),
-                             build_config(VelocityInputConfig, values),
-                             build_config(VelocityConfig, values),
-                             build_config(SnapshotConfig, values))
+    return build_node_config(TrackerNodeConfig, values)
 
 
 def _fit_window_size(config: TrackerConfig) -> int:
