@@ -16,7 +16,7 @@ start-up). "x real time" = the bag's duration / wall time. Configurations:
   which estimates the camera velocity too, since the bag has camera_info and range);
 - ``tracker, no velocity``: the same with ``estimate_velocity: false``;
 - ``tracker, serial``: the tracker without tracking the next frame ahead in a thread, to
-  show what :class:`~optical_flow_ros.tools.process_bag.LookaheadTracker` gains.
+  show what :class:`~optical_flow_ros.tools.lookahead_tracker.LookaheadTracker` gains.
 
 Prints the medians over rounds (x real time, frames/s, CPU time of all threads per frame)
 and PASS/FAIL for the target: >= 10x real time with the tracker on. The machine's load
@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from optical_flow_ros.tools import process_bag  # noqa: E402
 from optical_flow_ros.tools.bag_io import BagReader  # noqa: E402
+from optical_flow_ros.tools.lookahead_tracker import LookaheadTracker  # noqa: E402
 from optical_flow_ros.tools.sample_bag import SampleBagSpec, write_sample_bag  # noqa: E402
 
 TARGET_X_REALTIME = 10.0
@@ -55,12 +56,12 @@ FLIGHT = dict(rate=30.0, image_width=640, image_height=480, focal_length=500.0, 
 @contextmanager
 def _serial() -> Iterator[None]:
     """Track each frame when the pipeline asks for it (no look-ahead)."""
-    original = process_bag.LookaheadTracker.prefetch
-    process_bag.LookaheadTracker.prefetch = lambda self, gray, stamp: None  # type: ignore
+    original = LookaheadTracker.prefetch
+    LookaheadTracker.prefetch = lambda self, gray, stamp: None  # type: ignore
     try:
         yield
     finally:
-        process_bag.LookaheadTracker.prefetch = original  # type: ignore
+        LookaheadTracker.prefetch = original  # type: ignore
 
 
 def _run(bag: Path, scratch: Path, options: process_bag.ProcessOptions,

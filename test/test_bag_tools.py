@@ -38,7 +38,7 @@ from optical_flow_ros.ros.tracker_pipeline import (
     TrackerPipeline,
     build_tracker_node_config,
 )
-from optical_flow_ros.tools import play_bag, process_bag, sample_bag
+from optical_flow_ros.tools import params_file, play_bag, process_bag, sample_bag
 from optical_flow_ros.tools.bag_io import (
     BagError,
     BagMessage,
@@ -265,7 +265,7 @@ def test_parameters_files_are_read_like_ros(tmp_path):
     yaml_file.write_text("/**:\n  ros__parameters:\n    max_corners: 300\n    method: dis\n"
                          "tracker_node:\n  ros__parameters:\n    win_size: 21\n"
                          "dense_flow_node:\n  ros__parameters:\n    max_corners: 7\n")
-    params = process_bag.node_parameters(yaml_file, "tracker_node", TRACKER_PARAMS)
+    params = params_file.node_parameters(yaml_file, "tracker_node", TRACKER_PARAMS)
     assert params.values["max_corners"] == 300 and params.values["win_size"] == 21
     assert params.ignored == ["method"]
     bad = tmp_path / "bad.yaml"
@@ -274,7 +274,7 @@ def test_parameters_files_are_read_like_ros(tmp_path):
                              str(bad)]) == 1
     bad.write_text("- just a list\n")
     with pytest.raises(ConfigError, match="not a ROS parameters file"):
-        process_bag.node_parameters(bad, "tracker_node", TRACKER_PARAMS)
+        params_file.node_parameters(bad, "tracker_node", TRACKER_PARAMS)
 
 
 # ----- bad bags -------------------------------------------------------------------------------

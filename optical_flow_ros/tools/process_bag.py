@@ -4,7 +4,7 @@
         [--params config/tracker.yaml] [--dense [--dense-params config/flow.yaml]]
         [--no-tracker] [--draw] [--include-inputs] [--storage mcap|sqlite3]
         [--namespace NS ...] [--camera-info-topic T] [--range-topic T] [--imu-topic T]
-        [--overwrite] [--quiet]
+        [--opencv-threads N] [--overwrite] [--quiet]
 
 IN is a bag folder or a bare ``.mcap`` / ``.db3`` file. Every frame of the image topic(s)
 (``sensor_msgs/Image`` or ``CompressedImage``; found automatically when the bag has exactly
@@ -30,139 +30,43 @@ with the frames so far (exit 130); a second Ctrl-C abandons it. Exit codes: 0 do
 input (missing topic, unknown type, damaged bag, bad parameters; nothing written), 130
 interrupted.
 """
-
 from __future__ import annotations
 
 import argparse
-import signal
+import os
 import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import NamedTuple, TextIO
 
-import numpy as np
-import yaml
-from builtin_interfaces.msg import Time
-
-from optical_flow_ros.core.errors import ConfigError, ImageConversionError, OpticalFlowError
-from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig, TrackerStats
-from optical_flow_ros.core.track_types import Tracks
+from optical_flow_ros.core.errors import ConfigError, OpticalFlowError
 from optical_flow_ros.nodes.dense_flow_node import (
     DENSE_FLOW_PARAMS,
     DenseNodeConfig,
     build_dense_node_config,
 )
-from optical_flow_ros.nodes.parameter_table import Param, config_values, defaults
-from optical_flow_ros.ros.dense_pipeline import DensePipeline, DenseWants
-from optical_flow_ros.ros.diagnostics import OfflineDiagnostics
-from optical_flow_ros.ros.image_input import Frame, frame_from_msg
+from optical_flow_ros.ros.image_input import Frame
 from optical_flow_ros.ros.tracker_pipeline import (
     TRACKER_PARAMS,
     TrackerNodeConfig,
-    TrackerPipeline,
     build_tracker_node_config,
 )
-from optical_flow_ros.tools.bag_io import (
-    STORAGES,
-    BagError,
-    BagMessage,
-    BagReader,
-    BagTopic,
-    BagWriter,
-    deserialize,
-    offered_qos,
-)
+from optical_flow_ros.tools.bag_cameras import CameraTopics, find_cameras
+from optical_flow_ros.tools.bag_io import STORAGES, BagMessage, BagReader, BagWriter
+from optical_flow_ros.tools.camera_job import CameraJob
+from optical_flow_ros.tools.params_file import node_config
+from optical_flow_ros.tools.progress import Progress, stop_on_signals
 
-__all__ = ["IMAGE_TYPES", "CameraJob", "CameraTopics", "LookaheadTracker", "NodeParameters",
-           "ProcessOptions", "ProcessSummary", "find_cameras", "main", "node_parameters",
-           "process_bag"]
+__all__ = ["ProcessOptions", "ProcessSummary", "main", "process_bag"]
 
-IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
-_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
-_RANGE_TYPE = "sensor_msgs/msg/Range"
-_IMU_TYPE = "sensor_msgs/msg/Imu"
-_IMAGE = "sensor_msgs/msg/Image"
-# Output topics (relative to the namespace), their types and the QoS the nodes publish with.
-_TRACKER_OUT = {"tracks": ("flow/tracks", "sensor_msgs/msg/PointCloud2", 5),
-                "velocity": ("flow/velocity", "geometry_msgs/msg/TwistWithCovarianceStamped", 5),
-                "image": ("flow/image", _IMAGE, 1)}
-_DENSE_OUT = {"flow": ("flow/dense", _IMAGE, 1), "hsv": ("flow/dense/hsv", _IMAGE, 1),
-              "arrows": ("flow/dense/arrows", _IMAGE, 1), "warp": ("flow/dense/warp", _IMAGE, 1)}
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 130
-_ROS_BUILTIN_PARAMS = frozenset({"use_sim_time"})   # every node has it; meaningless offline
 
 
-# ----- parameters files -------------------------------------------------------------------------
-
-class NodeParameters(NamedTuple):
-    """Parameter values for a node from a YAML file: defaults overridden by the file."""
-
-    values: dict[str, Any]
-    ignored: list[str]   # entries for this node that are not among its parameters
-
-
-def _applies_to(key: str, node_name: str) -> bool:
-    name = key.strip("/")
-    return name in ("**", node_name) or name.endswith(f"/{node_name}")
-
-
-def node_parameters(path: str | Path | None, node_name: str,
-                    table: Sequence[Param]) -> NodeParameters:
-    """A node's parameter values as ``ros2 run ... --params-file path`` would set them.
-
-    Entries under ``/**``, ``<node_name>`` or ``<namespace>/<node_name>`` apply, in file
-    order; names the node does not declare are ignored (as rclpy ignores them) and listed.
-
-    Raises:
-        ConfigError: the file cannot be read or is not a ROS parameters file.
-    """
-    values: dict[str, Any] = dict(defaults(table))
-    if path is None:
-        return NodeParameters(values, [])
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"{path}: cannot read the parameters file: {err}") from err
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: not a ROS parameters file (expected "
-                          "'<node or /**>: ros__parameters: {...}')")
-    known = {p.name for p in table}
-    ignored: list[str] = []
-    for key, entry in data.items():
-        if not _applies_to(str(key), node_name):
-            continue
-        params = entry.get("ros__parameters") if isinstance(entry, dict) else None
-        if not isinstance(params, dict):
-            raise ConfigError(f"{path}: '{key}' has no 'ros__parameters' mapping")
-        for name, value in params.items():
-            if name in known:
-                values[name] = value
-            elif name not in _ROS_BUILTIN_PARAMS:
-                ignored.append(str(name))
-    return NodeParameters(values, ignored)
-
-
-# ----- what to process --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CameraTopics:
-    """One camera's input topics in the bag and the namespace of its outputs."""
-
-    image: str
-    camera_info: str | None = None
-    range: str | None = None
-    imu: str | None = None
-    namespace: str = ""
-
-    def output(self, relative: str) -> str:
-        """Full output topic name."""
-        return f"{self.namespace}/{relative}"
-
+# ----- the run ----------------------------------------------------------------------------------
 
 @dataclass
 class ProcessOptions:
@@ -181,6 +85,10 @@ class ProcessOptions:
     camera_info_topic: str | None = None
     range_topic: str | None = None
     imu_topic: str | None = None
+    #: OpenCV threads; 0: one per core. Offline the next frame is always waiting, so unlike
+    #: the live nodes (opencv_threads 1 in their YAML, which this replaces) more threads
+    #: shorten the run. Results do not depend on it (every point is tracked independently).
+    opencv_threads: int = 0
 
 
 @dataclass
@@ -204,349 +112,37 @@ class ProcessSummary:
         return self.bag_seconds / self.elapsed_s if self.elapsed_s > 0 else float("inf")
 
 
-def _normalise_namespace(ns: str) -> str:
-    ns = ns.strip("/")
-    return f"/{ns}" if ns else ""
-
-
-def _image_topics(reader: BagReader, requested: Sequence[str]) -> list[BagTopic]:
-    if requested:
-        if len(set(requested)) != len(requested):
-            raise BagError("an --image-topic is given twice")
-        return [reader.topic(name, msgtypes=IMAGE_TYPES) for name in requested]
-    found = reader.topics_of_type(*IMAGE_TYPES)
-    if len(found) == 1:
-        return found
-    if not found:
-        raise BagError(f"{reader.path}: no image topic (sensor_msgs/Image or CompressedImage); "
-                       f"the bag has: {reader.describe_topics()}")
-    raise BagError(f"{reader.path}: several image topics ({', '.join(t.name for t in found)}); "
-                   "choose with --image-topic")
-
-
-def _companion(reader: BagReader, image: BagTopic, name: str, msgtype: str,
-               explicit: str | None) -> str | None:
-    """The camera_info/range/imu topic for ``image``: explicit, sibling, or the only one."""
-    if explicit is not None:
-        return None if explicit in ("", "none") else reader.topic(explicit,
-                                                                  msgtypes=(msgtype,)).name
-    base = image.name
-    if image.msgtype == "sensor_msgs/msg/CompressedImage" and base.endswith("/compressed"):
-        base = base[: -len("/compressed")]
-    sibling = f"{base.rsplit('/', 1)[0]}/{name}"
-    topic = reader.topics.get(sibling)
-    if topic is not None and topic.msgtype == msgtype:
-        return sibling
-    only = reader.topics_of_type(msgtype)
-    return only[0].name if len(only) == 1 else None
-
-
-def find_cameras(reader: BagReader, options: ProcessOptions) -> list[CameraTopics]:
-    """The cameras to process and their companion topics (see the module docstring).
-
-    Raises:
-        BagError: a missing or ambiguous topic, or output names that would collide.
-    """
-    images = _image_topics(reader, options.image_topics)
-    namespaces = [_normalise_namespace(ns) for ns in options.namespaces]
-    if len(images) > 1 and len(namespaces) != len(images):
-        raise BagError(f"{len(images)} image topics need one --namespace each (in the same "
-                       "order), so that their outputs do not collide")
-    if len(namespaces) > len(images):
-        raise BagError(f"{len(namespaces)} --namespace options for {len(images)} image topic(s)")
-    if len(set(namespaces)) != len(namespaces):
-        raise BagError("--namespace values must differ")
-    namespaces += [""] * (len(images) - len(namespaces))
-    return [CameraTopics(
-        image=image.name,
-        camera_info=_companion(reader, image, "camera_info", _INFO_TYPE,
-                               options.camera_info_topic),
-        range=_companion(reader, image, "range", _RANGE_TYPE, options.range_topic),
-        imu=_companion(reader, image, "imu", _IMU_TYPE, options.imu_topic),
-        namespace=ns) for image, ns in zip(images, namespaces, strict=True)]
-
-
-# ----- one camera -------------------------------------------------------------------------------
-
-class _Update(NamedTuple):
-    tracks: Tracks | None
-    error: Exception | None
-    stats: TrackerStats
-    trails: np.ndarray | None
-
-
-class LookaheadTracker:
-    """Stands in for a TrackerPipeline's LKTracker and runs ``update`` one frame ahead.
-
-    Offline, the next frame is known before the pipeline asks for this frame's tracks, so
-    the real tracker's update of the next frame (OpenCV, which releases the GIL) runs in a
-    worker thread while the pipeline estimates this frame's velocity and its outputs are
-    written. The real tracker gets exactly the calls it would get in order, one at a time,
-    so its results are the same; ``stats`` and ``trails()`` are those of the frame
-    :meth:`update` last returned. It offers what :meth:`TrackerPipeline.process` uses of
-    the tracker (``update``, ``stats``, ``trails``, ``config``); offline nothing
-    reconfigures or resets it.
-
-    Args:
-        tracker: the pipeline's tracker.
-        trails: keep each frame's trails (for drawing).
-    """
-
-    def __init__(self, tracker: LKTracker, *, trails: bool) -> None:
-        self._tracker = tracker
-        self._keep_trails = trails
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="lookahead_tracker")
-        self._ahead: deque[tuple[np.ndarray, float, Future[_Update]]] = deque()
-        self._last = _Update(None, None, tracker.stats, None)
-
-    @property
-    def config(self) -> TrackerConfig:
-        """The tracker's settings."""
-        return self._tracker.config
-
-    @property
-    def stats(self) -> TrackerStats:
-        """Counts of the frame :meth:`update` returned last."""
-        return self._last.stats
-
-    def trails(self) -> np.ndarray:
-        """Trails of the frame :meth:`update` returned last (needs ``trails=True``)."""
-        if self._last.trails is None:
-            raise RuntimeError("trails were not kept for this frame")
-        return self._last.trails
-
-    def prefetch(self, gray: np.ndarray, stamp: float) -> None:
-        """Start updating the tracker with the next frame in the worker."""
-        self._ahead.append((gray, stamp, self._worker.submit(self._run, gray, stamp)))
-
-    def _run(self, gray: np.ndarray, stamp: float) -> _Update:
-        try:
-            tracks = self._tracker.update(gray, stamp)
-        except Exception as err:  # handed to the caller of update(), as if raised there
-            return _Update(None, err, self._tracker.stats, None)
-        return _Update(tracks, None, self._tracker.stats,
-                       self._tracker.trails() if self._keep_trails else None)
-
-    def update(self, gray: np.ndarray, stamp: float) -> Tracks:
-        """The tracks of this frame: computed ahead when prefetched, else now."""
-        if self._ahead:
-            ahead_gray, ahead_stamp, future = self._ahead.popleft()
-            if ahead_gray is not gray or ahead_stamp != stamp:
-                raise RuntimeError("LookaheadTracker: frames asked for out of order")
-            self._last = future.result()
-        else:
-            self._last = self._run(gray, stamp)
-        if self._last.error is not None:
-            raise self._last.error
-        assert self._last.tracks is not None
-        return self._last.tracks
-
-    def close(self) -> None:
-        """Wait for the worker (a frame computed ahead and not asked for is dropped)."""
-        self._worker.shutdown(wait=True, cancel_futures=True)
-        self._ahead.clear()
-
-
-class CameraJob:
-    """One camera's pipelines, fed from the bag, writing their outputs.
-
-    Args:
-        topics: the camera's topics.
-        tracker: the tracker_node configuration, or None for no tracking.
-        dense: the dense_flow_node configuration, or None for no dense flow.
-        draw: also write the debug images.
-        writer: where the outputs go (topics declared here).
-    """
-
-    def __init__(self, topics: CameraTopics, tracker: TrackerNodeConfig | None,
-                 dense: DenseNodeConfig | None, *, draw: bool, writer: BagWriter) -> None:
-        self.topics = topics
-        self.diagnostics = OfflineDiagnostics()
-        self._draw = draw
-        self._writer = writer
-        self._max_pixels = (tracker or dense).input.max_pixels
-        self.tracker: TrackerPipeline | None = None
-        self._lookahead: LookaheadTracker | None = None
-        outputs: list[tuple[str, str, int]] = []
-        if tracker is not None:
-            self.tracker = TrackerPipeline(tracker, self.diagnostics)
-            self._lookahead = LookaheadTracker(
-                self.tracker.tracker, trails=draw and tracker.output.draw_trails)
-            self.tracker.tracker = self._lookahead  # type: ignore[assignment]  # duck-typed
-            outputs += [_TRACKER_OUT[k] for k in ("tracks", "velocity")]
-            outputs += [_TRACKER_OUT["image"]] if draw else []
-        self.dense = None if dense is None else DensePipeline(dense, self.diagnostics)
-        if self.dense is not None:
-            wants = self._dense_wants()
-            outputs += [_DENSE_OUT[k] for k in DenseWants._fields if getattr(wants, k)]
-        for relative, msgtype, depth in outputs:
-            writer.add_topic(topics.output(relative), msgtype,
-                             qos=[offered_qos("reliable", depth)])
-
-    def _dense_wants(self) -> DenseWants:
-        assert self.dense is not None
-        return self.dense.wanted(flow=True, hsv=self._draw, arrows=self._draw, warp=self._draw)
-
-    def handlers(self) -> dict[str, Callable[[BagMessage], None]]:
-        """Companion topic name -> what to do with its messages (camera_info, range, imu)."""
-        out: dict[str, Callable[[BagMessage], None]] = {}
-        if self.tracker is not None:
-            inputs = self.tracker.velocity_inputs
-            for topic, handler in ((self.topics.camera_info, self.tracker.on_camera_info),
-                                   (self.topics.range, inputs.on_range),
-                                   (self.topics.imu, inputs.on_imu)):
-                if topic is not None:
-                    out[topic] = _decoded(handler)
-        return out
-
-    def decode(self, message: BagMessage) -> Frame | str:
-        """The frame of an image message (tracking started ahead), or why it is invalid.
-
-        A zero stamp is replaced by the record time (the node uses its clock).
-        """
-        try:
-            frame = frame_from_msg(deserialize(message), max_pixels=self._max_pixels)
-        except ImageConversionError as err:
-            return str(err)
-        if frame.stamp == 0.0:
-            self.diagnostics.count("frames_unstamped")
-            frame.header.stamp = Time(sec=message.timestamp // 10**9,
-                                      nanosec=message.timestamp % 10**9)
-            frame.stamp = message.timestamp * 1e-9
-        if self._lookahead is not None:
-            self._lookahead.prefetch(frame.gray, frame.stamp)
-        return frame
-
-    def on_frame(self, message: BagMessage, frame: Frame | str) -> None:
-        """Run the pipelines on a decoded frame; write their outputs at its record time."""
-        diag = self.diagnostics
-        diag.count("frames_received")
-        if isinstance(frame, str):
-            diag.count("frames_invalid")
-            diag.raise_condition("input", f"invalid frames: {frame}")
-            return
-        write = self._writer.write_message
-        ts, topics = message.timestamp, self.topics
-        if self.tracker is not None:
-            result = self.tracker.process(frame, draw=self._draw)
-            if result.error is None:
-                write(topics.output(_TRACKER_OUT["tracks"][0]), ts, result.tracks_msg)
-                if result.velocity_msg is not None:
-                    write(topics.output(_TRACKER_OUT["velocity"][0]), ts, result.velocity_msg)
-                if result.image_msg is not None:
-                    write(topics.output(_TRACKER_OUT["image"][0]), ts, result.image_msg)
-            else:
-                diag.raise_condition("tracker", result.error)
-        if self.dense is not None:
-            dense = self.dense.process(frame, self._dense_wants())
-            for key in DenseWants._fields:
-                msg = getattr(dense, f"{key}_msg")
-                if msg is not None:
-                    write(topics.output(_DENSE_OUT[key][0]), ts, msg)
-            if dense.error is not None:
-                diag.raise_condition("dense", dense.error)
-
-    def close(self) -> None:
-        """Stop the tracker's worker thread."""
-        if self._lookahead is not None:
-            self._lookahead.close()
-
-
-def _decoded(handler: Callable[[Any], Any]) -> Callable[[BagMessage], None]:
-    def feed(message: BagMessage) -> None:
-        handler(deserialize(message))
-    return feed
-
-
-# ----- progress and interruption ----------------------------------------------------------------
-
-class Progress:
-    """Progress (frames done/total, frames/s, x real time) on a stream.
-
-    One updating line on a terminal, a line every few seconds otherwise.
-    """
-
-    def __init__(self, total: int, stream: TextIO | None) -> None:
-        self._total = total
-        self._stream = stream
-        self._tty = bool(stream is not None and stream.isatty())
-        self._period = 0.25 if self._tty else 5.0
-        self._start = time.perf_counter()
-        self._last = self._start
-        self._width = 0
-
-    def line(self, frames: int, bag_seconds: float) -> str:
-        """The progress text."""
-        elapsed = max(time.perf_counter() - self._start, 1e-9)
-        return (f"{frames}/{self._total} frames  {frames / elapsed:.1f} frames/s  "
-                f"{bag_seconds / elapsed:.1f}x real time")
-
-    def update(self, frames: int, bag_seconds: float) -> None:
-        """Show progress if the period has passed."""
-        now = time.perf_counter()
-        if self._stream is None or now - self._last < self._period:
-            return
-        self._last = now
-        self._write(self.line(frames, bag_seconds), "\r" if self._tty else "\n")
-
-    def finish(self, frames: int, bag_seconds: float) -> None:
-        """Final line."""
-        if self._stream is not None:
-            self._write(self.line(frames, bag_seconds), "\n")
-
-    def _write(self, text: str, end: str) -> None:
-        assert self._stream is not None
-        width, self._width = self._width, len(text)
-        self._stream.write((text.ljust(width) if self._tty else text) + end)   # blank leftovers
-        self._stream.flush()
+def _configs(options: ProcessOptions) -> tuple[TrackerNodeConfig | None,
+                                                DenseNodeConfig | None, list[str]]:
+    """The nodes' configurations from their YAML files, and notes on ignored names."""
+    tracker = dense = None
+    notes: list[str | None] = []
+    if options.tracker:
+        tracker, note = node_config(options.tracker_params, "tracker_node", TRACKER_PARAMS,
+                                    build_tracker_node_config)
+        notes.append(note)
+    if options.dense:
+        dense, note = node_config(options.dense_params, "dense_flow_node", DENSE_FLOW_PARAMS,
+                                  build_dense_node_config)
+        notes.append(note)
+    if tracker is None and dense is None:
+        raise ConfigError("nothing to do: the tracker is off (--no-tracker) and --dense not given")
+    return tracker, dense, [n for n in notes if n is not None]
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[Callable[[], bool]]:
-    """While active, SIGINT/SIGTERM only set a flag (the callable yielded returns it).
+def _prompt_thread_switches() -> Iterator[None]:
+    """Hand the GIL between threads every 0.1 ms instead of 5 ms while active.
 
-    A second SIGINT raises KeyboardInterrupt as usual. Signal handlers can only be set
-    from the main thread; elsewhere the flag never turns true.
+    The look-ahead tracker's thread needs the GIL back after each OpenCV call; with the
+    default interval it can wait up to 5 ms while this thread runs numpy code.
     """
-    stop = [False]
-
-    def handler(signum: int, _frame: object) -> None:
-        if stop[0] and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        stop[0] = True
-
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
     try:
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:   # not the main thread
-        previous = {}
-    try:
-        yield lambda: stop[0]
+        yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-# ----- the run ----------------------------------------------------------------------------------
-
-def _configs(options: ProcessOptions) -> tuple[TrackerNodeConfig | None,
-                                                DenseNodeConfig | None, list[str]]:
-    notes: list[str] = []
-    tracker = dense = None
-    if options.tracker:
-        params = node_parameters(options.tracker_params, "tracker_node", TRACKER_PARAMS)
-        tracker = build_tracker_node_config(config_values(TRACKER_PARAMS, params.values))
-        if params.ignored:
-            notes.append(f"{options.tracker_params}: ignored (not tracker_node parameters): "
-                         f"{', '.join(params.ignored)}")
-    if options.dense:
-        params = node_parameters(options.dense_params, "dense_flow_node", DENSE_FLOW_PARAMS)
-        dense = build_dense_node_config(config_values(DENSE_FLOW_PARAMS, params.values))
-        if params.ignored:
-            notes.append(f"{options.dense_params}: ignored (not dense_flow_node parameters): "
-                         f"{', '.join(params.ignored)}")
-    if tracker is None and dense is None:
-        raise ConfigError("nothing to do: the tracker is off (--no-tracker) and --dense not given")
-    return tracker, dense, notes
+        sys.setswitchinterval(previous)
 
 
 def process_bag(source: str | Path, output: str | Path, options: ProcessOptions, *,
@@ -571,9 +167,13 @@ def process_bag(source: str | Path, output: str | Path, options: ProcessOptions,
     for note in notes:
         if progress is not None:
             progress.write(f"note: {note}\n")
-    (tracker_config or dense_config).compute.apply()
-    with BagReader(source) as reader:
-        cameras = find_cameras(reader, options)
+    compute = (tracker_config or dense_config).compute
+    replace(compute, opencv_threads=options.opencv_threads or os.cpu_count() or 1).apply()
+    with BagReader(source) as reader, _prompt_thread_switches():
+        cameras = find_cameras(reader, image_topics=options.image_topics,
+                               namespaces=options.namespaces,
+                               camera_info_topic=options.camera_info_topic,
+                               range_topic=options.range_topic, imu_topic=options.imu_topic)
         summary = ProcessSummary(output=Path(output), cameras=cameras,
                                  frames_total=sum(reader.topics[c.image].count
                                                   for c in cameras))
@@ -696,6 +296,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--camera-info-topic", help="camera_info topic ('none' to ignore it)")
     parser.add_argument("--range-topic", help="range topic ('none' to ignore it)")
     parser.add_argument("--imu-topic", help="imu topic ('none' to ignore it)")
+    parser.add_argument("--opencv-threads", type=int, default=0,
+                        help="OpenCV threads (default 0: one per core; results do not change)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     return parser.parse_args(argv)
 
@@ -720,7 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         tracker_params=args.params, dense=args.dense, dense_params=args.dense_params,
         draw=args.draw, include_inputs=args.include_inputs, storage=args.storage,
         overwrite=args.overwrite, camera_info_topic=args.camera_info_topic,
-        range_topic=args.range_topic, imu_topic=args.imu_topic)
+        range_topic=args.range_topic, imu_topic=args.imu_topic,
+        opencv_threads=args.opencv_threads)
     try:
         with stop_on_signals() as should_stop:
             summary = process_bag(args.input, args.output, options,

@@ -44,7 +44,7 @@ from optical_flow_ros.nodes.sim_camera_node import (
 )
 from optical_flow_ros.ros.image_messages import array_to_compressed_msg, array_to_image_msg
 from optical_flow_ros.tools.bag_io import STORAGES, BagWriter, offered_qos
-from optical_flow_ros.tools.process_bag import node_parameters
+from optical_flow_ros.tools.params_file import node_parameters
 
 __all__ = ["DEFAULT_START_NS", "SampleBagSpec", "main", "write_sample_bag"]
 
