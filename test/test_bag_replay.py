@@ -9,6 +9,8 @@ bag. A looping replay makes the stamps jump back: the tracker must reset and go 
 from __future__ import annotations
 
 import math
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -134,3 +136,19 @@ def test_loop_replay_resets_the_tracker_cleanly(ros_peer, tmp_path):
         for field in ("u", "v", "vu", "vv", "age"):
             np.testing.assert_array_equal(a[field], b[field])
         assert len(set(b["id"] - a["id"])) <= 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_player_stops_cleanly_on_sigterm_and_ctrl_c(ros_peer, tmp_path, sig):
+    bag = _sample(tmp_path / "bag", 10)
+    with NodeProcess("optical_flow_ros.tools.play_bag", args=[str(bag), "--loop"]) as player:
+        assert ros_peer.spin_until(lambda: "playing" in player.output(), 20.0), player.output()
+        ros_peer.spin_for(0.5)                          # mid-playback, publishing
+        assert player.alive(), player.output()
+        started = time.monotonic()
+        code = player.stop(sig)
+        waited = time.monotonic() - started
+        log = player.output()
+    assert code == 130, log                             # interrupted, not killed (-15)
+    assert waited < 5.0
+    assert "Traceback" not in log, log

@@ -24,12 +24,13 @@ override them for every topic; ``--qos-overrides`` (rosbag2's YAML form:
 subscriber (up to ``--wait-timeout``), so a node that starts at the same time misses
 nothing. DDS settings come from the environment (``ROS_DOMAIN_ID``,
 ``ROS_AUTOMATIC_DISCOVERY_RANGE``); the project's scripts and tests set LOCALHOST.
-Exit codes: 0 done, 1 bad bag or options, 130 interrupted.
+Exit codes: 0 done, 1 bad bag or options, 130 interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -296,6 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     all_args = list(sys.argv[1:] if argv is None else argv)
     ros_args = all_args[all_args.index("--ros-args"):] if "--ros-args" in all_args else []
     args = _parse(all_args[: len(all_args) - len(ros_args)])
+    # SIGTERM (launch, systemd, docker stop) ends playback like Ctrl-C: rclpy's own handler
+    # shuts the context down and then calls this one instead of the default (killed, -15).
+    stop = signal.signal(signal.SIGTERM, _interrupt)
     context = Context()
     rclpy.init(args=["play_bag", *ros_args], context=context)
     node: Node | None = None
@@ -316,11 +320,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 1
     except KeyboardInterrupt:
         code = 130
+    except Exception:
+        if context.ok():
+            raise
+        code = 130   # a publish raced the signal's context shutdown: that is the interruption
     finally:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown(context=context)
+        signal.signal(signal.SIGTERM, stop)
     return code
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
