@@ -325,9 +325,13 @@ def gyro_rates(times: np.ndarray, rates: np.ndarray, timing: VelocityTiming, *,
     inside = (t >= timing.start - 1e-9) & (t <= timing.end + 1e-9)
     tc = timing.end - timing.lag
     slope = np.zeros(3)
-    if np.unique(t[inside]).size >= 2:
-        line = np.polynomial.polynomial.polyfit(t[inside] - tc, w[inside], 1)   # (2, 3)
-        mean, slope = line[0], line[1]
+    x = t[inside] - tc
+    spread = x - x.mean() if x.size >= 2 else x
+    sxx = float(spread @ spread)
+    if sxx > 0.0:   # least-squares line through the samples (two distinct stamps at least)
+        w_in = w[inside]
+        slope = spread @ w_in / sxx
+        mean = w_in.mean(axis=0) - slope * x.mean()
     else:
         mean = w[int(np.argmin(np.abs(t - tc)))].copy()
     cov = (np.asarray(covariance, np.float64).reshape(3, 3) if covariance is not None
@@ -366,7 +370,11 @@ def _design(points_n: np.ndarray) -> np.ndarray:
 def _solve(design: np.ndarray, flow: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Weighted least squares ``design @ theta = flow``; theta (3, 2)."""
     weighted = design * weights[:, None]
-    return np.linalg.lstsq(weighted.T @ design, weighted.T @ flow, rcond=None)[0]
+    normal, rhs = weighted.T @ design, weighted.T @ flow
+    try:   # the 3x3 normal equations; lstsq (an SVD, 5x slower) only when singular
+        return np.linalg.solve(normal, rhs)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(normal, rhs, rcond=None)[0]
 
 
 def _residual_norms(design: np.ndarray, flow: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -376,7 +384,17 @@ def _residual_norms(design: np.ndarray, flow: np.ndarray, theta: np.ndarray) -> 
 
 def _robust_scale(residual_norms: np.ndarray, floor: float) -> float:
     """Per-component std of 2-D residuals from the median of their norms (Rayleigh)."""
-    return max(float(np.median(residual_norms)) / _RAYLEIGH_MEDIAN, floor)
+    return max(_median_rows(residual_norms[None, :])[0] / _RAYLEIGH_MEDIAN, floor)
+
+
+def _median_rows(values: np.ndarray) -> np.ndarray:
+    """Median of each row of a C-contiguous (k, n) array (np.median, without its overhead)."""
+    n = values.shape[1]
+    half = n // 2
+    if n % 2:
+        return np.partition(values, half, axis=1)[:, half]
+    part = np.partition(values, (half - 1, half), axis=1)
+    return 0.5 * (part[:, half - 1] + part[:, half])
 
 
 def _lmeds(design: np.ndarray, flow: np.ndarray, config: VelocityConfig) -> np.ndarray:
@@ -397,8 +415,8 @@ def _lmeds(design: np.ndarray, flow: np.ndarray, config: VelocityConfig) -> np.n
     x_s, f_s = design[scored], flow[scored]
     predicted = x_s @ np.moveaxis(thetas, 0, 1).reshape(3, 2 * h)     # (M, h * 2)
     r = predicted.reshape(x_s.shape[0], h, 2) - f_s[:, None, :]
-    squared = r[..., 0] ** 2 + r[..., 1] ** 2                # (M, h)
-    return thetas[int(np.argmin(np.median(squared, axis=0)))]
+    squared = np.ascontiguousarray((r[..., 0] ** 2 + r[..., 1] ** 2).T)   # (h, M)
+    return thetas[int(np.argmin(_median_rows(squared)))]
 
 
 def _robust_fit(design: np.ndarray, flow: np.ndarray, config: VelocityConfig,
@@ -465,9 +483,14 @@ def _decompose_jacobian(theta: np.ndarray, eps: float) -> np.ndarray:
 
 def _spread_px(points: np.ndarray) -> float:
     """Std of the points across their principal axis (the smaller principal std), px."""
-    if points.shape[0] < 2:
+    n = points.shape[0]
+    if n < 2:
         return 0.0
-    return float(math.sqrt(max(float(np.linalg.eigvalsh(np.cov(points.T))[0]), 0.0)))
+    d = points - points.mean(axis=0)
+    a, b, c = (float(v) / (n - 1) for v in (d[:, 0] @ d[:, 0], d[:, 0] @ d[:, 1],
+                                            d[:, 1] @ d[:, 1]))
+    smallest = 0.5 * (a + c) - math.hypot(0.5 * (a - c), b)   # of the 2x2 covariance
+    return math.sqrt(max(smallest, 0.0))
 
 
 def _skew(w: np.ndarray) -> np.ndarray:
