@@ -11,6 +11,7 @@ NODES = {
     "tracker_node": "optical_flow_ros.nodes.tracker_node:main",
     "dense_flow_node": "optical_flow_ros.nodes.dense_flow_node:main",
     "sim_camera_node": "optical_flow_ros.nodes.sim_camera_node:main",
+    "video_source_node": "optical_flow_ros.nodes.video_source_node:main",
     "view": "optical_flow_ros.tools.viewer:main",
     "process_bag": "optical_flow_ros.tools.process_bag:main",
     "play_bag": "optical_flow_ros.tools.play_bag:main",

@@ -9,7 +9,14 @@ import sys
 
 import cv2
 import pytest
+import yaml
 from ros_harness import REPO
+from video_files import panning_frames, write_video
+
+from optical_flow_ros.nodes.parameter_table import config_values
+from optical_flow_ros.tools import docs
+from optical_flow_ros.tools.demo import demo_params_file
+from optical_flow_ros.tools.params_file import node_parameters
 
 pytestmark = pytest.mark.dds
 
@@ -39,3 +46,48 @@ def test_demo_runs_the_pipeline_and_writes_checked_outputs(tmp_path):
         assert image is not None and image.std() > 10.0, name
     video = cv2.VideoCapture(str(out / "tracks.mp4"))
     assert video.isOpened() and video.get(cv2.CAP_PROP_FRAME_COUNT) >= 30
+
+
+def test_demo_plays_a_video_file_through_the_same_pipeline(tmp_path):
+    # A 320x240 pan over a real photo, 2 s at 30 Hz: the demo loops it for its whole duration.
+    video = write_video(tmp_path / "pan.mkv", panning_frames(60, size=(320, 240), shift_px=2,
+                                                             texture="astronaut"), 30.0)
+    out = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "optical_flow_ros.tools.demo", "--duration", "5", "--source",
+         f"video:{video}", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"source video:{video}" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["nodes_alive_at_end"]
+    assert summary["frames_tracked"] > 0 and summary["tracks_alive_median"] > 0
+    # no simulator, no truth: the figures scored against it are left out, not zero
+    assert not {"velocity_rmse_pct_of_speed", "velocity_within_3sigma_pct",
+                "track_velocity_error_median_pct"} & set(summary)
+    image = cv2.imread(str(out / "tracks.png"))
+    assert image is not None and image.shape == (240, 320, 3)
+
+
+def test_demo_refuses_a_missing_video_file(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "optical_flow_ros.tools.demo", "--source",
+         f"video:{tmp_path / 'none.mp4'}", "--out", str(tmp_path / "demo")],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    assert result.returncode == 2 and "no such file" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("doc", docs.NODES, ids=lambda d: d.node)
+def test_demo_params_file_sets_only_real_parameters_to_valid_values(doc):
+    """config/demo.yaml (shared by the demo and demo.launch.py) is what each node accepts."""
+    table = doc.table()
+    params = node_parameters(demo_params_file(), doc.node, table)
+    assert params.ignored == []
+    values = config_values(table, params.values)     # raises ConfigError on a bad value
+    in_file = yaml.safe_load(demo_params_file().read_text())[f"/**/{doc.node}"]
+    assert {k: values[k] for k in in_file["ros__parameters"]} == in_file["ros__parameters"]

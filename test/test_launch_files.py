@@ -35,3 +35,28 @@ def test_launch_file_declares_arguments_and_node(file, executable):
     assert len(nodes) == 1
     assert nodes[0].node_package == "optical_flow_ros"
     assert nodes[0].node_executable == executable
+
+
+def test_demo_launch_starts_the_demo_graph_per_source():
+    description = _load("demo.launch.py")
+    declared = {a.name: a for a in description.entities
+                if isinstance(a, launch.actions.DeclareLaunchArgument)}
+    assert set(declared) == {"source", "video", "calibration", "image", "camera_info",
+                             "namespace", "view"}
+    assert declared["source"].choices == ["sim", "video", "topic"]
+    nodes = {n.node_executable: n for n in description.entities
+             if isinstance(n, launch_ros.actions.Node)}
+    assert set(nodes) == {"sim_camera_node", "video_source_node", "tracker_node",
+                          "dense_flow_node", "view"}
+
+    def started(source: str, view: str = "false") -> set[str]:
+        context = launch.LaunchContext()
+        context.launch_configurations.update(source=source, view=view)
+        return {name for name, node in nodes.items()
+                if node.condition is None or node.condition.evaluate(context)}
+
+    pipeline = {"tracker_node", "dense_flow_node"}
+    assert started("sim") == pipeline | {"sim_camera_node"}
+    assert started("video") == pipeline | {"video_source_node"}
+    assert started("topic") == pipeline
+    assert started("topic", view="true") == pipeline | {"view"}

@@ -1,7 +1,8 @@
 """Invalid parameter values, at runtime and in the YAML at start-up, for every node.
 
 Table-driven from each node's parameter table (``TRACKER_PARAMS``, ``DENSE_FLOW_PARAMS``,
-``SIM_CAMERA_PARAMS``), so a new parameter is covered without touching this file. For each
+``SIM_CAMERA_PARAMS``, ``VIDEO_SOURCE_PARAMS``), so a new parameter is covered without touching
+this file. For each
 parameter the invalid classes its row implies: read-only (any set), wrong type, unknown or
 empty choice, below/above the range, the excluded bound of a half-open range, NaN and +-inf,
 an even value where it must be odd; plus the cross-parameter rules the configs check.
@@ -25,11 +26,16 @@ import pytest
 from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.parameter import Parameter, parameter_value_to_python
 from ros_harness import NodeProcess, RosPeer
+from video_files import panning_frames, write_video
 
 from optical_flow_ros.core.errors import ConfigError
 from optical_flow_ros.nodes.dense_flow_node import DENSE_FLOW_PARAMS, build_dense_node_config
 from optical_flow_ros.nodes.parameter_table import Param, Value, config_values, defaults
 from optical_flow_ros.nodes.sim_camera_node import SIM_CAMERA_PARAMS, build_sim_node_config
+from optical_flow_ros.nodes.video_source_node import (
+    VIDEO_SOURCE_PARAMS,
+    build_video_node_config,
+)
 from optical_flow_ros.ros.tracker_pipeline import TRACKER_PARAMS, build_tracker_node_config
 
 pytestmark = pytest.mark.dds
@@ -41,6 +47,8 @@ NODES: dict[str, tuple[str, tuple[Param, ...], Callable[[dict[str, Any]], Any]]]
                         build_dense_node_config),
     "sim_camera_node": ("optical_flow_ros.nodes.sim_camera_node", tuple(SIM_CAMERA_PARAMS),
                         build_sim_node_config),
+    "video_source_node": ("optical_flow_ros.nodes.video_source_node",
+                          tuple(VIDEO_SOURCE_PARAMS), build_video_node_config),
 }
 
 # Values valid alone but not with the others' defaults: (node, {name: value}, a name the
@@ -156,11 +164,17 @@ def test_every_row_has_invalid_values_the_table_refuses():
 # ---- runtime -------------------------------------------------------------------------------
 
 class RunningNodes:
-    """Every node in its own process, and a peer with clients for their parameter services."""
+    """Every node in its own process, and a peer with clients for their parameter services.
 
-    def __init__(self) -> None:
+    Args:
+        start: parameters a node needs to run at all (video_source_node: a file to play).
+    """
+
+    def __init__(self, start: dict[str, dict[str, Value]]) -> None:
         self.peer = RosPeer("param_fuzz")
-        self.procs = {name: NodeProcess(module) for name, (module, _, _) in NODES.items()}
+        self.start = start
+        self.procs = {name: NodeProcess(module, params=start.get(name))
+                      for name, (module, _, _) in NODES.items()}
         self.results: dict[str, list[tuple[str, Value, Any]]] = {}
         self.expected: dict[str, dict[str, Value]] = {}
         self.got: dict[str, dict[str, Value]] = {}
@@ -180,7 +194,7 @@ class RunningNodes:
         cross = [(key, value, "cross-field") for node, changes, _ in CROSS_FIELD
                  if node == name for key, value in changes.items() if key not in read_only]
         self.results[name] = self.set(name, cross)
-        values = defaults(table)
+        values = {**defaults(table), **self.start.get(name, {})}
         requests: list[tuple[str, Value, str]] = []  # (parameter, value, class)
         for param in table:
             if param.read_only:
@@ -213,8 +227,9 @@ class RunningNodes:
 
 
 @pytest.fixture(scope="module")
-def running():
-    nodes = RunningNodes()
+def running(tmp_path_factory):
+    video = write_video(tmp_path_factory.mktemp("video") / "pan.mkv", panning_frames(10), 10.0)
+    nodes = RunningNodes({"video_source_node": {"source": str(video), "loop": True}})
     try:
         for name in NODES:
             nodes.exercise(name)

@@ -8,15 +8,24 @@ Units: pixel coordinates are (x, y) px of the full-resolution image (x right, y 
 stamps are seconds; pixel velocities px/s; flow fields px between the two given frames.
 """
 
+from optical_flow_ros.core.camera_calibration import (
+    CameraCalibration,
+    calibration_to_yaml,
+    parse_calibration,
+    read_calibration,
+)
 from optical_flow_ros.core.camera_model import PinholeCamera
 from optical_flow_ros.core.dense_flow import DenseFlow, DenseFlowConfig, FlowStats, flow_stats
 from optical_flow_ros.core.errors import (
+    CalibrationError,
     CameraModelError,
     ConfigError,
     ImageConversionError,
     OpticalFlowError,
+    VideoSourceError,
 )
 from optical_flow_ros.core.flow_drawing import draw_flow, draw_hsv, warp_flow
+from optical_flow_ros.core.frame_schedule import DueFrame, FrameSchedule
 from optical_flow_ros.core.image_codec import decode_compressed, decode_image, to_bgr, to_gray
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig, TrackerStats, Tracks
 from optical_flow_ros.core.motion_field import motion_field
@@ -28,14 +37,19 @@ from optical_flow_ros.core.velocity_estimator import (
     VelocityEstimate,
     estimate_velocity,
 )
+from optical_flow_ros.core.video_capture import VideoInfo, VideoSource, VideoSourceConfig
 
 __all__ = [
+    "CalibrationError",
+    "CameraCalibration",
     "CameraModelError",
     "CameraState",
     "ConfigError",
     "DenseFlow",
     "DenseFlowConfig",
+    "DueFrame",
     "FlowStats",
+    "FrameSchedule",
     "ImageConversionError",
     "LKTracker",
     "OpticalFlowError",
@@ -49,6 +63,11 @@ __all__ = [
     "Tracks",
     "VelocityConfig",
     "VelocityEstimate",
+    "VideoInfo",
+    "VideoSource",
+    "VideoSourceConfig",
+    "VideoSourceError",
+    "calibration_to_yaml",
     "decode_compressed",
     "decode_image",
     "draw_flow",
@@ -58,6 +77,8 @@ __all__ = [
     "flow_stats",
     "load_texture",
     "motion_field",
+    "parse_calibration",
+    "read_calibration",
     "to_bgr",
     "to_gray",
     "warp_flow",

@@ -38,6 +38,8 @@ class FieldSpec:
         odd: the integer must be odd (symmetric windows).
         exclusive_min: the minimum itself is not allowed (e.g. a scale in (0, 1]).
         exclusive_max: the maximum itself is not allowed.
+        int_as_text: a string field that also takes a non-negative integer as its decimal
+            text (ROS reads ``source:=0`` on the command line or in YAML as an integer).
     """
 
     name: str
@@ -49,6 +51,7 @@ class FieldSpec:
     odd: bool = False
     exclusive_min: bool = False
     exclusive_max: bool = False
+    int_as_text: bool = False
 
     @property
     def value_type(self) -> type:
@@ -92,6 +95,9 @@ class FieldSpec:
             return float(value)
         if kind is str and isinstance(value, str):
             return value
+        if (kind is str and self.int_as_text and isinstance(value, Integral)
+                and not isinstance(value, bool | np.bool_) and value >= 0):
+            return str(int(value))
         optional = " or None" if self.optional else ""
         raise ConfigError(f"{self.name}: must be of type {kind.__name__}{optional}, "
                           f"got {type(value).__name__} {value!r}")
@@ -107,13 +113,14 @@ class FieldSpec:
 def setting(default: Any, description: str, *, kind: type | None = None,
             range: tuple[float, float] | None = None,  # noqa: A002  (the natural name)
             choices: tuple[str, ...] | None = None, odd: bool = False,
-            exclusive_min: bool = False, exclusive_max: bool = False) -> Any:
+            exclusive_min: bool = False, exclusive_max: bool = False,
+            int_as_text: bool = False) -> Any:
     """A dataclass field carrying its :class:`FieldSpec` (see module docstring)."""
     if default is None and kind is None:
         raise TypeError("an optional setting (default None) needs kind=")
     return dataclasses.field(default=default, metadata={"spec": dict(
         description=description, kind=kind, range=range, choices=choices, odd=odd,
-        exclusive_min=exclusive_min, exclusive_max=exclusive_max)})
+        exclusive_min=exclusive_min, exclusive_max=exclusive_max, int_as_text=int_as_text)})
 
 
 def field_specs(config_type: type) -> list[FieldSpec]:

@@ -21,3 +21,11 @@ class ConfigError(OpticalFlowError, ValueError):
 
 class CameraModelError(OpticalFlowError, ValueError):
     """Camera intrinsics are unusable (zero/NaN K, unknown distortion model, bad size)."""
+
+
+class VideoSourceError(OpticalFlowError):
+    """A video source cannot be opened or read (missing file, undecodable data, no camera)."""
+
+
+class CalibrationError(OpticalFlowError, ValueError):
+    """A camera calibration file is unreadable or malformed; the message names the key."""

@@ -12,14 +12,30 @@ from rclpy.node import Node
 
 from optical_flow_ros.core.errors import OpticalFlowError
 
-__all__ = ["run_node"]
+__all__ = ["NodeExit", "run_node"]
+
+
+class NodeExit(Exception):  # noqa: N818  (a request, not an error)
+    """Raised from a callback to end the node's process with ``code``.
+
+    For a node whose work is finite (a video file at its end): :func:`run_node` stops
+    spinning, shuts down and returns ``code``.
+
+    Args:
+        code: the process exit code.
+    """
+
+    def __init__(self, code: int = 0) -> None:
+        super().__init__(f"node exit with code {code}")
+        self.code = code
 
 
 def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
     """Create the node, spin it until Ctrl-C/SIGTERM, shut down without a traceback.
 
     An invalid parameter (e.g. from the YAML) ends the process at start-up with exit code 2
-    and one line naming the parameter and the reason.
+    and one line naming the parameter and the reason. A callback ends it with
+    :class:`NodeExit`.
 
     Returns:
         The process exit code.
@@ -31,8 +47,11 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
         print(f"[ERROR] invalid parameter: {err}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
+    code = 0
     try:
         rclpy.spin(node)
+    except NodeExit as done:
+        code = done.code
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
@@ -43,4 +62,4 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return code

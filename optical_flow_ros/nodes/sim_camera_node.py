@@ -42,6 +42,7 @@ from std_msgs.msg import Header
 from optical_flow_ros.core.camera_model import PinholeCamera
 from optical_flow_ros.core.config_fields import setting, validate_fields
 from optical_flow_ros.core.errors import ConfigError
+from optical_flow_ros.core.frame_schedule import FrameSchedule
 from optical_flow_ros.core.sim_camera import CameraState, SimCamera, SimCameraConfig
 from optical_flow_ros.nodes.compute_config import ComputeConfig
 from optical_flow_ros.nodes.node_main import run_node
@@ -178,23 +179,15 @@ class SimCameraNode(Node):
         self._pub_twist = self.create_publisher(TwistStamped, "sim/twist", qos)
         self._pub_pose = self.create_publisher(PoseStamped, "sim/pose", qos)
         self._diag = DiagnosticsReporter(self, "sim_camera")
-        self._start_ns: int | None = None
-        self._index = -1
+        self._schedule = FrameSchedule(config.camera.rate)
         self._published = 0
         self._timer = self.create_timer(1.0 / config.camera.rate, self._on_timer)
 
     def _next_frame(self, now_ns: int) -> tuple[int, float, int]:
         """(index, sim time s, stamp ns) of the frame due at ``now_ns``; never repeats."""
-        if self._start_ns is None:
-            self._start_ns = now_ns
-        # floor, not round: a frame is due once its time has come, so a late tick never
-        # takes the next frame's stamp, which would run ahead of the clock.
-        due = math.floor((now_ns - self._start_ns) * 1e-9 * self._sim.config.rate + 1e-9)
-        index = max(self._index + 1, due)
-        self._diag.count("frames_skipped", index - self._index - 1)
-        self._index = index
-        t = self._sim.frame_time(index)
-        return index, t, self._start_ns + round(t * 1e9)
+        due = self._schedule.next_frame(now_ns)
+        self._diag.count("frames_skipped", due.skipped)
+        return due.index, self._sim.frame_time(due.index), due.stamp_ns
 
     def _on_timer(self) -> None:
         config = self._params.config

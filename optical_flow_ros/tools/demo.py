@@ -1,6 +1,7 @@
 """The demo: the full pipeline over real DDS on an embedded default, with a summary.
 
-    scripts/demo.sh [--duration 15] [--source sim | --source topic:/camera/image_raw] [--out DIR]
+    scripts/demo.sh [--duration 15] [--source sim | topic:/camera/image_raw | video:FILE]
+        [--out DIR]
 
 Starts, each in its own process: ``sim_camera_node`` (a camera flying over a real photo
 texture, with exact ground truth), ``tracker_node`` and ``dense_flow_node``; listens to their
@@ -10,7 +11,11 @@ the exact motion field, camera velocity RMSE against the simulator's truth), and
 the output folder: ``tracks.mp4`` (annotated frames: trails, points, camera-velocity
 arrow), ``tracks.png`` and ``dense_hsv.png`` snapshots, ``velocity.png`` (estimated vs true
 camera velocity over time with the 3-sigma band) and ``summary.json``.
-DDS stays on this machine (LOCALHOST discovery, a ROS domain of the demo's own).
+``--source topic:<image topic>`` feeds an existing camera to the pipeline instead of the
+simulator, ``--source video:FILE`` starts ``video_source_node`` playing FILE (in a loop, mono8)
+instead; without the simulator's truth the summary omits the figures scored against it.
+The nodes' settings come from config/demo.yaml, the file ``ros2 launch optical_flow_ros
+demo.launch.py`` starts the same graph with. DDS stays on this machine (LOCALHOST discovery, a ROS domain of the demo's own).
 """
 
 from __future__ import annotations
@@ -29,9 +34,17 @@ from optical_flow_ros.tools.node_process import NodeProcess, confine_dds
 
 __all__ = ["main"]
 
-#: The embedded default scene: 3 m above the ground, moving and turning.
-SIM_PARAMS = {"rate": 30.0, "altitude": 3.0, "velocity_x": 1.0, "velocity_y": 0.3,
-              "yaw_rate": 0.2, "texture": "gravel", "encoding": "mono8"}
+#: The demo graph's settings, shared with launch/demo.launch.py: a section per node.
+DEMO_PARAMS_FILE = "demo.yaml"
+
+
+def demo_params_file() -> Path:
+    """config/demo.yaml of this checkout, else of the installed package (share/)."""
+    checkout = Path(__file__).resolve().parents[2] / "config" / DEMO_PARAMS_FILE
+    if checkout.is_file():
+        return checkout
+    from ament_index_python.packages import get_package_share_directory
+    return Path(get_package_share_directory("optical_flow_ros")) / "config" / DEMO_PARAMS_FILE
 
 
 WARM_UP_FRAMES = 30
@@ -55,26 +68,37 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=15.0, help="seconds to run")
     parser.add_argument("--source", default="sim",
-                        help="'sim' (default: simulated camera with truth) or "
-                             "'topic:<image topic>' (an existing camera)")
+                        help="'sim' (default: simulated camera with truth), "
+                             "'topic:<image topic>' (an existing camera) or 'video:FILE' "
+                             "(video_source_node playing FILE in a loop)")
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
     args = parser.parse_args(argv)
-    if args.source != "sim" and not args.source.startswith("topic:"):
-        parser.error(f"--source must be 'sim' or 'topic:<image topic>', got {args.source!r}")
+    if args.source != "sim" and not args.source.startswith(("topic:", "video:")):
+        parser.error("--source must be 'sim', 'topic:<image topic>' or 'video:FILE', "
+                     f"got {args.source!r}")
+    video = args.source.removeprefix("video:")
+    if args.source.startswith("video:") and not Path(video).expanduser().is_file():
+        parser.error(f"--source video:FILE: no such file: {video!r}")
     if args.duration <= 0:
         parser.error("--duration must be > 0")
     return args
 
 
 def _start_nodes(source: str) -> list[NodeProcess]:
-    remaps = {} if source == "sim" else {"image": source.removeprefix("topic:")}
+    topic = source.startswith("topic:")
+    remaps = {"image": source.removeprefix("topic:")} if topic else {}
+    params_file = demo_params_file()
     nodes = []
     if source == "sim":
-        nodes.append(NodeProcess("optical_flow_ros.nodes.sim_camera_node", params=SIM_PARAMS))
-    nodes.append(NodeProcess("optical_flow_ros.nodes.tracker_node", remaps=remaps,
-                             params={"ransac": "homography"}))
-    nodes.append(NodeProcess("optical_flow_ros.nodes.dense_flow_node", remaps=remaps,
-                             params={"publish_arrows": False}))
+        nodes.append(NodeProcess("optical_flow_ros.nodes.sim_camera_node",
+                                 params_file=params_file))
+    elif source.startswith("video:"):
+        path = str(Path(source.removeprefix("video:")).expanduser().resolve())
+        nodes.append(NodeProcess("optical_flow_ros.nodes.video_source_node",
+                                 params_file=params_file, params={"source": path}))
+    for node in ("tracker_node", "dense_flow_node"):
+        nodes.append(NodeProcess(f"optical_flow_ros.nodes.{node}", remaps=remaps,
+                                 params_file=params_file))
     return nodes
 
 
@@ -112,8 +136,8 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     print("\n[demo] summary")
     for key, value in summary.items():
         print(f"  {key:34s} {value}")
-    print(f"[demo] outputs in {out}/: tracks.mp4 tracks.png dense_hsv.png velocity.png "
-          "summary.json")
+    names = ("tracks.mp4", "tracks.png", "dense_hsv.png", "velocity.png", "summary.json")
+    print(f"[demo] outputs in {out}/: {' '.join(n for n in names if (out / n).exists())}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             listener.spin_once(0.05)
             if time.monotonic() >= next_report:
                 next_report += 1.0
+                if not all(n.alive() for n in nodes):
+                    print("[demo] a node exited early; stopping", file=sys.stderr)
+                    break
                 lat = np.median(rec.latencies_ms[-30:]) if rec.latencies_ms else float("nan")
                 tracks = rec.track_counts[-1] if rec.track_counts else 0
                 print(f"[demo] {time.monotonic() - start:5.1f} s | frames tracked "

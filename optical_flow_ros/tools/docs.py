@@ -47,10 +47,17 @@ def _sim_table() -> list[Param]:
     return SIM_CAMERA_PARAMS
 
 
+def _video_table() -> list[Param]:
+    from optical_flow_ros.nodes.video_source_node import VIDEO_SOURCE_PARAMS
+
+    return VIDEO_SOURCE_PARAMS
+
+
 NODES = (
     NodeDocs("tracker_node", "config/tracker.yaml", _tracker_table),
     NodeDocs("dense_flow_node", "config/flow.yaml", _dense_table),
     NodeDocs("sim_camera_node", "config/sim_camera.yaml", _sim_table),
+    NodeDocs("video_source_node", "config/video_source.yaml", _video_table),
 )
 
 
