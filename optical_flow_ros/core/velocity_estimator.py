@@ -367,10 +367,14 @@ def _design(points_n: np.ndarray) -> np.ndarray:
     return np.column_stack((-np.ones(points_n.shape[0]), points_n))
 
 
-def _solve(design: np.ndarray, flow: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted least squares ``design @ theta = flow``; theta (3, 2)."""
-    weighted = design * weights[:, None]
-    normal, rhs = weighted.T @ design, weighted.T @ flow
+def _solve(data: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted least squares ``design @ theta = flow``; theta (3, 2).
+
+    ``data`` is (N, 5): the design's 3 columns, then the flow's 2 (one product gives both
+    the normal matrix and the right-hand side).
+    """
+    products = (data * weights[:, None]).T @ data                   # (5, 5)
+    normal, rhs = products[:3, :3], products[:3, 3:]
     try:   # the 3x3 normal equations; lstsq (an SVD, 5x slower) only when singular
         return np.linalg.solve(normal, rhs)
     except np.linalg.LinAlgError:
@@ -412,10 +416,13 @@ def _lmeds(design: np.ndarray, flow: np.ndarray, config: VelocityConfig) -> np.n
     ridge = 1e-9 * np.trace(normal, axis1=1, axis2=2)[:, None, None] * np.eye(3)
     thetas = np.linalg.solve(normal + ridge, xt @ fs)      # (h, 3, 2)
     scored = slice(None, None, max(1, n // _LMEDS_SCORED))
-    x_s, f_s = design[scored], flow[scored]
-    predicted = x_s @ np.moveaxis(thetas, 0, 1).reshape(3, 2 * h)     # (M, h * 2)
-    r = predicted.reshape(x_s.shape[0], h, 2) - f_s[:, None, :]
-    squared = np.ascontiguousarray((r[..., 0] ** 2 + r[..., 1] ** 2).T)   # (h, M)
+    # Every hypothesis' residuals in one product: row 2i + c is component c of hypothesis i,
+    # (theta_i[:, c], -e_c) . (x, y_flow) over the scored tracks.
+    coefficients = np.zeros((h, 2, 5))
+    coefficients[:, :, :3] = np.swapaxes(thetas, 1, 2)
+    coefficients[:, 0, 3] = coefficients[:, 1, 4] = -1.0
+    residuals = coefficients.reshape(2 * h, 5) @ np.hstack((design[scored], flow[scored])).T
+    squared = residuals[0::2] ** 2 + residuals[1::2] ** 2                 # (h, M)
     return thetas[int(np.argmin(_median_rows(squared)))]
 
 
@@ -427,8 +434,9 @@ def _robust_fit(design: np.ndarray, flow: np.ndarray, config: VelocityConfig,
     make numerical noise look like outliers.
     """
     n = design.shape[0]
+    data = np.hstack((design, flow))
     if config.velocity_robust_fit == "least_squares":
-        theta = _solve(design, flow, np.ones(n))
+        theta = _solve(data, np.ones(n))
         inliers = np.ones(n, bool)
     else:
         theta = _lmeds(design, flow, config)
@@ -439,13 +447,13 @@ def _robust_fit(design: np.ndarray, flow: np.ndarray, config: VelocityConfig,
             weights = np.where(u < 1.0, (1.0 - u * u) ** 2, 0.0)
             if np.count_nonzero(weights) <= _MINIMAL_SET:
                 break
-            previous, theta = theta, _solve(design, flow, weights)
+            previous, theta = theta, _solve(data, weights)
             if np.abs(theta - previous).max() < 1e-3 * scale:    # converged
                 break
         e = _residual_norms(design, flow, theta)
         inliers = e <= config.velocity_inlier_sigma * _robust_scale(e, floor)
         if np.count_nonzero(inliers) > _MINIMAL_SET:
-            theta = _solve(design, flow, inliers.astype(np.float64))
+            theta = _solve(data, inliers.astype(np.float64))
     r = design[inliers] @ theta - flow[inliers]
     residual_var = float((r * r).sum()) / max(2 * (int(inliers.sum()) - 3), 1)
     return _Fit(theta, inliers, math.sqrt(residual_var), residual_var)
@@ -498,8 +506,14 @@ def _skew(w: np.ndarray) -> np.ndarray:
 
 
 def _rotation_columns(points_n: np.ndarray, axes: np.ndarray) -> np.ndarray:
-    """(N, 2, k) flow of a unit rate about each of ``axes``."""
-    return np.stack([rotational_field(points_n, np.eye(3)[k]) for k in axes], axis=2)
+    """(N, 2, k) flow of a unit rate about each of ``axes`` (:func:`rotational_field`)."""
+    x, y = points_n[:, 0], points_n[:, 1]
+    xy = x * y
+    unit = np.empty((points_n.shape[0], 2, 3))
+    unit[:, 0, 0], unit[:, 1, 0] = xy, 1.0 + y * y       # about x
+    unit[:, 0, 1], unit[:, 1, 1] = -1.0 - x * x, -xy     # about y
+    unit[:, 0, 2], unit[:, 1, 2] = y, -x                 # about z
+    return unit[:, :, axes]
 
 
 def _refusal(fit: _Fit, points: np.ndarray, speed: float, residual: float,
@@ -547,18 +561,25 @@ def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates
     # Covariance of theta (a, c1, c2, b, c3, c4): residuals times the correlation inflation,
     # and a flow error common to all tracks; the two components share the design.
     x_in = design[fit.inliers]
-    normal_inv = np.linalg.pinv(x_in.T @ x_in)
+    normal = x_in.T @ x_in
+    try:   # the 3x3 normal matrix; pinv (an SVD) only when it is singular
+        normal_inv = np.linalg.inv(normal)
+    except np.linalg.LinAlgError:
+        normal_inv = np.linalg.pinv(normal)
     common_gain = normal_inv @ x_in.sum(axis=0)                      # (3,)
     per_component = (cfg.velocity_track_correlation * fit.residual_var * normal_inv
                      + (cfg.flow_model_std / focal) ** 2 * np.outer(common_gain, common_gain))
-    cov_theta = np.kron(np.eye(2), per_component)
+    cov_theta = np.zeros((6, 6))
+    cov_theta[:3, :3] = cov_theta[3:, 3:] = per_component
     if gyro is not None:
         rate_axes, rate_cov = np.arange(3), gyro.covariance
     else:  # roll/pitch rates taken as zero; the yaw rate is fitted (c2, c3)
         rate_axes, rate_cov = np.arange(2), np.eye(2) * cfg.rate_std_without_gyro**2
     # A rate error dw leaves -R(n) dw in the derotated flow: theta moves by g_rate dw.
+    k = rate_axes.size
     rot = _rotation_columns(points_n[fit.inliers], rate_axes)        # (n_in, 2, k)
-    g_rate = -np.einsum("pn,nck->cpk", normal_inv @ x_in.T, rot).reshape(6, rate_axes.size)
+    gain = (normal_inv @ x_in.T) @ rot.reshape(-1, 2 * k)            # (3, 2k): [p, (c, k)]
+    g_rate = -np.swapaxes(gain.reshape(3, 2, k), 0, 1).reshape(6, k)
     theta = fit.theta.ravel(order="F")
 
     # (a, b, s, wz), the translation carried from the window's mean time to the image stamp.
