@@ -15,7 +15,8 @@ camera velocity over time with the 3-sigma band) and ``summary.json``.
 simulator, ``--source video:FILE`` starts ``video_source_node`` playing FILE (in a loop, mono8)
 instead; without the simulator's truth the summary omits the figures scored against it.
 The nodes' settings come from config/demo.yaml, the file ``ros2 launch optical_flow_ros
-demo.launch.py`` starts the same graph with. DDS stays on this machine (LOCALHOST discovery, a ROS domain of the demo's own).
+demo.launch.py`` starts the same graph with. DDS stays on this machine (LOCALHOST
+discovery, a ROS domain of the demo's own).
 """
 
 from __future__ import annotations
