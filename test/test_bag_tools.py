@@ -184,6 +184,20 @@ def test_processing_twice_gives_byte_identical_outputs(sample, processed, tmp_pa
     assert read(tmp_path / "again") == read(processed)
 
 
+def test_dense_processing_twice_gives_byte_identical_outputs(tmp_path):
+    bag = tmp_path / "bag"
+    assert sample_bag.main([str(bag), "--frames", "6", *sim_args(encoding="bgr8")]) == 0
+    flow_yaml = tmp_path / "flow.yaml"
+    flow_yaml.write_text("/**:\n  ros__parameters:\n    publish_warp: true\n")
+    outputs = []
+    for name in ("a", "b"):
+        assert process_bag.main([str(bag), str(tmp_path / name), "--no-tracker", "--dense",
+                                 "--dense-params", str(flow_yaml), "--draw", "--quiet"]) == 0
+        outputs.append(read(tmp_path / name))
+    assert len(outputs[0]) == 4 * 5  # flow, hsv, arrows, warp for each frame after the first
+    assert outputs[0] == outputs[1]
+
+
 def test_outputs_equal_the_pipeline_run_frame_by_frame(sample, processed):
     """process_bag (tracking one frame ahead in a thread) == TrackerPipeline in record order."""
     config = build_tracker_node_config(config_values(TRACKER_PARAMS, defaults(TRACKER_PARAMS)))

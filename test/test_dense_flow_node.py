@@ -1,7 +1,9 @@
-"""dense_flow_node in its own process, over real DDS: flow matches the known motion."""
+"""dense_flow_node in its own process, over real DDS: flow matches the known motion, and the
+node publishes exactly what :class:`DensePipeline` (bag processing's per-frame code) computes."""
 
 from __future__ import annotations
 
+import cv2
 import ground_truth as gt
 import numpy as np
 import pytest
@@ -11,9 +13,19 @@ from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from ros_harness import NodeProcess, stamp_msg
 from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
 
+from optical_flow_ros.nodes.parameter_table import config_values, defaults
+from optical_flow_ros.ros.dense_pipeline import (
+    DENSE_FLOW_PARAMS,
+    DensePipeline,
+    build_dense_node_config,
+)
+from optical_flow_ros.ros.diagnostics import OfflineDiagnostics
+from optical_flow_ros.ros.image_input import frame_from_msg
 from optical_flow_ros.ros.image_messages import array_to_image_msg, image_msg_to_array
 from optical_flow_ros.ros.qos import keep_last_qos
+from optical_flow_ros.tools.bag_io import serialize
 
 pytestmark = pytest.mark.dds
 
@@ -88,3 +100,114 @@ def test_flow_matches_translation_and_method_switches_at_runtime(ros_peer):
     # Stamps of the outputs are the current frames'.
     stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in got]
     np.testing.assert_allclose(stamps, [10.0 + i / 30.0 for i in range(1, 8)], atol=1e-6)
+
+
+OUTPUTS = ("flow/dense", "flow/dense/hsv", "flow/dense/arrows", "flow/dense/warp")
+
+
+def _colour(gray: np.ndarray) -> np.ndarray:
+    """A bgr8 frame whose channels differ, so the arrows and warp views show colour."""
+    return np.dstack([gray, 255 - gray, gray // 2])
+
+
+def _expected(params: dict, steps: list) -> tuple[dict[str, list[bytes]], OfflineDiagnostics]:
+    """What DensePipeline makes of ``steps`` (image messages, or "reset"), serialised per topic
+    (CDR with the alignment padding zeroed, so equal messages have equal bytes).
+
+    One OpenCV thread, as the node runs (its ``opencv_threads`` default).
+    """
+    values = defaults(DENSE_FLOW_PARAMS)
+    values.update(params)
+    diag = OfflineDiagnostics()
+    pipeline = DensePipeline(build_dense_node_config(config_values(DENSE_FLOW_PARAMS, values)),
+                             diag)
+    wants = pipeline.wanted(flow=True, hsv=True, arrows=True, warp=True)
+    out: dict[str, list[bytes]] = {topic: [] for topic in OUTPUTS}
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        for step in steps:
+            if step == "reset":
+                pipeline.reset()
+                continue
+            result = pipeline.process(frame_from_msg(step), wants)
+            for topic, msg in zip(OUTPUTS, (result.flow_msg, result.hsv_msg, result.arrows_msg,
+                                            result.warp_msg), strict=True):
+                if msg is not None:
+                    out[topic].append(serialize(msg))
+    finally:
+        cv2.setNumThreads(threads)
+    return out, diag
+
+
+def test_node_publishes_what_the_pipeline_computes_resets_and_idles(ros_peer):
+    params = {"publish_warp": True, "input_reliability": "reliable", "input_depth": 10}
+    got: dict[str, list[Image]] = {topic: [] for topic in OUTPUTS}
+    pub = ros_peer.node.create_publisher(Image, "image", keep_last_qos("reliable", 10))
+    subs = [ros_peer.node.create_subscription(Image, topic, got[topic].append,
+                                              keep_last_qos("reliable", 10))
+            for topic in OUTPUTS]
+    diagnostics: list[DiagnosticArray] = []
+    ros_peer.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    reset = ros_peer.node.create_client(Trigger, "/dense_flow_node/reset")
+    small = [_colour(f[:96, :128]) for f in _frames(10)]
+    other = [_colour(f[:80, :112]) for f in _frames(10)]
+    # (frame, stamp s, whether the node publishes for it); "reset" calls ~/reset
+    plan = [(small[0], 1.0, False),           # first frame
+            (small[1], 1.1, True), (small[2], 1.2, True),
+            (small[3], 1.2, False),           # duplicate stamp: reset
+            (small[4], 1.3, True),
+            "reset",
+            (small[5], 1.4, False),           # first frame after ~/reset
+            (small[6], 1.5, True),
+            (other[7], 1.6, False),           # size change: reset
+            (other[8], 1.7, True)]
+    steps: list = []
+    with NodeProcess("optical_flow_ros.nodes.dense_flow_node", params=params) as node:
+        assert ros_peer.wait_for_subscriber(pub), node.output()
+        for sub in subs:
+            assert ros_peer.wait_for_publisher(sub), node.output()
+        for item in plan:
+            if item == "reset":
+                reply = ros_peer.call(reset, Trigger.Request())
+                assert reply.success, reply.message
+                steps.append("reset")
+                continue
+            image, stamp, publishes = item
+            msg = array_to_image_msg(image, "bgr8")
+            msg.header.stamp = stamp_msg(stamp)
+            msg.header.frame_id = "camera_optical_frame"
+            steps.append(msg)
+            count = len(got["flow/dense"])
+            pub.publish(msg)
+            if publishes:
+                assert ros_peer.spin_until(
+                    lambda c=count: all(len(got[t]) > c for t in OUTPUTS), 10.0), node.output()
+            else:
+                ros_peer.spin_for(0.5)
+                assert len(got["flow/dense"]) == count, f"output for the frame at {stamp} s"
+        assert ros_peer.spin_until(
+            lambda: _diag_value(diagnostics, "frames_processed") == "5", 5.0)
+        assert _diag_value(diagnostics, "resets") == "3"
+        # Nobody listens any more: frames are only remembered, nothing is computed.
+        for sub in subs:
+            ros_peer.node.destroy_subscription(sub)
+        ros_peer.spin_for(1.0)
+        for i, stamp in ((9, 1.8), (9, 1.9)):
+            msg = array_to_image_msg(other[i], "bgr8")
+            msg.header.stamp = stamp_msg(stamp)
+            pub.publish(msg)
+            ros_peer.spin_for(0.3)
+        assert ros_peer.spin_until(
+            lambda: _diag_value(diagnostics, "frames_idle") == "2", 5.0), node.output()
+        assert _diag_value(diagnostics, "frames_processed") == "5"
+        assert _diag_value(diagnostics, "frames_received") == "11"
+        assert node.alive(), node.output()
+    assert "Traceback" not in node.output()
+    expected, diag = _expected(params, steps)
+    assert diag.counters["frames_processed"] == 5 and diag.counters["resets"] == 3
+    for topic in OUTPUTS:
+        assert len(got[topic]) == len(expected[topic]) == 5, topic
+        for i, (msg, want) in enumerate(zip(got[topic], expected[topic], strict=True)):
+            assert serialize(msg) == want, (topic, i)
+    assert {(m.height, m.width) for m in got["flow/dense/warp"]} == {(96, 128), (80, 112)}

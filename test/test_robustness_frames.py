@@ -21,7 +21,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from core.test_fuzz_image_codec import FUZZ, LAYOUT, compressed_payloads, raw_images
+from core.test_fuzz_image_codec import (
+    FUZZ,
+    LAYOUT,
+    PLANAR,
+    compressed_payloads,
+    raw_images,
+    rows_of,
+)
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from rclpy.parameter import Parameter
@@ -45,8 +52,12 @@ SIZES = [(48, 64), (64, 48), (96, 128), (120, 160), (17, 33), (33, 100), (8, 8),
          (1, 1), (1, 64), (64, 1)]
 
 
+_UYVY_FIRST = {"yuv422", "uyvy"}    # chroma byte first; yuv422_yuy2 and yuyv: luma first
+_YUV422 = _UYVY_FIRST | {"yuv422_yuy2", "yuyv"}
+
+
 def _frame_array(gray: np.ndarray, encoding: str) -> np.ndarray:
-    """``gray`` in the layout of ``encoding`` (channels, depth)."""
+    """``gray`` in the layout of ``encoding`` (channels, depth); neutral chroma for YUV."""
     channels, dtype = LAYOUT[encoding]
     if dtype == np.uint16:
         data = gray.astype(np.uint16) * 257
@@ -54,13 +65,22 @@ def _frame_array(gray: np.ndarray, encoding: str) -> np.ndarray:
         data = gray.astype(np.float32) / 255.0
     else:
         data = gray
+    if encoding in PLANAR:  # Y plane, then H/2 rows of chroma
+        return np.vstack([data, np.full((data.shape[0] // 2, data.shape[1]), 128, np.uint8)])
     if channels == 1:
         return data
-    if encoding.startswith("yuv422"):
+    if encoding in _YUV422:
         chroma = np.full_like(data, 128)
-        pair = (chroma, data) if encoding == "yuv422" else (data, chroma)
+        pair = (chroma, data) if encoding in _UYVY_FIRST else (data, chroma)
         return np.dstack(pair)
     return np.dstack([data] * channels)
+
+
+def _size_refused(encoding: str, height: int, width: int) -> bool:
+    """Whether the chroma subsampling of ``encoding`` cannot hold this size."""
+    if encoding in PLANAR:
+        return bool(width % 2 or height % 2)
+    return encoding in _YUV422 and bool(width % 2)
 
 
 @st.composite
@@ -101,11 +121,12 @@ def raw_frame(draw: st.DrawFn, index: int, size: tuple[int, int],
     if draw(st.integers(0, 2)):  # two thirds well-formed
         height, width = size
         gray = np.ascontiguousarray(BASE[index % 50:][:height, index % 70:][:, :width])
-        encoded = encode_image(_frame_array(gray, encoding), encoding) if not (
-            encoding.startswith("yuv422") and width % 2) else None
-        if encoded is None:  # odd width for yuv422: send it anyway, it must be refused
-            msg.encoding, msg.width, msg.height, msg.step = encoding, width, height, 2 * width
-            msg.data = bytes(2 * width * height)
+        encoded = encode_image(_frame_array(gray, encoding), encoding) if not _size_refused(
+            encoding, height, width) else None
+        if encoded is None:  # odd size for YUV: send it anyway, it must be refused
+            step = width * LAYOUT[encoding][0]
+            msg.encoding, msg.width, msg.height, msg.step = encoding, width, height, step
+            msg.data = bytes(step * rows_of(encoding, height))
         else:
             msg.encoding, msg.width, msg.height = encoded.encoding, encoded.width, encoded.height
             msg.step, msg.is_bigendian = encoded.step, int(encoded.is_bigendian)
@@ -222,8 +243,8 @@ def peer():
     peer.close()
 
 
-def _node(peer, node_type, transport: str):
-    overrides = [Parameter("image_transport", value=transport)]
+def _node(peer, node_type, transport: str, *extra: Parameter):
+    overrides = [Parameter("image_transport", value=transport), *extra]
     return node_type(context=peer.context, parameter_overrides=overrides)
 
 
@@ -235,10 +256,17 @@ def tracker(peer, request):
     node.destroy_node()
 
 
+def _every_output_listened(node) -> None:
+    """As if every output of a dense_flow_node had a subscriber (publish_warp must be on)."""
+    assert node.get_parameter("publish_warp").value
+    for pub in node._outputs.values():
+        pub.get_subscription_count = lambda: 1
+
+
 @pytest.fixture(scope="module", params=["raw", "compressed"])
 def dense(peer, request):
-    node = _node(peer, DenseFlowNode, request.param)
-    node._wanted = lambda: (True, True, True, True)  # as if every output had a subscriber
+    node = _node(peer, DenseFlowNode, request.param, Parameter("publish_warp", value=True))
+    _every_output_listened(node)
     yield request.param, Fed(node)
     node.destroy_node()
 
@@ -259,7 +287,7 @@ def test_tracker_node_survives_any_stream(tracker, data):
 @given(data=st.data())
 def test_dense_flow_node_survives_any_stream(dense, data):
     transport, fed = dense
-    had_previous = fed.node._prev is not None
+    had_previous = fed.node._pipeline.previous is not None
     delta = fed.deliver(data.draw(streams(transport, DENSE_CHANGES)))
     valid = delta.get("frames_received", 0) - delta.get("frames_invalid", 0)
     first = int(not had_previous and valid > 0)  # the first frame only becomes "previous"
@@ -278,10 +306,11 @@ def _one_pixel(stamp_s: int) -> Image:
 # the node.
 @pytest.mark.parametrize("validity", ["texture", "fb", "both"])
 def test_dense_flow_node_1x1_frames_with_validity(peer, validity):
-    overrides = [Parameter("method", value="farneback"), Parameter("validity", value=validity)]
+    overrides = [Parameter("method", value="farneback"), Parameter("validity", value=validity),
+                 Parameter("publish_warp", value=True)]
     node = DenseFlowNode(context=peer.context, parameter_overrides=overrides)
     try:
-        node._wanted = lambda: (True, True, True, True)
+        _every_output_listened(node)
         for stamp_s in (1, 2):
             node._input._on_message(_one_pixel(stamp_s), {})
         counters = node._diag.counters

@@ -21,18 +21,27 @@ import ground_truth as gt
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.parameter import Parameter
 from ros_harness import NodeProcess, RosPeer, stamp_msg
 from sensor_msgs.msg import CameraInfo, Image, Imu, PointCloud2, Range
 
 from optical_flow_ros.core.velocity_estimator import VelocityTiming
 from optical_flow_ros.nodes.dense_flow_node import DenseFlowNode
+from optical_flow_ros.nodes.parameter_table import config_values, defaults
 from optical_flow_ros.nodes.sim_camera_node import SimCameraNode
 from optical_flow_ros.nodes.tracker_node import TrackerNode
-from optical_flow_ros.ros.diagnostics import Counts
+from optical_flow_ros.ros.diagnostics import Counts, OfflineDiagnostics
+from optical_flow_ros.ros.image_input import frame_from_msg
 from optical_flow_ros.ros.image_messages import array_to_image_msg
 from optical_flow_ros.ros.qos import keep_last_qos
 from optical_flow_ros.ros.track_cloud import cloud_to_array
+from optical_flow_ros.ros.tracker_pipeline import (
+    TRACKER_PARAMS,
+    TrackerPipeline,
+    build_tracker_node_config,
+)
 from optical_flow_ros.ros.velocity_inputs import VelocityInputConfig, VelocityInputs
+from optical_flow_ros.tools.bag_io import serialize
 
 pytestmark = pytest.mark.dds
 
@@ -58,9 +67,21 @@ def as_encoding(gray: np.ndarray, encoding: str) -> np.ndarray:
         return gray.astype(np.uint16) * 257
     if encoding == "32FC1":
         return gray.astype(np.float32) / 255.0
-    if encoding == "yuv422_yuy2":
+    if encoding in ("yuv422_yuy2", "yuyv"):
         return np.dstack([gray, np.full_like(gray, 128)])
+    if encoding == "uyvy":
+        return np.dstack([np.full_like(gray, 128), gray])
+    if encoding in ("nv12", "nv21"):  # Y plane, then H/2 rows of neutral chroma
+        return np.vstack([gray, np.full((gray.shape[0] // 2, gray.shape[1]), 128, np.uint8)])
     return gray
+
+
+def image_msg(image: np.ndarray, stamp: float, encoding: str = "mono8") -> Image:
+    """A camera frame as the driver sends it (stamp in s, the optical frame id)."""
+    msg = array_to_image_msg(image, encoding)
+    msg.header.stamp = stamp_msg(stamp)
+    msg.header.frame_id = "camera_optical_frame"
+    return msg
 
 
 def camera_info(k=K, *, width: int = SHAPE[1], height: int = SHAPE[0], d=(0.0,) * 5,
@@ -83,14 +104,17 @@ class InProcess:
 
     Args:
         node: the node.
-        publishers: attribute name of each publisher -> key of :attr:`out`.
+        publishers: attribute name of each publisher (or its key in ``publishers_of``) -> key
+            of :attr:`out`.
+        publishers_of: the node's publishers by name, when they are held in a dict.
     """
 
-    def __init__(self, node, publishers: dict[str, str]) -> None:
+    def __init__(self, node, publishers: dict[str, str],
+                 publishers_of: dict | None = None) -> None:
         self.node = node
         self.out: dict[str, list] = {key: [] for key in publishers.values()}
         for attr, key in publishers.items():
-            pub = getattr(node, attr)
+            pub = getattr(node, attr) if publishers_of is None else publishers_of[attr]
             pub.publish = self.out[key].append
             pub.get_subscription_count = lambda: 1
 
@@ -99,10 +123,7 @@ class InProcess:
         return self.node._diag.counters
 
     def send(self, image: np.ndarray, stamp: float, encoding: str = "mono8") -> None:
-        msg = array_to_image_msg(image, encoding)
-        msg.header.stamp = stamp_msg(stamp)
-        msg.header.frame_id = "camera_optical_frame"
-        self.node._input._on_message(msg, {})
+        self.node._input._on_message(image_msg(image, stamp, encoding), {})
 
     def condition(self, key: str) -> str | None:
         return self.node._diag._conditions.get(key, (None, None))[1]
@@ -119,7 +140,8 @@ def tracker(peer):
 @pytest.fixture
 def dense(peer):
     node = DenseFlowNode(context=peer.context)
-    yield InProcess(node, {"_pub_flow": "flow", "_pub_hsv": "hsv", "_pub_arrows": "arrows"})
+    yield InProcess(node, {"flow": "flow", "hsv": "hsv", "arrows": "arrows"},
+                    publishers_of=node._outputs)
     node.destroy_node()
 
 
@@ -130,7 +152,8 @@ def ids(cloud: PointCloud2) -> np.ndarray:
 # ---- tracker_node: stamps and encodings ----------------------------------------------------
 
 def test_tracker_encoding_change_mid_stream_keeps_the_tracks(tracker):
-    encodings = ["mono8", "bgr8", "mono16", "rgb8", "32FC1", "yuv422_yuy2", "bgra8", "mono8"]
+    encodings = ["mono8", "bgr8", "mono16", "rgb8", "32FC1", "yuv422_yuy2", "nv12", "uyvy",
+                 "nv21", "yuyv", "bgra8", "mono8"]
     for i, encoding in enumerate(encodings):
         t = i / 30.0
         tracker.send(as_encoding(frame_at(t), encoding), 10.0 + t, encoding)
@@ -222,6 +245,48 @@ def test_tracker_camera_info_with_zero_or_nan_k_is_ignored(tracker):
     assert (cloud_to_array(tracker.out["tracks"][-1])["z"] == 0.0).all()
     assert "640x480" in tracker.condition("camera_info")
     assert tracker.counters["frames_processed"] == len(BAD_CAMERA_INFOS) + 2
+
+
+# Regression: an invalid camera_info after valid ones used to drop the intrinsics, so
+# flow/tracks fell back to pixel coordinates and flow/velocity stopped.
+@pytest.mark.parametrize("bad", sorted(BAD_CAMERA_INFOS))
+def test_tracker_invalid_camera_info_after_a_valid_one_keeps_the_intrinsics(tracker, bad):
+    node = tracker.node
+    assert node.set_parameters([Parameter("distance", value=2.0)])[0].successful
+    # The same frames through a pipeline that only ever sees the valid camera_info.
+    values = defaults(TRACKER_PARAMS)
+    values["distance"] = 2.0
+    reference = TrackerPipeline(build_tracker_node_config(config_values(TRACKER_PARAMS, values)),
+                                OfflineDiagnostics())
+    reference.on_camera_info(camera_info())
+    node._on_camera_info(camera_info())
+    fx, cx, fy, cy = K[0], K[2], K[4], K[5]
+    n_before = 8
+    for i in range(n_before + 6):
+        if i == n_before:
+            node._on_camera_info(BAD_CAMERA_INFOS[bad])
+            assert "camera_info ignored" in tracker.condition("camera_info")
+        t = 3.0 + i / 30.0
+        tracker.send(frame_at(i / 30.0), t)
+        expected = reference.process(frame_from_msg(image_msg(frame_at(i / 30.0), t)),
+                                     draw=False)
+        assert serialize(tracker.out["tracks"][-1]) == serialize(expected.tracks_msg), i
+        if expected.velocity_msg is not None:
+            assert serialize(tracker.out["velocity"][-1]) == serialize(expected.velocity_msg), i
+    # Tracks still carry the normalised rays of the valid K (no distortion: (u-cx)/fx, ...).
+    cloud = cloud_to_array(tracker.out["tracks"][-1])
+    assert len(cloud) >= 100
+    np.testing.assert_allclose(cloud["x"], (cloud["u"] - cx) / fx, atol=1e-5)
+    np.testing.assert_allclose(cloud["y"], (cloud["v"] - cy) / fy, atol=1e-5)
+    assert (cloud["z"] == 1.0).all()
+    # flow/velocity went on for every frame after the bad camera_info.
+    stamps = [round(stamp_s(m) * 30) for m in tracker.out["velocity"]]
+    assert stamps[-6:] == [round((3.0 + i / 30.0) * 30) for i in range(n_before, n_before + 6)]
+    assert tracker.counters["camera_info_invalid"] == 1
+    assert "camera_info ignored" in tracker.condition("camera_info")
+    node._on_camera_info(camera_info())  # the condition clears on the next valid one
+    assert tracker.condition("camera_info") is None
+    assert tracker.counters["camera_info_invalid"] == 1
 
 
 def _range(value: float, stamp: float, lo: float = 0.1, hi: float = 20.0) -> Range:

@@ -8,7 +8,10 @@ fields of ``sensor_msgs/Image`` and ``sensor_msgs/CompressedImage`` as plain val
 One table, :data:`_ENCODINGS`, maps each ROS encoding to its channel count, dtype and the
 OpenCV conversions to grey and BGR; every function is driven by it. Arrays are in the native
 layout of the encoding: ``(H, W)`` for one channel, ``(H, W, C)`` otherwise, rows top to
-bottom, in native byte order. Sizes are in pixels (px), ``step`` in bytes (B).
+bottom, in native byte order; the semi-planar YUV 4:2:0 encodings (``nv12``, ``nv21``) are
+``(H * 3/2, W)`` uint8, the layout OpenCV converts: H rows of Y, then H/2 rows of interleaved
+chroma (a message's ``height`` is H, its ``step`` the bytes of one such row). Sizes are in
+pixels (px), ``step`` in bytes (B).
 
 Every error on bad input is an :class:`~optical_flow_ros.core.errors.ImageConversionError`
 whose message names the problem and the values involved.
@@ -40,6 +43,7 @@ __all__ = [
     "encode_image",
     "encoding_layout",
     "image_msg_to_array",
+    "image_shape",
     "to_bgr",
     "to_gray",
     "validate_array",
@@ -66,6 +70,7 @@ class _Encoding:
     gray: int | None
     bgr: int | None
     even_width: bool = False  # 4:2:2 chroma subsampling shares chroma between pixel pairs
+    planar_420: bool = False  # Y plane then a half-height chroma plane: (H * 3/2, W) array
 
 
 def _bayer(pattern: str) -> _Encoding:
@@ -88,6 +93,8 @@ def _bayer(pattern: str) -> _Encoding:
 _U8, _U16, _F32 = np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)
 _MONO8 = _Encoding(1, _U8, _SAME, cv2.COLOR_GRAY2BGR)
 _MONO16 = _Encoding(1, _U16, _SAME, cv2.COLOR_GRAY2BGR)
+_UYVY = _Encoding(2, _U8, cv2.COLOR_YUV2GRAY_UYVY, cv2.COLOR_YUV2BGR_UYVY, even_width=True)
+_YUYV = _Encoding(2, _U8, cv2.COLOR_YUV2GRAY_YUY2, cv2.COLOR_YUV2BGR_YUY2, even_width=True)
 
 _ENCODINGS: Final[dict[str, _Encoding]] = {
     "mono8": _MONO8,
@@ -106,9 +113,23 @@ _ENCODINGS: Final[dict[str, _Encoding]] = {
     "bayer_bggr8": _bayer("BGGR"),
     "bayer_gbrg8": _bayer("GBRG"),
     "bayer_grbg8": _bayer("GRBG"),
-    # ROS "yuv422" is UYVY (U0 Y0 V0 Y1); "yuv422_yuy2" is YUYV (Y0 U0 Y1 V0).
-    "yuv422": _Encoding(2, _U8, cv2.COLOR_YUV2GRAY_UYVY, cv2.COLOR_YUV2BGR_UYVY, True),
-    "yuv422_yuy2": _Encoding(2, _U8, cv2.COLOR_YUV2GRAY_YUY2, cv2.COLOR_YUV2BGR_YUY2, True),
+    # ROS "yuv422" is UYVY (U0 Y0 V0 Y1); "yuv422_yuy2" is YUYV (Y0 U0 Y1 V0). Since Jazzy
+    # sensor_msgs names them "uyvy" and "yuyv" (the old names are kept, deprecated).
+    "yuv422": _UYVY,
+    "yuv422_yuy2": _YUYV,
+    "uyvy": _UYVY,
+    "yuyv": _YUYV,
+    # Semi-planar YUV 4:2:0 (V4L2 NV12/NV21): the chroma plane holds U V pairs (nv12) or
+    # V U pairs (nv21), one pair per 2 x 2 px.
+    "nv12": _Encoding(1, _U8, cv2.COLOR_YUV2GRAY_NV12, cv2.COLOR_YUV2BGR_NV12,
+                      even_width=True, planar_420=True),
+    "nv21": _Encoding(1, _U8, cv2.COLOR_YUV2GRAY_NV21, cv2.COLOR_YUV2BGR_NV21,
+                      even_width=True, planar_420=True),
+}
+
+# Encodings sensor_msgs names that are refused with a reason rather than as unknown.
+_UNSUPPORTED: Final[dict[str, str]] = {
+    "nv24": "YUV 4:4:4 semi-planar, which OpenCV has no conversion for",
 }
 
 SUPPORTED_ENCODINGS: Final[tuple[str, ...]] = tuple(_ENCODINGS)
@@ -151,9 +172,10 @@ class EncodedImage:
     """A raw image buffer with the fields of ``sensor_msgs/Image`` (header aside).
 
     Attributes:
-        data: ``step * height`` bytes, rows top to bottom, no padding.
+        data: ``step * height`` bytes (``step * height * 3/2`` for nv12/nv21), rows top to
+            bottom, no padding.
         width: Columns in px.
-        height: Rows in px.
+        height: Rows in px (of the Y plane for nv12/nv21).
         step: Bytes per row.
         encoding: The ROS encoding string.
         is_bigendian: Byte order of multi-byte samples (the host's order).
@@ -171,6 +193,9 @@ class EncodedImage:
 def _lookup(encoding: Any) -> _Encoding:
     spec = _ENCODINGS.get(encoding) if isinstance(encoding, str) else None
     if spec is None:
+        if encoding in _UNSUPPORTED:
+            raise ImageConversionError(
+                f"image encoding {encoding!r} is not supported: {_UNSUPPORTED[encoding]}")
         raise ImageConversionError(
             f"unknown image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
         )
@@ -186,6 +211,21 @@ def _count(name: str, value: Any) -> int:
     if number < 0:
         raise ImageConversionError(f"{name} must be >= 0, got {number}")
     return number
+
+
+def _rows(spec: _Encoding, height: int) -> int:
+    """Rows of ``step`` bytes an image of ``height`` px occupies (x 3/2 for 4:2:0 planes)."""
+    return height * 3 // 2 if spec.planar_420 else height
+
+
+def _check_subsampling(encoding: str, spec: _Encoding, width: int, height: int) -> None:
+    """Refuse sizes the chroma subsampling of ``encoding`` cannot hold (odd width/height)."""
+    if spec.planar_420 and (width % 2 or height % 2):
+        raise ImageConversionError(
+            f"{encoding!r} needs an even width and height (4:2:0: one chroma pair per 2 x 2 "
+            f"px), got {width} x {height} px")
+    if spec.even_width and width % 2:
+        raise ImageConversionError(f"{encoding!r} needs an even width (pixel pairs), got {width}")
 
 
 def _check_size(width: int, height: int, max_pixels: Any) -> None:
@@ -257,19 +297,23 @@ def decode_image(
             ignored.
         encoding: ROS encoding, one of :data:`SUPPORTED_ENCODINGS`.
         width: Columns in px.
-        height: Rows in px.
-        step: Bytes per row, at least ``width * bytes per pixel``; the rest is padding.
+        height: Rows in px (of the Y plane for nv12/nv21).
+        step: Bytes per row, at least ``width * bytes per pixel``; the rest is padding. For
+            nv12/nv21 at least ``width`` (one Y byte per px; a chroma row has as many bytes).
         is_bigendian: True if multi-byte samples are big-endian; they are swapped to native.
         max_pixels: Refuse images with more than this many px before touching the data.
         copy: Return a writable, C-contiguous array that owns its memory.
 
     Returns:
         ``(height, width)`` for one-channel encodings, else ``(height, width, channels)``;
-        dtype uint8, uint16 or float32 (native byte order).
+        ``(height * 3/2, width)`` for nv12/nv21; dtype uint8, uint16 or float32 (native
+        byte order).
 
     Raises:
         ImageConversionError: Unknown encoding, empty or oversized image, ``step`` too small,
-            ``data`` too short or not a byte buffer, odd width for yuv422.
+            ``data`` too short (``step * height``, ``step * height * 3/2`` for nv12/nv21)
+            or not a byte buffer, odd width for yuv422/uyvy/yuyv, odd width or height for
+            nv12/nv21.
 
     """
     spec = _lookup(encoding)
@@ -282,15 +326,16 @@ def decode_image(
             f"step {step} B is smaller than width {width} px x {pixel_bytes} B/px = "
             f"{width * pixel_bytes} B for encoding {encoding!r}"
         )
-    if spec.even_width and width % 2:
-        raise ImageConversionError(f"{encoding!r} needs an even width (pixel pairs), got {width}")
+    _check_subsampling(encoding, spec, width, height)
+    rows = _rows(spec, height)
     buffer = _byte_buffer(data)
-    if buffer.size < step * height:
+    if buffer.size < step * rows:
+        planes = f" (height {height} x 3/2: Y and chroma planes)" if spec.planar_420 else ""
         raise ImageConversionError(
-            f"image data is {buffer.size} B, shorter than step {step} B x height {height} = "
-            f"{step * height} B"
+            f"image data is {buffer.size} B, shorter than step {step} B x "
+            f"{'rows' if spec.planar_420 else 'height'} {rows}{planes} = {step * rows} B"
         )
-    shape: tuple[int, ...] = (height, width)
+    shape: tuple[int, ...] = (rows, width)
     strides: tuple[int, ...] = (step, pixel_bytes)
     if spec.channels > 1:
         shape, strides = (*shape, spec.channels), (*strides, itemsize)
@@ -351,19 +396,41 @@ def _check_layout(array: Any, encoding: str, spec: _Encoding) -> np.ndarray:
     if spec.channels == 1 and array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     expected_ndim = 2 if spec.channels == 1 else 3
-    if array.ndim != expected_ndim or (expected_ndim == 3 and array.shape[2] != spec.channels):
+    if (array.ndim != expected_ndim or (expected_ndim == 3 and array.shape[2] != spec.channels)
+            or (spec.planar_420 and array.shape[0] % 3)):
         want = "(H, W)" if spec.channels == 1 else f"(H, W, {spec.channels})"
+        if spec.planar_420:
+            want = "(H * 3/2, W): H rows of Y, then H/2 rows of chroma"
         raise ImageConversionError(
             f"encoding {encoding!r} needs shape {want}, got {array.shape}"
         )
-    height, width = array.shape[:2]
+    height, width = _pixel_shape(spec, array)
     if width == 0 or height == 0:
         raise ImageConversionError(f"empty image: width {width} px x height {height} px")
-    if spec.even_width and width % 2:
-        raise ImageConversionError(f"{encoding!r} needs an even width (pixel pairs), got {width}")
+    _check_subsampling(encoding, spec, width, height)
     if not array.dtype.isnative:
         array = array.astype(spec.dtype)
     return array
+
+
+def _pixel_shape(spec: _Encoding, array: np.ndarray) -> tuple[int, int]:
+    """(height, width) in px of an array in ``spec``'s layout."""
+    rows, width = array.shape[:2]
+    return (rows * 2 // 3 if spec.planar_420 else rows), width
+
+
+def image_shape(array: np.ndarray, encoding: str) -> tuple[int, int]:
+    """Return the ``(height, width)`` in px of an image array in ``encoding``'s layout.
+
+    The array's first two dimensions, except for nv12/nv21, whose ``(H * 3/2, W)`` array is
+    an image of H x W px (what ``sensor_msgs/Image`` calls height and width).
+
+    Raises:
+        ImageConversionError: Unknown encoding, or the array does not match it.
+
+    """
+    spec = _lookup(encoding)
+    return _pixel_shape(spec, _check_layout(array, encoding, spec))
 
 
 def validate_array(array: np.ndarray, encoding: str) -> np.ndarray:
@@ -379,7 +446,8 @@ def validate_array(array: np.ndarray, encoding: str) -> np.ndarray:
 
     Raises:
         ImageConversionError: Unknown encoding, not an ndarray, wrong dtype, channel count or
-            number of dimensions, empty image, odd width for yuv422.
+            number of dimensions, empty image, odd width for yuv422/uyvy/yuyv, rows not a
+            multiple of 3 or odd width or height for nv12/nv21.
 
     """
     return np.ascontiguousarray(_check_layout(array, encoding, _lookup(encoding)))
@@ -399,8 +467,9 @@ def encode_image(array: np.ndarray, encoding: str) -> EncodedImage:
         ImageConversionError: The array does not match the encoding.
 
     """
-    packed = validate_array(array, encoding)
-    height, width = packed.shape[:2]
+    spec = _lookup(encoding)
+    packed = np.ascontiguousarray(_check_layout(array, encoding, spec))
+    height, width = _pixel_shape(spec, packed)
     return EncodedImage(
         data=packed.tobytes(),
         width=width,
@@ -447,14 +516,15 @@ def to_gray(array: np.ndarray, encoding: str) -> np.ndarray:
 
     16-bit data is scaled by 255/65535 and rounded, exactly as ROS 2 cv_bridge converts mono16
     to mono8 (so 65535 -> 255); float data in [0, 1] maps to [0, 255], clipped, NaN to 0.
-    Bayer mosaics are demosaiced, YUV 4:2:2 keeps its Y plane.
+    Bayer mosaics are demosaiced, YUV 4:2:2 and 4:2:0 keep their Y plane.
 
     Args:
         array: Image in the encoding's layout, as :func:`decode_image` returns it.
         encoding: Its ROS encoding.
 
     Returns:
-        uint8 ``(H, W)``; the input itself when it already is 8-bit grey (mono8, 8UC1).
+        uint8 ``(H, W)`` (H px, also for the ``(H * 3/2, W)`` arrays of nv12/nv21); the input
+        itself when it already is 8-bit grey (mono8, 8UC1).
 
     Raises:
         ImageConversionError: Unknown encoding, array not matching it, or a non-image encoding
@@ -474,7 +544,8 @@ def to_bgr(array: np.ndarray, encoding: str) -> np.ndarray:
         encoding: Its ROS encoding.
 
     Returns:
-        uint8 ``(H, W, 3)``; the input itself when it already is bgr8 or 8UC3.
+        uint8 ``(H, W, 3)`` (H px, as :func:`to_gray`); the input itself when it already is
+        bgr8 or 8UC3.
 
     Raises:
         ImageConversionError: Unknown encoding, array not matching it, or a non-image encoding

@@ -1,31 +1,76 @@
 """dense_flow_node's work for one frame, without the node: decoded frame in, messages out.
 
-The same rules as the node: the first frame, a change of image size and a stamp that does
-not move forward (bag loop, duplicate) produce nothing and restart the temporal state
-(counted as ``resets`` except on the very first frame); a frame nobody wants anything of is
-only remembered (``frames_idle``). Offline bag processing runs this class, and the node can
-run it too, so both give the same messages. The node's configuration table stays in
-``optical_flow_ros.nodes.dense_flow_node`` (``DENSE_FLOW_PARAMS``, ``build_dense_node_config``).
+The live node (``optical_flow_ros.nodes.dense_flow_node``) and offline bag processing
+(``optical_flow_ros.tools.camera_job``) both run this class, so a bag processed offline gives
+exactly the messages the node publishes. The rules: the first frame, a change of image size
+and a stamp that does not move forward (bag loop, duplicate) produce nothing and restart the
+temporal state (counted as ``resets`` except on the very first frame); a frame nobody wants
+anything of is only remembered (``frames_idle``); a failing flow computation is counted
+(``frames_failed``) and reported in the result, never raised.
+
+Also here: the node's configuration (parameter table and the config it builds), so both
+read the same YAML the same way.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
+import cv2
 import numpy as np
 from sensor_msgs.msg import Image
 
-from optical_flow_ros.core.dense_flow import DenseFlow, FlowStats, flow_stats
+from optical_flow_ros.core.config_fields import setting, validate_fields
+from optical_flow_ros.core.dense_flow import DenseFlow, DenseFlowConfig, FlowStats, flow_stats
 from optical_flow_ros.core.errors import OpticalFlowError
 from optical_flow_ros.core.flow_drawing import draw_flow, draw_hsv, warp_flow
+from optical_flow_ros.nodes.compute_config import ComputeConfig
+from optical_flow_ros.nodes.parameter_table import build_node_config, params_from
 from optical_flow_ros.ros.diagnostics import DiagnosticsSink
-from optical_flow_ros.ros.image_input import Frame
+from optical_flow_ros.ros.image_input import Frame, InputConfig
 from optical_flow_ros.ros.image_messages import array_to_image_msg
+from optical_flow_ros.ros.snapshot_service import SnapshotConfig
 
-if TYPE_CHECKING:  # the node module will import this one: no import cycle at run time
-    from optical_flow_ros.nodes.dense_flow_node import DenseNodeConfig
+__all__ = ["DENSE_FLOW_PARAMS", "DenseNodeConfig", "DenseOutputConfig", "DensePipeline",
+           "DenseResult", "DenseWants", "build_dense_node_config"]
 
-__all__ = ["DensePipeline", "DenseResult", "DenseWants"]
+
+@dataclass(frozen=True)
+class DenseOutputConfig:
+    """What dense_flow_node draws and publishes besides the flow itself."""
+
+    publish_hsv: bool = setting(True, "Publish flow/dense/hsv (while subscribed)")
+    publish_arrows: bool = setting(True, "Publish flow/dense/arrows (while subscribed)")
+    publish_warp: bool = setting(False, "Publish flow/dense/warp (while subscribed)")
+    hsv_scale: float = setting(
+        4.0, "flow/dense/hsv brightness per px of flow (255 saturates)", range=(0.01, 1000.0))
+    arrow_step: int = setting(16, "Grid spacing of flow/dense/arrows, px", range=(2, 512))
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
+
+DENSE_FLOW_PARAMS = (params_from(InputConfig, read_only=True)
+                     + params_from(ComputeConfig, read_only=True)
+                     + params_from(DenseFlowConfig) + params_from(DenseOutputConfig)
+                     + params_from(SnapshotConfig))
+
+
+class DenseNodeConfig(NamedTuple):
+    """Everything dense_flow_node is configured with."""
+
+    input: InputConfig
+    compute: ComputeConfig
+    flow: DenseFlowConfig
+    output: DenseOutputConfig
+    snapshot: SnapshotConfig
+
+
+def build_dense_node_config(values: dict[str, Any]) -> DenseNodeConfig:
+    """Validated node config from parameter values (raises ConfigError)."""
+    return build_node_config(DenseNodeConfig, values)
 
 
 class DenseWants(NamedTuple):
@@ -42,9 +87,12 @@ class DenseWants(NamedTuple):
 
 
 class DenseResult(NamedTuple):
-    """The outputs of one frame; all None when there was nothing to do.
+    """The outputs of one frame.
 
-    ``error`` is set when the flow computation failed.
+    The flow, message and stats fields are None when there was nothing to do (first frame,
+    reset, nobody listening) and when the flow computation failed; ``error`` then says why.
+    ``previous`` is the frame received before this one (None for the first frame and after
+    :meth:`DensePipeline.reset`), whatever happened to the pair.
     """
 
     flow: np.ndarray | None = None
@@ -54,6 +102,7 @@ class DenseResult(NamedTuple):
     warp_msg: Image | None = None
     stats: FlowStats | None = None
     error: str | None = None
+    previous: Frame | None = None
 
 
 class DensePipeline:
@@ -62,7 +111,8 @@ class DensePipeline:
     Args:
         config: the node configuration (flow method and drawing settings are used).
         diagnostics: counters ``resets``, ``frames_idle``, ``frames_failed``,
-            ``frames_processed`` and flow-magnitude gauges go here.
+            ``frames_processed`` and the gauges ``flow_mean_px``, ``flow_median_px``,
+            ``flow_max_px`` (px), ``valid_fraction`` and ``method`` go here.
     """
 
     def __init__(self, config: DenseNodeConfig, diagnostics: DiagnosticsSink) -> None:
@@ -97,35 +147,74 @@ class DensePipeline:
         return DenseWants(flow, out.publish_hsv and hsv, out.publish_arrows and arrows,
                           out.publish_warp and warp)
 
-    def process(self, frame: Frame, wants: DenseWants) -> DenseResult:
-        """Flow from the previous frame to ``frame`` and the wanted messages (header: frame's)."""
+    def process(self, frame: Frame, wants: DenseWants, *,
+                emit: Callable[[str, Image], None] | None = None) -> DenseResult:
+        """Flow from the previous frame to ``frame`` and the wanted messages (header: frame's).
+
+        Args:
+            frame: the newest decoded frame; it becomes the previous one of the next call.
+            wants: which outputs to build (:meth:`wanted`); none at all means no flow.
+            emit: called with (output name as in :class:`DenseWants`, message) as soon as
+                each message is built, so a node publishes flow/dense before the views are
+                drawn.
+
+        Returns:
+            The flow (px, previous -> this frame), the wanted messages and the flow's
+            statistics, or empty fields with ``error`` set when the computation failed.
+        """
         prev, self.previous, self.previous_flow = self.previous, frame, None
         if prev is None or prev.gray.shape != frame.gray.shape or frame.stamp <= prev.stamp:
             if prev is not None:
                 self.flow.reset()
                 self._diag.count("resets")
-            return DenseResult()
+            return DenseResult(previous=prev)
         if not wants.any():
             self._diag.count("frames_idle")  # nobody listens: no work (image_pipeline rule)
-            return DenseResult()
+            return DenseResult(previous=prev)
         try:
             flow = self.flow.compute(prev.gray, frame.gray)
-        except OpticalFlowError as err:
+        except (OpticalFlowError, ValueError, cv2.error) as err:
             self._diag.count("frames_failed")
-            return DenseResult(error=f"dense flow failed: {err}")
+            return DenseResult(error=f"dense flow failed: {err}", previous=prev)
         self.previous_flow = flow
         out = self._config.output
         header = frame.header
-        flow_msg = array_to_image_msg(flow, "32FC2", header) if wants.flow else None
-        hsv_msg = (array_to_image_msg(draw_hsv(flow, scale=out.hsv_scale), "bgr8", header)
-                   if wants.hsv else None)
-        arrows_msg = (array_to_image_msg(draw_flow(frame.bgr, flow, step=out.arrow_step),
-                                         "bgr8", header) if wants.arrows else None)
-        warp_msg = (array_to_image_msg(warp_flow(prev.bgr, flow), "bgr8", header)
-                    if wants.warp else None)
+        msgs: dict[str, Image | None] = dict.fromkeys(DenseWants._fields)
+
+        def build(name: str, image: np.ndarray, encoding: str) -> None:
+            msgs[name] = array_to_image_msg(image, encoding, header)
+            if emit is not None:
+                emit(name, msgs[name])
+
+        if wants.flow:     # first: its consumers wait for no drawing
+            build("flow", flow, "32FC2")
+        if wants.hsv:
+            build("hsv", draw_hsv(flow, scale=out.hsv_scale), "bgr8")
+        if wants.arrows:
+            build("arrows", draw_flow(frame.bgr, flow, step=out.arrow_step), "bgr8")
+        if wants.warp:
+            build("warp", warp_flow(prev.bgr, flow), "bgr8")
         stats = flow_stats(flow)
         self._diag.count("frames_processed")
         self._diag.set(flow_mean_px=stats.mean, flow_median_px=stats.median,
                        flow_max_px=stats.max, valid_fraction=stats.valid_fraction,
                        method=self.flow.config.method)
-        return DenseResult(flow, flow_msg, hsv_msg, arrows_msg, warp_msg, stats)
+        return DenseResult(flow, msgs["flow"], msgs["hsv"], msgs["arrows"], msgs["warp"], stats,
+                           previous=prev)
+
+    def hsv_view(self, previous: Frame | None, frame: Frame) -> np.ndarray:
+        """The HSV view (bgr8) of the flow from ``previous`` to ``frame``.
+
+        The flow computed for ``frame`` when it is still the newest frame and one was
+        computed; otherwise (nobody subscribed, or a reset since) it is computed now by a
+        fresh DenseFlow, leaving the pipeline's temporal state alone. For ~/save_snapshot.
+
+        Raises:
+            OpticalFlowError: No predecessor, or one of another size.
+        """
+        flow = self.previous_flow if frame is self.previous else None
+        if flow is None:
+            if previous is None or previous.gray.shape != frame.gray.shape:
+                raise OpticalFlowError("no flow yet: it needs two frames of the same size")
+            flow = DenseFlow(self.flow.config).compute(previous.gray, frame.gray)
+        return draw_hsv(flow, scale=self._config.output.hsv_scale)

@@ -20,6 +20,7 @@ from optical_flow_ros.core.image_codec import (
     decode_compressed,
     encode_compressed,
     image_msg_to_array,
+    image_shape,
     validate_array,
 )
 
@@ -44,8 +45,8 @@ def array_to_image_msg(
     """Build a ``sensor_msgs/Image`` from an array (the cv_bridge ``cv2_to_imgmsg`` role).
 
     Args:
-        array: ``(H, W)`` or ``(H, W, C)`` with the encoding's dtype (see
-            :func:`~optical_flow_ros.core.image_codec.validate_array`).
+        array: ``(H, W)`` or ``(H, W, C)`` with the encoding's dtype, ``(H * 3/2, W)`` for
+            nv12/nv21 (see :func:`~optical_flow_ros.core.image_codec.validate_array`).
         encoding: ROS encoding, e.g. ``"bgr8"``, ``"mono8"``, ``"32FC2"``.
         header: Copied into the message; default an empty header.
 
@@ -60,7 +61,7 @@ def array_to_image_msg(
     msg = Image()
     if header is not None:
         msg.header = header
-    msg.height, msg.width = packed.shape[:2]
+    msg.height, msg.width = image_shape(packed, encoding)
     msg.encoding = encoding
     msg.is_bigendian = int(packed.dtype.byteorder == ">")
     msg.step = packed.strides[0]

@@ -134,14 +134,20 @@ class TrackerPipeline:
         self._diag.count("resets")
 
     def on_camera_info(self, msg: CameraInfo) -> str | None:
-        """Use these intrinsics from now on; returns why not if they are unusable."""
+        """Use these intrinsics from now on; returns why not if they are unusable.
+
+        An unusable camera_info (zero/NaN K, non-finite D, unknown model, ...) is counted
+        (``camera_info_invalid``) and raises the ``camera_info`` condition until the next
+        valid one, but the last valid intrinsics stay in use: one bad message from a driver
+        does not switch flow/tracks to pixel coordinates or stop flow/velocity.
+        """
         try:
-            self.camera = PinholeCamera.from_camera_info(msg)
+            camera = PinholeCamera.from_camera_info(msg)
         except CameraModelError as err:
-            self.camera = None
             self._diag.count("camera_info_invalid")
             self._diag.raise_condition("camera_info", f"camera_info ignored: {err}")
             return f"camera_info ignored: {err}"
+        self.camera = camera
         self._diag.clear("camera_info")
         return None
 

@@ -8,8 +8,7 @@ from typing import Any
 from builtin_interfaces.msg import Time
 
 from optical_flow_ros.core.errors import ImageConversionError
-from optical_flow_ros.nodes.dense_flow_node import DenseNodeConfig
-from optical_flow_ros.ros.dense_pipeline import DensePipeline, DenseWants
+from optical_flow_ros.ros.dense_pipeline import DenseNodeConfig, DensePipeline, DenseWants
 from optical_flow_ros.ros.diagnostics import OfflineDiagnostics
 from optical_flow_ros.ros.image_input import Frame, frame_from_msg
 from optical_flow_ros.ros.tracker_pipeline import TrackerNodeConfig, TrackerPipeline

@@ -59,8 +59,31 @@ LAYOUT: dict[str, tuple[int, np.dtype]] = {
     "bayer_rggb8": (1, np.dtype(np.uint8)), "bayer_bggr8": (1, np.dtype(np.uint8)),
     "bayer_gbrg8": (1, np.dtype(np.uint8)), "bayer_grbg8": (1, np.dtype(np.uint8)),
     "yuv422": (2, np.dtype(np.uint8)), "yuv422_yuy2": (2, np.dtype(np.uint8)),
+    "uyvy": (2, np.dtype(np.uint8)), "yuyv": (2, np.dtype(np.uint8)),
+    "nv12": (1, np.dtype(np.uint8)), "nv21": (1, np.dtype(np.uint8)),
 }
 NOT_IMAGES = {"32FC2"}  # decodable, but has no grey/BGR conversion
+PLANAR = {"nv12", "nv21"}
+"""Semi-planar YUV 4:2:0: H rows of Y, then H/2 rows of chroma; the array is (H * 3/2, W)."""
+
+
+def rows_of(encoding: str, height: int) -> int:
+    """Rows of ``step`` bytes an image ``height`` px tall occupies."""
+    return height * 3 // 2 if encoding in PLANAR else height
+
+
+def array_shape(encoding: str, height: int, width: int) -> tuple[int, ...]:
+    """Shape of the decoded array of a ``height`` x ``width`` px image."""
+    channels = LAYOUT[encoding][0]
+    if channels == 1:
+        return (rows_of(encoding, height), width)
+    return (height, width, channels)
+
+
+def pixel_shape(image: np.ndarray, encoding: str) -> tuple[int, int]:
+    """(height, width) in px of a decoded array."""
+    rows, width = image.shape[:2]
+    return (rows * 2 // 3 if encoding in PLANAR else rows), width
 
 # Every other encoding sensor_msgs/image_encodings.hpp (Kilted) names, and some seen in the wild.
 ROS_UNSUPPORTED = (
@@ -123,6 +146,8 @@ def raw_images(draw: st.DrawFn) -> dict[str, Any]:
     if valid:  # a supported encoding, a sane size, a step and data that fit
         encoding = draw(st.sampled_from(sorted(LAYOUT)))
         width, height = draw(st.integers(1, 48)), draw(st.integers(1, 48))
+        if encoding in PLANAR:  # 4:2:0 needs even sizes (odd ones: the hostile half)
+            width, height = width + width % 2, height + height % 2
     else:
         encoding = draw(encodings)
         width, height = draw(dimensions), draw(dimensions)
@@ -134,7 +159,7 @@ def raw_images(draw: st.DrawFn) -> dict[str, Any]:
         st.integers(1, 8).map(lambda short: row - short),       # too small
         st.integers(-2**31, 2**33),                             # anything
         st.sampled_from(_HUGE)))
-    declared = max(step, 0) * max(height, 0)
+    declared = max(step, 0) * rows_of(encoding, max(height, 0))
     longer = st.integers(1, 64).map(lambda d: declared + d)
     length = draw(st.one_of(st.just(declared), longer) if valid else st.one_of(
         st.just(declared), st.integers(1, 16).map(lambda d: declared - d), longer,
@@ -157,11 +182,11 @@ def expected_pixels(raw: bytes, encoding: str, width: int, height: int, step: in
     """What a correct decoder returns: the declared rows of ``raw``, in native byte order."""
     channels, dtype = LAYOUT[encoding]
     row_bytes = width * channels * dtype.itemsize
-    rows = np.frombuffer(raw, np.uint8, count=step * height).reshape(height, step)
+    n_rows = rows_of(encoding, height)
+    rows = np.frombuffer(raw, np.uint8, count=step * n_rows).reshape(n_rows, step)
     pixels = np.ascontiguousarray(rows[:, :row_bytes]).view(
         dtype.newbyteorder(">" if is_bigendian else "<"))
-    shape = (height, width) if channels == 1 else (height, width, channels)
-    return pixels.reshape(shape).astype(dtype)
+    return pixels.reshape(array_shape(encoding, height, width)).astype(dtype)
 
 
 # ---- compressed data -----------------------------------------------------------------------
@@ -328,7 +353,7 @@ class RssGuard:
 
 def _check_conversions(image: np.ndarray, encoding: str) -> None:
     """to_gray/to_bgr of a decoded image: uint8 of the right shape, or refused (32FC2)."""
-    height, width = image.shape[:2]
+    height, width = pixel_shape(image, encoding)
     for convert, shape in ((ic.to_gray, (height, width)), (ic.to_bgr, (height, width, 3))):
         outcome = run_traced(lambda c=convert: c(image, encoding))
         if encoding in NOT_IMAGES:
@@ -358,10 +383,12 @@ def test_decode_image_converts_correctly_or_refuses(fields, max_pixels):
         out = outcome.value
         assert encoding in LAYOUT
         channels, dtype = LAYOUT[encoding]
-        assert out.shape == ((height, width) if channels == 1 else (height, width, channels))
+        assert out.shape == array_shape(encoding, height, width)
         assert out.dtype == dtype and out.dtype.isnative
         assert 0 < width * height <= max_pixels
-        assert step * height <= input_size(data)
+        assert step * rows_of(encoding, height) <= input_size(data)
+        if encoding in PLANAR:
+            assert width % 2 == 0 and height % 2 == 0
         raw = fields["raw"]
         if isinstance(data, np.ndarray) and data.dtype == np.uint16:
             raw = raw[: len(raw) // 2 * 2]
@@ -387,8 +414,9 @@ def test_image_msg_to_array_refuses_incomplete_or_hostile_messages(fields, missi
         assert_refused_cheaply(outcome, fields["data"])
         return
     out = outcome.value
-    channels, dtype = LAYOUT[fields["encoding"]]
-    assert out.shape[:2] == (fields["height"], fields["width"]) and out.dtype == dtype
+    encoding = fields["encoding"]
+    assert out.shape == array_shape(encoding, fields["height"], fields["width"])
+    assert out.dtype == LAYOUT[encoding][1]
     if copy:
         assert out.flags.owndata and out.flags.writeable and out.flags.c_contiguous
 
@@ -488,9 +516,11 @@ def arrays(draw: st.DrawFn) -> tuple[Any, str]:
         encoding = draw(st.sampled_from(sorted(LAYOUT)))
         channels, dtype = LAYOUT[encoding]
         height, width = draw(st.integers(1, 12)), draw(st.integers(1, 12))
-        shape = (height, width) if channels == 1 else (height, width, channels)
+        if encoding in PLANAR:
+            height, width = height + height % 2, width + width % 2
+        shape = array_shape(encoding, height, width)
         if channels == 1 and draw(st.booleans()):
-            shape = (height, width, 1)
+            shape = (*shape, 1)
         values = rng.uniform(-0.5, 1.5, shape) if dtype.kind == "f" else rng.integers(
             0, np.iinfo(dtype).max, shape, endpoint=True)
         return _layout(values.astype(dtype), draw(st.sampled_from(LAYOUTS))), encoding
@@ -521,7 +551,7 @@ def test_to_gray_and_to_bgr_of_any_array(case, target):
     event("converted")
     assert isinstance(image, np.ndarray) and encoding in LAYOUT and encoding not in NOT_IMAGES
     out = outcome.value
-    height, width = image.shape[:2]
+    height, width = pixel_shape(image, encoding)
     assert out.dtype == np.uint8
     assert out.shape == ((height, width) if target == "gray" else (height, width, 3))
     assert outcome.peak <= 6 * image.nbytes + 3 * height * width * 3 + SLACK

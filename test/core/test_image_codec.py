@@ -26,14 +26,23 @@ LAYOUT = {
     "rgb8": (3, np.uint8), "bgra8": (4, np.uint8), "rgba8": (4, np.uint8),
     "bayer_rggb8": (1, np.uint8), "bayer_bggr8": (1, np.uint8), "bayer_gbrg8": (1, np.uint8),
     "bayer_grbg8": (1, np.uint8), "yuv422": (2, np.uint8), "yuv422_yuy2": (2, np.uint8),
+    "uyvy": (2, np.uint8), "yuyv": (2, np.uint8), "nv12": (1, np.uint8), "nv21": (1, np.uint8),
 }
+# Semi-planar YUV 4:2:0: a Y plane of H rows, then H/2 rows of interleaved chroma, each row
+# ``width`` bytes; the array is (H * 3/2, W).
+PLANAR = {"nv12", "nv21"}
 MULTIBYTE = [e for e in ENCODINGS if np.dtype(LAYOUT[e][1]).itemsize > 1]
+
+
+def rows(encoding: str, height: int) -> int:
+    """Rows of bytes an image of ``height`` px occupies in a message."""
+    return height * 3 // 2 if encoding in PLANAR else height
 
 
 def random_image(encoding: str, height: int = 6, width: int = 8, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     channels, dtype = LAYOUT[encoding]
-    shape = (height, width) if channels == 1 else (height, width, channels)
+    shape = (rows(encoding, height), width) if channels == 1 else (height, width, channels)
     if np.dtype(dtype).kind == "f":
         return rng.uniform(-0.25, 1.25, shape).astype(dtype)
     return rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
@@ -68,7 +77,7 @@ def test_round_trip_exact(encoding):
     channels, dtype = LAYOUT[encoding]
     assert (encoded.width, encoded.height) == (8, 6)
     assert encoded.step == 8 * channels * np.dtype(dtype).itemsize
-    assert len(encoded.data) == encoded.step * 6
+    assert len(encoded.data) == encoded.step * rows(encoding, 6)
     decoded = decode(encoded)
     assert decoded.dtype == np.dtype(dtype) and decoded.shape == image.shape
     np.testing.assert_array_equal(decoded, image)
@@ -77,12 +86,14 @@ def test_round_trip_exact(encoding):
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("pad", [1, 3, 8])
 def test_padded_rows_with_garbage(encoding, pad):
-    image = random_image(encoding, 5, 6)
+    height = 4 if encoding in PLANAR else 5  # 4:2:0 needs an even height
+    image = random_image(encoding, height, 6)
     data, step = padded_buffer(image, pad)
-    decoded = ic.decode_image(data, encoding=encoding, width=6, height=5, step=step)
+    decoded = ic.decode_image(data, encoding=encoding, width=6, height=height, step=step)
     np.testing.assert_array_equal(decoded, image)
     # extra bytes after the last row are ignored
-    longer = ic.decode_image(data + b"xyz", encoding=encoding, width=6, height=5, step=step)
+    longer = ic.decode_image(data + b"xyz", encoding=encoding, width=6, height=height,
+                             step=step)
     np.testing.assert_array_equal(longer, image)
 
 
@@ -170,6 +181,19 @@ GOOD = {"encoding": "bgr8", "width": 4, "height": 2, "step": 12}
         ({"width": 100_000, "height": 100_000, "step": 300_000}, b"", "exceeds max_pixels"),
         ({"encoding": "yuv422", "width": 3, "step": 6}, bytes(12), "even width"),
         ({"encoding": "yuv422_yuy2", "width": 5, "step": 10}, bytes(20), "even width"),
+        ({"encoding": "uyvy", "width": 3, "step": 6}, bytes(12), "even width"),
+        ({"encoding": "yuyv", "width": 5, "step": 10}, bytes(20), "even width"),
+        ({"encoding": "nv12", "width": 3, "step": 3}, bytes(9),
+         "'nv12' needs an even width and height .* got 3 x 2 px"),
+        ({"encoding": "nv21", "width": 4, "height": 3, "step": 4}, bytes(24),
+         "'nv21' needs an even width and height .* got 4 x 3 px"),
+        ({"encoding": "nv12", "width": 4, "step": 3}, bytes(12),
+         "step 3 B is smaller than width 4 px x 1 B/px = 4 B"),
+        # 2 rows of Y are not enough: 4:2:0 also needs the chroma row
+        ({"encoding": "nv12", "width": 4, "step": 4}, bytes(8),
+         "image data is 8 B, shorter than step 4 B x rows 3 .*height 2 x 3/2.* = 12 B"),
+        ({"encoding": "nv24", "width": 4, "step": 8}, bytes(16),
+         "'nv24' is not supported: YUV 4:4:4"),
         ({}, "not bytes", "not a byte buffer"),
         ({}, None, "not a byte buffer"),
         ({}, [300] * 24, "not a byte buffer"),
@@ -208,6 +232,13 @@ def test_default_max_pixels_is_configurable_per_call():
         (np.zeros((2, 2, 3, 1), np.uint8), "bgr8", "needs shape"),
         (np.zeros((0, 2, 3), np.uint8), "bgr8", "empty image"),
         (np.zeros((2, 3, 2), np.uint8), "yuv422", "even width"),
+        (np.zeros((2, 3, 2), np.uint8), "yuyv", "even width"),
+        (np.zeros((5, 4), np.uint8), "nv12", r"needs shape \(H \* 3/2, W\)"),
+        (np.zeros((3, 4, 2), np.uint8), "nv12", r"needs shape \(H \* 3/2, W\)"),
+        (np.zeros((3, 3), np.uint8), "nv21", "even width and height .* got 3 x 2 px"),
+        (np.zeros((6, 5), np.uint8), "nv12", "even width and height .* got 5 x 4 px"),
+        (np.zeros((0, 4), np.uint8), "nv12", "empty image"),
+        (np.zeros((6, 4), np.uint16), "nv12", "needs dtype uint8"),
         ([[1, 2]], "mono8", "expected a numpy array, got list"),
     ],
 )
@@ -236,6 +267,10 @@ CV_REFERENCE = {
     "rgba8": (cv2.COLOR_RGBA2GRAY, cv2.COLOR_RGBA2BGR),
     "yuv422": (cv2.COLOR_YUV2GRAY_UYVY, cv2.COLOR_YUV2BGR_UYVY),
     "yuv422_yuy2": (cv2.COLOR_YUV2GRAY_YUY2, cv2.COLOR_YUV2BGR_YUY2),
+    "uyvy": (cv2.COLOR_YUV2GRAY_UYVY, cv2.COLOR_YUV2BGR_UYVY),
+    "yuyv": (cv2.COLOR_YUV2GRAY_YUY2, cv2.COLOR_YUV2BGR_YUY2),
+    "nv12": (cv2.COLOR_YUV2GRAY_NV12, cv2.COLOR_YUV2BGR_NV12),
+    "nv21": (cv2.COLOR_YUV2GRAY_NV21, cv2.COLOR_YUV2BGR_NV21),
 }
 
 
@@ -333,7 +368,8 @@ def test_bayer_odd_and_tiny_sizes(encoding, height, width):
     assert ic.to_gray(raw, encoding).shape == (height, width)
 
 
-@pytest.mark.parametrize(("encoding", "order"), [("yuv422", "UYVY"), ("yuv422_yuy2", "YUYV")])
+@pytest.mark.parametrize(("encoding", "order"), [("yuv422", "UYVY"), ("yuv422_yuy2", "YUYV"),
+                                               ("uyvy", "UYVY"), ("yuyv", "YUYV")])
 def test_yuv422_byte_order(encoding, order):
     # two pixels, Y0=50 and Y1=200, U=90, V=160, packed by hand in the ROS byte order
     values = {"Y": [50, 200], "U": [90], "V": [160]}
@@ -352,12 +388,72 @@ def test_yuv422_byte_order(encoding, order):
 
 @pytest.mark.parametrize(("encoding", "to_yuv"),
                          [("yuv422", cv2.COLOR_BGR2YUV_UYVY),
-                          ("yuv422_yuy2", cv2.COLOR_BGR2YUV_YUY2)])
+                          ("yuv422_yuy2", cv2.COLOR_BGR2YUV_YUY2),
+                          ("uyvy", cv2.COLOR_BGR2YUV_UYVY), ("yuyv", cv2.COLOR_BGR2YUV_YUY2)])
 def test_yuv422_round_trip_close_to_original(encoding, to_yuv):
     smooth = cv2.resize(random_image("bgr8", 4, 4), (16, 8), interpolation=cv2.INTER_LINEAR)
     yuv = cv2.cvtColor(smooth, to_yuv)
     bgr = ic.to_bgr(decode(ic.encode_image(yuv, encoding)), encoding)
     assert np.abs(bgr.astype(int) - smooth).mean() < 6
+
+
+def semi_planar(bgr: np.ndarray, encoding: str) -> np.ndarray:
+    """``bgr`` as nv12/nv21 bytes, (H * 3/2, W), built by hand from OpenCV's I420 planes.
+
+    I420 is Y (H x W), then U and V (H/2 x W/2 each); NV12 interleaves them U V U V ...
+    after Y, NV21 V U V U ...
+    """
+    height, width = bgr.shape[:2]
+    i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).reshape(-1)
+    y = i420[:height * width].reshape(height, width)
+    quarter = height * width // 4
+    u, v = i420[height * width:][:quarter], i420[height * width:][quarter:]
+    pairs = (u, v) if encoding == "nv12" else (v, u)
+    chroma = np.stack(pairs, axis=-1).reshape(height // 2, width)
+    return np.vstack([y, chroma])
+
+
+def smooth_bgr(height: int, width: int, seed: int = 0) -> np.ndarray:
+    small = np.random.default_rng(seed).integers(0, 256, (3, 4, 3), np.uint8)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+@pytest.mark.parametrize("encoding", sorted(PLANAR))
+@pytest.mark.parametrize("pad", [0, 5])
+def test_yuv420_semi_planar_matches_cvtcolor_and_round_trips(encoding, pad):
+    truth = smooth_bgr(48, 64)
+    planes = semi_planar(truth, encoding)
+    assert planes.shape == (72, 64)
+    data, step = padded_buffer(planes, pad)
+    assert len(data) == step * 72
+    image = ic.decode_image(data, encoding=encoding, width=64, height=48, step=step)
+    np.testing.assert_array_equal(image, planes)
+    gray, bgr = ic.to_gray(image, encoding), ic.to_bgr(image, encoding)
+    assert gray.shape == (48, 64) and bgr.shape == (48, 64, 3)
+    np.testing.assert_array_equal(gray, planes[:48])  # grey is the Y plane, exactly
+    code = cv2.COLOR_YUV2BGR_NV12 if encoding == "nv12" else cv2.COLOR_YUV2BGR_NV21
+    np.testing.assert_array_equal(bgr, cv2.cvtColor(planes, code))
+    # the same colours as OpenCV's own I420 decoding of the planes they were built from
+    i420 = cv2.cvtColor(truth, cv2.COLOR_BGR2YUV_I420)
+    np.testing.assert_array_equal(bgr, cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420))
+    assert np.abs(bgr.astype(int) - truth).mean() < 4  # YUV 4:2:0 round trip
+    # a message built from the array has the image's height, not the array's rows
+    encoded = ic.encode_image(planes, encoding)
+    assert (encoded.width, encoded.height, encoded.step) == (64, 48, 64)
+    assert ic.image_shape(planes, encoding) == (48, 64)
+    np.testing.assert_array_equal(decode(encoded), planes)
+
+
+@pytest.mark.parametrize(("encoding", "tint"), [("nv12", "red"), ("nv21", "blue")])
+def test_yuv420_chroma_byte_order(encoding, tint):
+    # 2 x 2 px, Y = 60 80 / 100 120, then one chroma pair of bytes 90, 160:
+    # NV12 reads U = 90, V = 160 (reddish); NV21 reads V = 90, U = 160 (bluish)
+    data = bytes([60, 80, 100, 120, 90, 160])
+    image = ic.decode_image(data, encoding=encoding, width=2, height=2, step=2)
+    assert ic.to_gray(image, encoding).tolist() == [[60, 80], [100, 120]]
+    bgr = ic.to_bgr(image, encoding).astype(int)
+    blue, red = bgr[..., 0], bgr[..., 2]
+    assert ((red > blue + 60) if tint == "red" else (blue > red + 60)).all(), bgr.tolist()
 
 
 # ---- compressed ----------------------------------------------------------------------------
@@ -532,7 +628,7 @@ def test_decode_returns_declared_shape_or_refuses(encoding, width, height, row_p
                                                   is_bigendian, max_pixels):
     channels, dtype = LAYOUT.get(encoding, (1, np.uint8))
     step = width * channels * np.dtype(dtype).itemsize + row_padding
-    length = max(0, step * height + extra)
+    length = max(0, step * rows(encoding, height) + extra)
     data = np.random.default_rng(length).integers(0, 256, length, np.uint8).tobytes()
     try:
         out = ic.decode_image(data, encoding=encoding, width=width, height=height, step=step,
@@ -541,7 +637,10 @@ def test_decode_returns_declared_shape_or_refuses(encoding, width, height, row_p
         event("refused")
         return
     event("decoded")
-    assert out.shape == ((height, width) if channels == 1 else (height, width, channels))
+    if encoding in PLANAR:
+        assert out.shape == (height * 3 // 2, width) and height % 2 == width % 2 == 0
+    else:
+        assert out.shape == ((height, width) if channels == 1 else (height, width, channels))
     assert out.dtype == np.dtype(dtype) and out.dtype.isnative
     assert 0 < width * height <= max_pixels
     if encoding != "32FC2":
