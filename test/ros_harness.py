@@ -46,8 +46,15 @@ class RosPeer:
             self.executor.spin_once(timeout_sec=0.05)
 
     def wait_for_subscriber(self, publisher: object, timeout: float = 20.0) -> bool:
-        """Spin until ``publisher`` has at least one matched subscription."""
-        return self.spin_until(lambda: publisher.get_subscription_count() > 0, timeout)
+        """Spin until ``publisher`` has at least one matched subscription, then a little more.
+
+        The subscription's side may match this publisher later than this side sees it; until
+        then a best-effort subscription drops what is published (seen once under load: the
+        first frame of a test lost).
+        """
+        ok = self.spin_until(lambda: publisher.get_subscription_count() > 0, timeout)
+        self.spin_for(0.3)
+        return ok
 
     def wait_for_publisher(self, subscription: object, timeout: float = 20.0) -> bool:
         """Spin until ``subscription`` is matched with a publisher, then a little more.
