@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 
+import cv2
 import ground_truth as gt
 import numpy as np
 import pytest
@@ -25,6 +26,8 @@ from rclpy.parameter import Parameter
 from ros_harness import NodeProcess, RosPeer, stamp_msg
 from sensor_msgs.msg import CameraInfo, Image, Imu, PointCloud2, Range
 
+from optical_flow_ros.core.textures import load_texture
+from optical_flow_ros.core.track_types import Tracks
 from optical_flow_ros.core.velocity_estimator import VelocityTiming
 from optical_flow_ros.nodes.dense_flow_node import DenseFlowNode
 from optical_flow_ros.nodes.parameter_table import config_values, defaults
@@ -527,3 +530,36 @@ def test_sim_camera_stamps_never_run_ahead_of_the_clock(peer):
             assert now - period < stamp_ns <= now + 1000, (k, (stamp_ns - start) / period)
     finally:
         node.destroy_node()
+
+
+@pytest.mark.parametrize("encoding", ["nv12", "bayer_rggb8", "bgr8", "mono8"])
+def test_flow_image_is_drawn_in_colour_for_every_colour_encoding(encoding):
+    """flow/image draws on the camera's colours, also where the decoded array is 2-D (YUV
+    4:2:0, Bayer), and on grey for grey cameras."""
+    bgr = cv2.resize(load_texture("astronaut", color=True), (128, 96))
+    if encoding == "nv12":
+        i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).reshape(-1)
+        y, chroma = i420[:96 * 128].reshape(96, 128), i420[96 * 128:]
+        u, v = chroma[:96 * 128 // 4], chroma[96 * 128 // 4:]
+        array = np.vstack([y, np.stack((u, v), axis=-1).reshape(48, 128)])
+    elif encoding == "bayer_rggb8":
+        array = np.zeros((96, 128), np.uint8)    # R G / G B mosaic of the photo
+        array[0::2, 0::2], array[1::2, 1::2] = bgr[0::2, 0::2, 2], bgr[1::2, 1::2, 0]
+        array[0::2, 1::2], array[1::2, 0::2] = bgr[0::2, 1::2, 1], bgr[1::2, 0::2, 1]
+    elif encoding == "mono8":
+        array = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    else:
+        array = bgr
+    frame = frame_from_msg(array_to_image_msg(array, encoding))
+    values = dict(defaults(TRACKER_PARAMS), draw_count=False)
+    pipeline = TrackerPipeline(build_tracker_node_config(config_values(TRACKER_PARAMS, values)),
+                               OfflineDiagnostics())
+    none = Tracks(ids=np.zeros(0, np.int64), points=np.zeros((0, 2), np.float32),
+                  velocities=np.zeros((0, 2), np.float32), ages=np.zeros(0, np.int32),
+                  fb_errors=np.zeros(0, np.float32), stamp=0.0)
+    drawn = pipeline.draw(frame, none, None).astype(int)    # the background alone
+    colourfulness = np.abs(drawn[..., 2] - drawn[..., 0]).mean()
+    if encoding == "mono8":
+        assert colourfulness == 0
+    else:
+        assert colourfulness > 10, colourfulness

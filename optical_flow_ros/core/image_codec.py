@@ -44,6 +44,7 @@ __all__ = [
     "encoding_layout",
     "image_msg_to_array",
     "image_shape",
+    "is_color",
     "to_bgr",
     "to_gray",
     "validate_array",
@@ -272,6 +273,15 @@ def encoding_layout(encoding: str) -> tuple[int, np.dtype]:
     """
     spec = _lookup(encoding)
     return spec.channels, spec.dtype
+
+
+def is_color(encoding: str) -> bool:
+    """True if ``encoding`` carries colour (Bayer and YUV included), False for grey ones.
+
+    Raises:
+        ImageConversionError: ``encoding`` is not supported.
+    """
+    return _lookup(encoding).bgr != cv2.COLOR_GRAY2BGR
 
 
 def decode_image(

@@ -20,6 +20,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from optical_flow_ros.core.camera_model import PinholeCamera
 from optical_flow_ros.core.config_fields import setting, validate_fields
 from optical_flow_ros.core.errors import CameraModelError, OpticalFlowError
+from optical_flow_ros.core.image_codec import is_color
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig, TrackerStats
 from optical_flow_ros.core.track_drawing import draw_tracks
 from optical_flow_ros.core.track_types import Tracks
@@ -186,7 +187,7 @@ class TrackerPipeline:
 
     def draw(self, frame: Frame, tracks: Tracks, trails: np.ndarray | None) -> np.ndarray:
         """flow/image's drawing (bgr8) of ``tracks`` over ``frame``."""
-        return draw_tracks(frame.bgr if frame.image.ndim == 3 else frame.gray, tracks, trails,
+        return draw_tracks(frame.bgr if is_color(frame.encoding) else frame.gray, tracks, trails,
                            text=self._config.output.draw_count)
 
     def _estimate_velocity(self, frame: Frame, tracks: Tracks,

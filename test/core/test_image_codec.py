@@ -660,3 +660,16 @@ def test_hostile_jpeg_headers_are_refused_quickly():
 def test_object_array_data_refused():
     with pytest.raises(ImageConversionError, match="not a byte buffer"):
         ic.decode_image(np.array([object()] * 4), encoding="mono8", width=2, height=2, step=2)
+
+
+_GREY_ENCODINGS = {"mono8", "mono16", "8UC1", "16UC1", "32FC1"}
+
+
+@pytest.mark.parametrize("encoding", ic.SUPPORTED_ENCODINGS)
+def test_is_color_is_false_exactly_for_the_grey_encodings(encoding):
+    assert ic.is_color(encoding) == (encoding not in _GREY_ENCODINGS)
+
+
+def test_is_color_refuses_unknown_encodings():
+    with pytest.raises(ImageConversionError, match="nv24"):
+        ic.is_color("nv24")
