@@ -245,9 +245,14 @@ def test_tracker_camera_info_with_zero_or_nan_k_is_ignored(tracker):
     # a size that does not match the images: pixel coordinates, with a warning
     node._on_camera_info(camera_info(width=640, height=480))
     tracker.send(frame_at(t), 1.0 + t)
+    t += 1 / 30.0
     assert (cloud_to_array(tracker.out["tracks"][-1])["z"] == 0.0).all()
-    assert "640x480" in tracker.condition("camera_info")
+    assert "640x480" in tracker.condition("camera_info_size")
     assert tracker.counters["frames_processed"] == len(BAD_CAMERA_INFOS) + 2
+    # the images change to the calibrated size: rays again, and the warning is gone
+    tracker.send(frame_at(t, (480, 640)), 1.0 + t)
+    assert (cloud_to_array(tracker.out["tracks"][-1])["z"] == 1.0).all()
+    assert tracker.condition("camera_info_size") is None
 
 
 # Regression: an invalid camera_info after valid ones used to drop the intrinsics, so

@@ -158,9 +158,10 @@ class TrackerPipeline:
             return None
         if (camera.height, camera.width) != frame.gray.shape:
             self._diag.raise_condition(
-                "camera_info", f"camera_info is {camera.width}x{camera.height} but images are "
-                f"{frame.gray.shape[1]}x{frame.gray.shape[0]}; using pixel coordinates")
+                "camera_info_size", f"camera_info is {camera.width}x{camera.height} but images "
+                f"are {frame.gray.shape[1]}x{frame.gray.shape[0]}; using pixel coordinates")
             return None
+        self._diag.clear("camera_info_size")   # also when the images changed size to match
         return camera
 
     def process(self, frame: Frame, *, draw: bool) -> TrackerResult:
