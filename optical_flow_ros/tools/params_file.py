@@ -70,7 +70,6 @@ def node_parameters(path: str | Path | None, node_name: str,
     return NodeParameters(values, ignored)
 
 
-
 def node_config(path: str | Path | None, node_name: str, table: Sequence[Param],
                 build: Callable[[Mapping[str, Any]], ConfigT]) -> tuple[ConfigT, str | None]:
     """A node's configuration from a parameters file, and a note on the names it ignored.
