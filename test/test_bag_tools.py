@@ -184,6 +184,20 @@ def test_processing_twice_gives_byte_identical_outputs(sample, processed, tmp_pa
     assert read(tmp_path / "again") == read(processed)
 
 
+def test_outputs_do_not_depend_on_the_opencv_threads(sample, processed, tmp_path, capsys):
+    """Offline OpenCV uses every core by default; one thread (the live nodes') gives the same
+    bytes, since every point is tracked on its own. Out-of-range counts are refused."""
+    assert process_bag.main([str(sample), str(tmp_path / "one"), "--opencv-threads", "1",
+                             "--quiet"]) == 0
+    assert read(tmp_path / "one") == read(processed)
+    for bad in ("-1", "65"):
+        capsys.readouterr()
+        assert process_bag.main([str(sample), str(tmp_path / "bad"), "--opencv-threads", bad,
+                                 "--quiet"]) == 1
+        assert f"opencv_threads: must be in [0, 64], got {bad}" in capsys.readouterr().err
+        assert not (tmp_path / "bad").exists()
+
+
 def test_dense_processing_twice_gives_byte_identical_outputs(tmp_path):
     bag = tmp_path / "bag"
     assert sample_bag.main([str(bag), "--frames", "6", *sim_args(encoding="bgr8")]) == 0
