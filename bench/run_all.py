@@ -523,7 +523,7 @@ def section_process_bag(quick: bool) -> tuple[dict, list[Check]]:
         importlib.import_module("bench_process_bag")
     except Exception as err:  # any import failure means "not available"
         return {"available": False, "reason": f"import failed: {err!r}"}, []
-    cmd = [sys.executable, str(script)] + (["--rounds", "1"] if quick else [])
+    cmd = [sys.executable, str(script), "--rounds", "1" if quick else "5"]
     try:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                               timeout=150 if quick else 300)
