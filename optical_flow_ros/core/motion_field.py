@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["motion_field", "rotational_field", "translational_field"]
+__all__ = ["motion_field", "rotational_basis", "rotational_field", "translational_field"]
 
 
 def translational_field(points_n: np.ndarray, linear: np.ndarray,
@@ -35,6 +35,26 @@ def translational_field(points_n: np.ndarray, linear: np.ndarray,
         z, (-1, 1) if z.ndim else ())
 
 
+def rotational_basis(points_n: np.ndarray) -> np.ndarray:
+    """Image velocity (normalised units/s) of a unit rotation about each optical axis.
+
+    Args:
+        points_n: (N, 2) normalised image coordinates (x, y).
+
+    Returns:
+        (N, 2, 3) float64: ``[:, :, k]`` is the flow of 1 rad/s about axis k (x, y, z of the
+        optical frame), so ``basis @ angular`` is :func:`rotational_field`.
+    """
+    p = np.asarray(points_n, np.float64).reshape(-1, 2)
+    x, y = p[:, 0], p[:, 1]
+    xy = x * y
+    basis = np.empty((p.shape[0], 2, 3))
+    basis[:, 0, 0], basis[:, 1, 0] = xy, 1.0 + y * y       # about x
+    basis[:, 0, 1], basis[:, 1, 1] = -1.0 - x * x, -xy     # about y
+    basis[:, 0, 2], basis[:, 1, 2] = y, -x                 # about z
+    return basis
+
+
 def rotational_field(points_n: np.ndarray, angular: np.ndarray) -> np.ndarray:
     """Image velocity (normalised units/s) caused by the camera's rotation alone.
 
@@ -42,11 +62,7 @@ def rotational_field(points_n: np.ndarray, angular: np.ndarray) -> np.ndarray:
         points_n: (N, 2) normalised image coordinates (x, y).
         angular: camera angular velocity (wx, wy, wz), rad/s, optical frame.
     """
-    p = np.asarray(points_n, np.float64).reshape(-1, 2)
-    wx, wy, wz = np.asarray(angular, np.float64)
-    x, y = p[:, 0], p[:, 1]
-    return np.column_stack((x * y * wx - (1.0 + x * x) * wy + y * wz,
-                            (1.0 + y * y) * wx - x * y * wy - x * wz))
+    return rotational_basis(points_n) @ np.asarray(angular, np.float64).reshape(3)
 
 
 def motion_field(points_n: np.ndarray, linear: np.ndarray, angular: np.ndarray,

@@ -79,7 +79,7 @@ import numpy as np
 from optical_flow_ros.core.camera_model import PinholeCamera
 from optical_flow_ros.core.config_fields import setting, validate_fields
 from optical_flow_ros.core.errors import ConfigError
-from optical_flow_ros.core.motion_field import rotational_field
+from optical_flow_ros.core.motion_field import rotational_basis, rotational_field
 from optical_flow_ros.core.track_types import Tracks
 
 __all__ = [
@@ -401,16 +401,18 @@ def _median_rows(values: np.ndarray) -> np.ndarray:
     return 0.5 * (part[:, half - 1] + part[:, half])
 
 
-def _lmeds(design: np.ndarray, flow: np.ndarray, config: VelocityConfig) -> np.ndarray:
+def _lmeds(data: np.ndarray, config: VelocityConfig) -> np.ndarray:
     """Hypothesis with the least median residual among random minimal sets of 3 tracks.
 
-    A set that repeats a track or is collinear is solved with a small ridge and simply
-    scores badly. Hypotheses are scored on a regular subset of the tracks (200-399).
+    ``data`` is (N, 5): the design's 3 columns, then the flow's 2. A set that repeats a
+    track or is collinear is solved with a small ridge and simply scores badly. Hypotheses
+    are scored on a regular subset of the tracks (200-399).
     """
-    n = design.shape[0]
+    n = data.shape[0]
     h = config.lmeds_hypotheses
     picks = np.random.default_rng(config.lmeds_seed).integers(0, n, (h, _MINIMAL_SET))
-    xs, fs = design[picks], flow[picks]                     # (h, 3, 3), (h, 3, 2)
+    chosen = data[picks]
+    xs, fs = chosen[..., :3], chosen[..., 3:]               # (h, 3, 3), (h, 3, 2)
     xt = np.swapaxes(xs, 1, 2)
     normal = xt @ xs
     ridge = 1e-9 * np.trace(normal, axis1=1, axis2=2)[:, None, None] * np.eye(3)
@@ -421,7 +423,7 @@ def _lmeds(design: np.ndarray, flow: np.ndarray, config: VelocityConfig) -> np.n
     coefficients = np.zeros((h, 2, 5))
     coefficients[:, :, :3] = np.swapaxes(thetas, 1, 2)
     coefficients[:, 0, 3] = coefficients[:, 1, 4] = -1.0
-    residuals = coefficients.reshape(2 * h, 5) @ np.hstack((design[scored], flow[scored])).T
+    residuals = coefficients.reshape(2 * h, 5) @ data[scored].T
     squared = residuals[0::2] ** 2 + residuals[1::2] ** 2                 # (h, M)
     return thetas[int(np.argmin(_median_rows(squared)))]
 
@@ -439,7 +441,7 @@ def _robust_fit(design: np.ndarray, flow: np.ndarray, config: VelocityConfig,
         theta = _solve(data, np.ones(n))
         inliers = np.ones(n, bool)
     else:
-        theta = _lmeds(design, flow, config)
+        theta = _lmeds(data, config)
         for _ in range(_IRLS_ITERATIONS):
             e = _residual_norms(design, flow, theta)
             scale = _robust_scale(e, floor)
@@ -506,14 +508,8 @@ def _skew(w: np.ndarray) -> np.ndarray:
 
 
 def _rotation_columns(points_n: np.ndarray, axes: np.ndarray) -> np.ndarray:
-    """(N, 2, k) flow of a unit rate about each of ``axes`` (:func:`rotational_field`)."""
-    x, y = points_n[:, 0], points_n[:, 1]
-    xy = x * y
-    unit = np.empty((points_n.shape[0], 2, 3))
-    unit[:, 0, 0], unit[:, 1, 0] = xy, 1.0 + y * y       # about x
-    unit[:, 0, 1], unit[:, 1, 1] = -1.0 - x * x, -xy     # about y
-    unit[:, 0, 2], unit[:, 1, 2] = y, -x                 # about z
-    return unit[:, :, axes]
+    """(N, 2, k) flow of a unit rate about each of ``axes``."""
+    return rotational_basis(points_n)[:, :, axes]
 
 
 def _refusal(fit: _Fit, points: np.ndarray, speed: float, residual: float,
