@@ -6,11 +6,12 @@ Run from the repository root::
 
 Each round starts two fresh processes in turn, one with the C library's malloc defaults
 (``heap_retain_mb: 0``) and one with the nodes' default ``heap_retain_mb: 64``
-(:mod:`optical_flow_ros.nodes.heap_tuning`). Each renders the same simulated flight (640x480
-mono8, 30 fps, 2 m over gravel at ~1 m/s with yaw and +/-5 deg roll/pitch) up front, then
-runs ``LKTracker.update`` and ``estimate_velocity`` on every frame in its main thread with one
-OpenCV thread, as a node's callback does. Prints per configuration the medians over rounds of
-the per-frame means (ms), the minor page faults per frame, and the tuned/default ratios.
+(:mod:`optical_flow_ros.nodes.heap_tuning`). Each renders bench_velocity.py's simulated
+flight (640x480 mono8, 30 fps, 2 m over gravel at ~1 m/s with yaw and +/-5 deg roll/pitch)
+up front, then runs ``LKTracker.update`` and ``estimate_velocity`` on every frame in its main
+thread with one OpenCV thread, as a node's callback does. Prints per configuration the medians
+over rounds of the per-frame means (ms), the minor page faults per frame, and the
+tuned/default ratios.
 """
 
 from __future__ import annotations
@@ -25,18 +26,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 _WORKER = """
-import json, math, resource, sys, time
-import cv2
+import json, resource, sys, time
+sys.path.insert(0, "bench")
+from bench_velocity import FLIGHT
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
-from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
+from optical_flow_ros.core.sim_camera import SimCamera
 from optical_flow_ros.core.velocity_estimator import FitWindow, estimate_velocity
 from optical_flow_ros.nodes.compute_config import ComputeConfig
 
 frames_n, retain = int(sys.argv[1]), int(sys.argv[2])
 ComputeConfig(opencv_threads=1, heap_retain_mb=retain).apply()
-sim = SimCamera(SimCameraConfig(altitude=2.0, velocity_x=1.0, velocity_y=0.3, yaw_rate=0.3,
-                                roll_amplitude=math.radians(5.0),
-                                pitch_amplitude=math.radians(5.0)))
+sim = SimCamera(FLIGHT)
 frames = [(f.image, sim.frame_time(i), sim.gyro(i)) for i, f in enumerate(sim.frames(frames_n))]
 tracker, window = LKTracker(TrackerConfig()), FitWindow(5, 0.5)
 track_s = velocity_s = 0.0

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import NamedTuple, TextIO
 
 from optical_flow_ros.core.errors import ConfigError, OpticalFlowError
-from optical_flow_ros.nodes.dense_flow_node import (
+from optical_flow_ros.ros.dense_pipeline import (
     DENSE_FLOW_PARAMS,
     DenseNodeConfig,
     build_dense_node_config,
