@@ -6,7 +6,7 @@ Run from the repository root::
 
 Each round starts two fresh processes in turn, one with the C library's malloc defaults
 (``heap_retain_mb: 0``) and one with the nodes' default ``heap_retain_mb: 64``
-(:mod:`optical_flow_ros.nodes.heap_tuning`). Each renders bench_velocity.py's simulated
+(:mod:`optical_flow_ros.ros.heap_tuning`). Each renders bench_velocity.py's simulated
 flight (640x480 mono8, 30 fps, 2 m over gravel at ~1 m/s with yaw and +/-5 deg roll/pitch)
 up front, then runs ``LKTracker.update`` and ``estimate_velocity`` on every frame in its main
 thread with one OpenCV thread, as a node's callback does. Prints per configuration the medians
@@ -32,7 +32,7 @@ from bench_velocity import FLIGHT
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import SimCamera
 from optical_flow_ros.core.velocity_estimator import FitWindow, estimate_velocity
-from optical_flow_ros.nodes.compute_config import ComputeConfig
+from optical_flow_ros.ros.compute_config import ComputeConfig
 
 frames_n, retain = int(sys.argv[1]), int(sys.argv[2])
 ComputeConfig(opencv_threads=1, heap_retain_mb=retain).apply()

@@ -27,11 +27,11 @@ from sensor_msgs.msg import CompressedImage, Image
 from optical_flow_ros.core.errors import ConfigError
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
 from optical_flow_ros.nodes.dense_flow_node import DENSE_FLOW_PARAMS, build_dense_node_config
-from optical_flow_ros.nodes.parameter_table import config_values, defaults
 from optical_flow_ros.ros.dense_pipeline import DensePipeline, DenseWants
 from optical_flow_ros.ros.diagnostics import OfflineDiagnostics
 from optical_flow_ros.ros.image_input import frame_from_msg
 from optical_flow_ros.ros.image_messages import array_to_compressed_msg, array_to_image_msg
+from optical_flow_ros.ros.parameter_table import config_values, defaults
 from optical_flow_ros.ros.track_cloud import cloud_to_array
 from optical_flow_ros.ros.tracker_pipeline import (
     TRACKER_PARAMS,

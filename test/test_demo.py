@@ -13,7 +13,7 @@ import yaml
 from ros_harness import REPO
 from video_files import panning_frames, write_video
 
-from optical_flow_ros.nodes.parameter_table import config_values
+from optical_flow_ros.ros.parameter_table import config_values
 from optical_flow_ros.tools import docs
 from optical_flow_ros.tools.demo import demo_params_file
 from optical_flow_ros.tools.params_file import node_parameters

@@ -15,7 +15,6 @@ from ros_harness import NodeProcess, stamp_msg
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from optical_flow_ros.nodes.parameter_table import config_values, defaults
 from optical_flow_ros.ros.dense_pipeline import (
     DENSE_FLOW_PARAMS,
     DensePipeline,
@@ -24,6 +23,7 @@ from optical_flow_ros.ros.dense_pipeline import (
 from optical_flow_ros.ros.diagnostics import OfflineDiagnostics
 from optical_flow_ros.ros.image_input import frame_from_msg
 from optical_flow_ros.ros.image_messages import array_to_image_msg, image_msg_to_array
+from optical_flow_ros.ros.parameter_table import config_values, defaults
 from optical_flow_ros.ros.qos import keep_last_qos
 from optical_flow_ros.tools.bag_io import serialize
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 from ros_harness import REPO
 
-from optical_flow_ros.nodes.parameter_table import defaults
+from optical_flow_ros.ros.parameter_table import defaults
 from optical_flow_ros.tools.docs import NODES, out_of_date
 
 

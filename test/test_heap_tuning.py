@@ -15,13 +15,13 @@ import sys
 
 import pytest
 
-from optical_flow_ros.nodes.compute_config import ComputeConfig
-from optical_flow_ros.nodes.heap_tuning import keep_freed_memory
+from optical_flow_ros.ros.compute_config import ComputeConfig
+from optical_flow_ros.ros.heap_tuning import keep_freed_memory
 
 _PROBE = """
 import json, resource, sys
 import numpy as np
-from optical_flow_ros.nodes.heap_tuning import keep_freed_memory
+from optical_flow_ros.ros.heap_tuning import keep_freed_memory
 applied = keep_freed_memory(64 << 20) if sys.argv[1] == "tuned" else None
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt

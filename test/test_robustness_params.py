@@ -30,12 +30,12 @@ from video_files import panning_frames, write_video
 
 from optical_flow_ros.core.errors import ConfigError
 from optical_flow_ros.nodes.dense_flow_node import DENSE_FLOW_PARAMS, build_dense_node_config
-from optical_flow_ros.nodes.parameter_table import Param, Value, config_values, defaults
 from optical_flow_ros.nodes.sim_camera_node import SIM_CAMERA_PARAMS, build_sim_node_config
 from optical_flow_ros.nodes.video_source_node import (
     VIDEO_SOURCE_PARAMS,
     build_video_node_config,
 )
+from optical_flow_ros.ros.parameter_table import Param, Value, config_values, defaults
 from optical_flow_ros.ros.tracker_pipeline import TRACKER_PARAMS, build_tracker_node_config
 
 pytestmark = pytest.mark.dds

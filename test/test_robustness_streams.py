@@ -30,12 +30,12 @@ from optical_flow_ros.core.textures import load_texture
 from optical_flow_ros.core.track_types import Tracks
 from optical_flow_ros.core.velocity_estimator import VelocityTiming
 from optical_flow_ros.nodes.dense_flow_node import DenseFlowNode
-from optical_flow_ros.nodes.parameter_table import config_values, defaults
 from optical_flow_ros.nodes.sim_camera_node import SimCameraNode
 from optical_flow_ros.nodes.tracker_node import TrackerNode
 from optical_flow_ros.ros.diagnostics import Counts, OfflineDiagnostics
 from optical_flow_ros.ros.image_input import frame_from_msg
 from optical_flow_ros.ros.image_messages import array_to_image_msg
+from optical_flow_ros.ros.parameter_table import config_values, defaults
 from optical_flow_ros.ros.qos import keep_last_qos
 from optical_flow_ros.ros.track_cloud import cloud_to_array
 from optical_flow_ros.ros.tracker_pipeline import (

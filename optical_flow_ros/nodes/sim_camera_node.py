@@ -44,11 +44,11 @@ from optical_flow_ros.core.config_fields import setting, validate_fields
 from optical_flow_ros.core.errors import ConfigError
 from optical_flow_ros.core.frame_schedule import FrameSchedule
 from optical_flow_ros.core.sim_camera import CameraState, SimCamera, SimCameraConfig
-from optical_flow_ros.nodes.compute_config import ComputeConfig
 from optical_flow_ros.nodes.node_main import run_node
-from optical_flow_ros.nodes.parameter_table import build_node_config, params_from
+from optical_flow_ros.ros.compute_config import ComputeConfig
 from optical_flow_ros.ros.diagnostics import DiagnosticsReporter
 from optical_flow_ros.ros.image_messages import array_to_image_msg
+from optical_flow_ros.ros.parameter_table import build_node_config, params_from
 from optical_flow_ros.ros.parameters import ParameterBinding
 from optical_flow_ros.ros.qos import RELIABILITY_CHOICES, keep_last_qos
 

@@ -61,15 +61,15 @@ from optical_flow_ros.core.video_capture import (
     playback_rate,
     start_frame,
 )
-from optical_flow_ros.nodes.compute_config import ComputeConfig
 from optical_flow_ros.nodes.node_main import NodeExit, run_node
-from optical_flow_ros.nodes.parameter_table import build_node_config, params_from
 from optical_flow_ros.ros.camera_info_file import (
     calibration_to_camera_info,
     resolve_camera_info_url,
 )
+from optical_flow_ros.ros.compute_config import ComputeConfig
 from optical_flow_ros.ros.diagnostics import DiagnosticsReporter
 from optical_flow_ros.ros.image_messages import array_to_image_msg
+from optical_flow_ros.ros.parameter_table import build_node_config, params_from
 from optical_flow_ros.ros.parameters import ParameterBinding
 from optical_flow_ros.ros.qos import RELIABILITY_CHOICES, keep_last_qos
 

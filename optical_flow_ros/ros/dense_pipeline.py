@@ -26,11 +26,11 @@ from optical_flow_ros.core.config_fields import setting, validate_fields
 from optical_flow_ros.core.dense_flow import DenseFlow, DenseFlowConfig, FlowStats, flow_stats
 from optical_flow_ros.core.errors import OpticalFlowError
 from optical_flow_ros.core.flow_drawing import draw_flow, draw_hsv, warp_flow
-from optical_flow_ros.nodes.compute_config import ComputeConfig
-from optical_flow_ros.nodes.parameter_table import build_node_config, params_from
+from optical_flow_ros.ros.compute_config import ComputeConfig
 from optical_flow_ros.ros.diagnostics import DiagnosticsSink
 from optical_flow_ros.ros.image_input import Frame, InputConfig
 from optical_flow_ros.ros.image_messages import array_to_image_msg
+from optical_flow_ros.ros.parameter_table import build_node_config, params_from
 from optical_flow_ros.ros.snapshot_service import SnapshotConfig
 
 __all__ = ["DENSE_FLOW_PARAMS", "DenseNodeConfig", "DenseOutputConfig", "DensePipeline",

@@ -23,7 +23,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from optical_flow_ros.core.errors import ConfigError
-from optical_flow_ros.nodes.parameter_table import Param, Value, config_values, defaults
+from optical_flow_ros.ros.parameter_table import Param, Value, config_values, defaults
 
 __all__ = ["ParameterBinding", "descriptor"]
 

@@ -25,11 +25,11 @@ from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig, TrackerSt
 from optical_flow_ros.core.track_drawing import draw_tracks
 from optical_flow_ros.core.track_types import Tracks
 from optical_flow_ros.core.velocity_estimator import FitWindow, VelocityConfig, estimate_velocity
-from optical_flow_ros.nodes.compute_config import ComputeConfig
-from optical_flow_ros.nodes.parameter_table import build_node_config, params_from
+from optical_flow_ros.ros.compute_config import ComputeConfig
 from optical_flow_ros.ros.diagnostics import DiagnosticsSink
 from optical_flow_ros.ros.image_input import Frame, InputConfig
 from optical_flow_ros.ros.image_messages import array_to_image_msg
+from optical_flow_ros.ros.parameter_table import build_node_config, params_from
 from optical_flow_ros.ros.snapshot_service import SnapshotConfig
 from optical_flow_ros.ros.track_cloud import tracks_to_cloud
 from optical_flow_ros.ros.velocity_inputs import VelocityInputConfig, VelocityInputs, velocity_msg

@@ -25,12 +25,12 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from optical_flow_ros.tools.demo_recording import summarize
 from optical_flow_ros.tools.node_process import NodeProcess, confine_dds
 
 __all__ = ["main"]
@@ -46,23 +46,6 @@ def demo_params_file() -> Path:
         return checkout
     from ament_index_python.packages import get_package_share_directory
     return Path(get_package_share_directory("optical_flow_ros")) / "config" / DEMO_PARAMS_FILE
-
-
-WARM_UP_FRAMES = 30
-
-
-@dataclass
-class Recorder:
-    """What the demo's listener collects (all stamps in s, latencies in ms)."""
-
-    latencies_ms: list[float] = field(default_factory=list)
-    track_counts: list[int] = field(default_factory=list)
-    camera_velocity_rows: list[tuple[float, ...]] = field(
-        default_factory=list)  # stamp, est vx, vy, true vx, vy, sigma vx, vy (m/s)
-    speed_errors: list[np.ndarray] = field(default_factory=list)
-    frames_seen: int = 0
-    last_tracks_image: np.ndarray | None = None
-    last_hsv: np.ndarray | None = None
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -101,36 +84,6 @@ def _start_nodes(source: str) -> list[NodeProcess]:
         nodes.append(NodeProcess(f"optical_flow_ros.nodes.{node}", remaps=remaps,
                                  params_file=params_file))
     return nodes
-
-
-def _summary(rec: Recorder, elapsed: float, nodes_alive: bool) -> dict[str, Any]:
-    lat = np.asarray(rec.latencies_ms[WARM_UP_FRAMES:])
-    errors = np.concatenate(rec.speed_errors) if rec.speed_errors else np.zeros(0)
-    summary: dict[str, Any] = {
-        "duration_s": round(elapsed, 2),
-        "frames_tracked": len(rec.latencies_ms),
-        "tracked_fps": round(len(rec.latencies_ms) / elapsed, 2) if elapsed else 0.0,
-        # Steady state: the first WARM_UP_FRAMES include discovery and start-up.
-        "latency_ms_p50": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
-        "latency_ms_p99": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
-        "tracks_alive_median": int(np.median(rec.track_counts)) if rec.track_counts else 0,
-        "nodes_alive_at_end": nodes_alive,
-    }
-    cam = np.asarray(rec.camera_velocity_rows)
-    if cam.size:
-        err = cam[:, 1:3] - cam[:, 3:5]
-        mean_speed = float(np.linalg.norm(cam[:, 3:5], axis=1).mean())
-        rmse = float(np.sqrt((err ** 2).sum(axis=1).mean()))
-        inside = np.abs(err) <= 3 * cam[:, 5:7]
-        summary["velocity_estimates"] = len(cam)
-        summary["velocity_rmse_m_s"] = round(rmse, 4)
-        summary["velocity_rmse_pct_of_speed"] = round(100 * rmse / mean_speed, 3)
-        summary["velocity_within_3sigma_pct"] = round(100 * float(inside.all(axis=1).mean()), 1)
-    if errors.size:
-        summary["track_velocity_error_median_pct"] = round(float(np.median(errors)) * 100, 3)
-        summary["track_velocity_error_p90_pct"] = round(float(np.percentile(errors, 90)) * 100,
-                                                        3)
-    return summary
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
@@ -178,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         for node in nodes:
             node.stop()
         listener.close()
-    summary = _summary(rec, elapsed if "elapsed" in locals() else 0.0, alive)
+    summary = summarize(rec, elapsed if "elapsed" in locals() else 0.0, alive)
     listener.write_outputs()
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print_summary(summary, args.out)

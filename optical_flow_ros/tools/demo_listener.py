@@ -19,7 +19,7 @@ from optical_flow_ros.core.motion_field import motion_field
 from optical_flow_ros.ros.image_messages import image_msg_to_array
 from optical_flow_ros.ros.qos import keep_last_qos
 from optical_flow_ros.ros.track_cloud import cloud_to_array
-from optical_flow_ros.tools.demo import Recorder
+from optical_flow_ros.tools.demo_recording import Recorder
 
 __all__ = ["DemoListener"]
 

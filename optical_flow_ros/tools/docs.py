@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from optical_flow_ros.nodes.parameter_table import Param, render_markdown, render_yaml
+from optical_flow_ros.ros.parameter_table import Param, render_markdown, render_yaml
 
 __all__ = ["NodeDocs", "main", "out_of_date", "rendered_files"]
 

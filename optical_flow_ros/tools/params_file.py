@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, TypeVar
 import yaml
 
 from optical_flow_ros.core.errors import ConfigError
-from optical_flow_ros.nodes.parameter_table import Param, config_values, defaults
+from optical_flow_ros.ros.parameter_table import Param, config_values, defaults
 
 __all__ = ["NodeParameters", "node_config", "node_parameters"]
 

@@ -32,7 +32,6 @@ from std_msgs.msg import Header
 from optical_flow_ros.core.config_fields import FieldSpec, field_specs
 from optical_flow_ros.core.errors import OpticalFlowError
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
-from optical_flow_ros.nodes.parameter_table import build_config, config_values
 from optical_flow_ros.nodes.sim_camera_node import (
     SIM_CAMERA_PARAMS,
     SimOutputConfig,
@@ -43,6 +42,7 @@ from optical_flow_ros.nodes.sim_camera_node import (
     twist_msg,
 )
 from optical_flow_ros.ros.image_messages import array_to_compressed_msg, array_to_image_msg
+from optical_flow_ros.ros.parameter_table import build_config, config_values
 from optical_flow_ros.tools.bag_io import STORAGES, BagWriter, offered_qos
 from optical_flow_ros.tools.params_file import node_parameters
 

@@ -1,0 +1,58 @@
+"""What the demo's listener records, and the summary figures computed from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["WARM_UP_FRAMES", "Recorder", "summarize"]
+
+#: Frames left out of the latency figures: they include discovery and start-up.
+WARM_UP_FRAMES = 30
+
+
+@dataclass
+class Recorder:
+    """What the demo's listener collects (all stamps in s, latencies in ms)."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    track_counts: list[int] = field(default_factory=list)
+    camera_velocity_rows: list[tuple[float, ...]] = field(
+        default_factory=list)  # stamp, est vx, vy, true vx, vy, sigma vx, vy (m/s)
+    speed_errors: list[np.ndarray] = field(default_factory=list)
+    frames_seen: int = 0
+    last_tracks_image: np.ndarray | None = None
+    last_hsv: np.ndarray | None = None
+
+
+def summarize(rec: Recorder, elapsed: float, nodes_alive: bool) -> dict[str, Any]:
+    """The summary figures (JSON-ready) from what the listener recorded over ``elapsed`` s."""
+    lat = np.asarray(rec.latencies_ms[WARM_UP_FRAMES:])
+    errors = np.concatenate(rec.speed_errors) if rec.speed_errors else np.zeros(0)
+    summary: dict[str, Any] = {
+        "duration_s": round(elapsed, 2),
+        "frames_tracked": len(rec.latencies_ms),
+        "tracked_fps": round(len(rec.latencies_ms) / elapsed, 2) if elapsed else 0.0,
+        # Steady state: the first WARM_UP_FRAMES include discovery and start-up.
+        "latency_ms_p50": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
+        "latency_ms_p99": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
+        "tracks_alive_median": int(np.median(rec.track_counts)) if rec.track_counts else 0,
+        "nodes_alive_at_end": nodes_alive,
+    }
+    cam = np.asarray(rec.camera_velocity_rows)
+    if cam.size:
+        err = cam[:, 1:3] - cam[:, 3:5]
+        mean_speed = float(np.linalg.norm(cam[:, 3:5], axis=1).mean())
+        rmse = float(np.sqrt((err ** 2).sum(axis=1).mean()))
+        inside = np.abs(err) <= 3 * cam[:, 5:7]
+        summary["velocity_estimates"] = len(cam)
+        summary["velocity_rmse_m_s"] = round(rmse, 4)
+        summary["velocity_rmse_pct_of_speed"] = round(100 * rmse / mean_speed, 3)
+        summary["velocity_within_3sigma_pct"] = round(100 * float(inside.all(axis=1).mean()), 1)
+    if errors.size:
+        summary["track_velocity_error_median_pct"] = round(float(np.median(errors)) * 100, 3)
+        summary["track_velocity_error_p90_pct"] = round(float(np.percentile(errors, 90)) * 100,
+                                                        3)
+    return summary
