@@ -24,6 +24,7 @@ from ros_harness import REPO, NodeProcess
 from sensor_msgs.msg import CompressedImage, Image
 
 from optical_flow_ros.core.flow_drawing import draw_hsv
+from optical_flow_ros.core.view_scale import robust_magnitude
 from optical_flow_ros.ros.image_messages import (
     array_to_compressed_msg,
     array_to_image_msg,
@@ -133,7 +134,7 @@ def test_window_shows_the_published_view_and_keys_act(ros_peer, xvfb, tmp_path, 
                                        keep_last_qos("reliable", 10))
     params = node.create_client(GetParameters, "/dense_flow_node/get_parameters")
     with NodeProcess("optical_flow_ros.nodes.dense_flow_node",
-                     params={"hsv_scale": 25.0}) as dense:
+                     params={"hsv_scale_mode": "fixed", "hsv_scale": 25.0}) as dense:
         with monkeypatch.context() as env:  # DISPLAY for the viewer process only
             env.setenv("DISPLAY", xvfb)
             viewer = NodeProcess("optical_flow_ros.tools.viewer",
@@ -244,7 +245,9 @@ def test_any_supported_encoding_is_displayable(encoding):
     shown = to_display(array_to_image_msg(arrays[encoding], encoding))
     assert shown.shape == (6, 8, 3) and shown.dtype == np.uint8
     if encoding == "32FC2":
-        np.testing.assert_array_equal(shown, draw_hsv(arrays[encoding]))
+        flow = arrays[encoding]   # its robust maximum (or 1 px, the least) at full brightness
+        scale = 255.0 / max(robust_magnitude(flow, 99.0), 1.0)
+        np.testing.assert_array_equal(shown, draw_hsv(flow, scale=scale))
 
 
 def test_compressed_images_are_displayable():

@@ -34,6 +34,7 @@ from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import CompressedImage, Image
 
 from optical_flow_ros.core.errors import ImageConversionError
+from optical_flow_ros.core.view_scale import AutoScale
 from optical_flow_ros.ros.snapshot_service import SnapshotError, save_pngs, stamp_label
 from optical_flow_ros.tools.viewer_node import ImageFeed, ViewerNode, to_display
 from optical_flow_ros.tools.viewer_window import (
@@ -58,10 +59,12 @@ class _Panel:
         self.image: np.ndarray | None = None
         self.msg: Image | CompressedImage | None = None
         self.error = ""
+        self._flow_scale = AutoScale()  # brightness of a 32FC2 flow topic, smoothed
 
     def update(self, msg: Image | CompressedImage) -> None:
         try:
-            self.image, self.msg, self.error = to_display(msg), msg, ""
+            self.image = to_display(msg, flow_scale=self._flow_scale)
+            self.msg, self.error = msg, ""
         except ImageConversionError as err:
             self.error = str(err)
 

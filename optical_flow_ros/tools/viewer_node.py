@@ -33,6 +33,7 @@ from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
 from optical_flow_ros.core.flow_drawing import draw_hsv
 from optical_flow_ros.core.image_codec import to_bgr
+from optical_flow_ros.core.view_scale import AutoScale
 from optical_flow_ros.ros.image_input import stamp_to_seconds
 from optical_flow_ros.ros.image_messages import compressed_msg_to_array, image_msg_to_array
 from optical_flow_ros.ros.qos import keep_last_qos
@@ -57,10 +58,13 @@ DENSE_OUTPUTS = {"hsv": DenseOutput("publish_hsv", "flow/dense/hsv"),
                  "warp": DenseOutput("publish_warp", "flow/dense/warp")}
 
 
-def to_display(msg: Image | CompressedImage) -> np.ndarray:
+def to_display(msg: Image | CompressedImage, *,
+               flow_scale: AutoScale | None = None) -> np.ndarray:
     """A uint8 BGR image of any image message the conversion supports.
 
-    ``32FC2`` (a flow field, e.g. ``flow/dense``) is shown as its HSV colour coding.
+    ``32FC2`` (a flow field, e.g. ``flow/dense``) is shown as its HSV colour coding, its
+    robust maximum at full brightness (as dense_flow_node's auto mode): smoothed over the
+    frames ``flow_scale`` has seen, or this frame's own when None.
 
     Raises:
         ImageConversionError: An unsupported encoding or corrupt data.
@@ -71,7 +75,8 @@ def to_display(msg: Image | CompressedImage) -> np.ndarray:
     else:
         image, encoding = image_msg_to_array(msg), msg.encoding
     if encoding == "32FC2":
-        return draw_hsv(image)
+        auto = flow_scale if flow_scale is not None else AutoScale(smoothing=1.0)
+        return draw_hsv(image, scale=255.0 / auto.update(image))
     return to_bgr(image, encoding)
 
 
