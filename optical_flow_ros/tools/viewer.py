@@ -14,7 +14,8 @@ minus header stamp); at the bottom: the track count from ``flow/tracks`` and the
     1         HSV view on/off: dense node's ``publish_hsv``, and the flow/dense/hsv panel
     2         warp view on/off: dense node's ``publish_warp``, and the flow/dense/warp panel
 
-It subscribes best-effort with keep-last 1 and draws only the newest frame, so it never
+It subscribes reliable with keep-last 1 (every frame arrives with Fast DDS's default
+shared-memory segment, no profile needed) and draws only the newest frame, so it never
 slows the nodes. Without a display it says so in one line and exits with 1.
 """
 
