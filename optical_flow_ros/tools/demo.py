@@ -1,7 +1,7 @@
 """The demo: the full pipeline over real DDS on an embedded default, with a summary.
 
     scripts/demo.sh [--duration 15] [--source sim | topic:/camera/image_raw | video:FILE]
-        [--out DIR]
+        [--out DIR] [--pictures DIR]
 
 Starts, each in its own process: ``sim_camera_node`` (a camera flying over a real photo
 texture, with exact ground truth), ``tracker_node`` and ``dense_flow_node``; listens to their
@@ -16,7 +16,8 @@ simulator, ``--source video:FILE`` starts ``video_source_node`` playing FILE (in
 instead; without the simulator's truth the summary omits the figures scored against it.
 The nodes' settings come from config/demo.yaml, the file ``ros2 launch optical_flow_ros
 demo.launch.py`` starts the same graph with. DDS stays on this machine (LOCALHOST
-discovery, a ROS domain of the demo's own).
+discovery, a ROS domain of the demo's own). ``--pictures docs`` then writes the README's
+pictures from the outputs (``tools/demo_pictures.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from optical_flow_ros.tools.demo_pictures import export_pictures
 from optical_flow_ros.tools.demo_recording import summarize
 from optical_flow_ros.tools.node_process import NodeProcess, confine_dds
 
@@ -56,6 +58,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                              "'topic:<image topic>' (an existing camera) or 'video:FILE' "
                              "(video_source_node playing FILE in a loop)")
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
+    parser.add_argument("--pictures", type=Path, metavar="DIR",
+                        help="also write the README's pictures (demo_tracks.jpg, "
+                             "demo_dense_hsv.png, demo_velocity.png) to DIR, e.g. docs")
     args = parser.parse_args(argv)
     if args.source != "sim" and not args.source.startswith(("topic:", "video:")):
         parser.error("--source must be 'sim', 'topic:<image topic>' or 'video:FILE', "
@@ -135,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     listener.write_outputs()
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print_summary(summary, args.out)
+    if args.pictures is not None:
+        written = export_pictures(args.out, args.pictures)
+        print(f"[demo] pictures: {' '.join(str(p) for p in written)}")
     if not rec.latencies_ms:
         print("[demo] FAILED: no flow/tracks received. Node output:", file=sys.stderr)
         for node in nodes:
