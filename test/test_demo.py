@@ -46,7 +46,7 @@ def test_demo_runs_the_pipeline_and_writes_checked_outputs(tmp_path):
         assert image is not None and image.std() > 10.0, name
     video = cv2.VideoCapture(str(out / "tracks.mp4"))
     assert video.isOpened() and video.get(cv2.CAP_PROP_FRAME_COUNT) >= 30
-    # H.264 (plays anywhere), under 5 MB per 15 s (the cap is 2.4 Mbit/s: 4.5 MB)
+    # H.264 (plays anywhere), under 5 MB per 15 s (the cap: 2.2 Mbit/s over a 1 s buffer)
     fourcc = int(video.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode()
     assert fourcc in ("avc1", "h264"), fourcc
     assert (out / "tracks.mp4").stat().st_size < 5e6 * summary["duration_s"] / 15.0

@@ -4,7 +4,7 @@ opencv-python-headless's FFmpeg has no H.264 encoder (``avc1`` finds only the V4
 hardware encoder, absent on most machines), and its ``mp4v`` (MPEG-4 Part 2) at OpenCV's
 bitrate wrote the demo's 15 s of 640x480 as 34 MB. PyAV's wheel brings FFmpeg with libx264:
 H.264 High profile, yuv420p, ``+faststart``, which plays in browsers, QuickTime, VLC, phones
-and chat apps: constant quality (CRF 26) capped at 2.4 Mbit/s, so 15 s of 640x480 stay under
+and chat apps: constant quality (CRF 26) capped at 2.2 Mbit/s, so 15 s of 640x480 stay under
 5 MB (``bench/bench_video_encoding.py`` measures size and fidelity on the demo's drawings).
 4:2:0 colour (what every player decodes) halves the colour resolution, so 1 px trails keep
 their place and brightness and lose some saturation; H.264 itself adds little to that.
@@ -25,9 +25,9 @@ __all__ = ["DEFAULT_CRF", "VideoWriter"]
 #: x264 constant rate factor: 0 lossless, 23 its default, 51 worst.
 DEFAULT_CRF = 26
 
-#: Bitrate cap, kbit/s: hard scenes get CRF 26's quality only up to this, so 15 s stay under
-#: 5 MB whatever the scene (2400 kbit/s x 15 s = 4.5 MB).
-DEFAULT_MAX_KBPS = 2400
+#: Bitrate cap, kbit/s, over a 1 s buffer: hard scenes get CRF 26's quality only up to this,
+#: so 15 s stay under 5 MB whatever the scene (2200 kbit/s x 16 s = 4.4 MB).
+DEFAULT_MAX_KBPS = 2200
 
 
 class VideoWriter:
@@ -39,8 +39,8 @@ class VideoWriter:
         size: (width, height), px; odd sizes are padded by one black column/row (H.264
             4:2:0 needs even sizes).
         crf: x264 constant rate factor (quality; lower is better and larger).
-        max_kbps: bitrate cap, kbit/s (x264's VBV, 2 s buffer); None = CRF alone.
-        preset: x264 speed preset (``veryfast`` keeps up with 30 Hz 640x480 on one core).
+        max_kbps: bitrate cap, kbit/s (x264's VBV, 1 s buffer); None = CRF alone.
+        preset: x264 speed preset (``veryfast``: ~11 ms of one core per 640x480 frame).
     """
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], *,
@@ -61,9 +61,10 @@ class VideoWriter:
             stream = self._container.add_stream("libx264", rate=round(fps))
             stream.width, stream.height = self._even
             stream.pix_fmt = "yuv420p"
-            options = {"crf": str(crf), "preset": preset, "profile": "high"}
+            # One thread: the demo's nodes need the other cores more than the encoder.
+            options = {"crf": str(crf), "preset": preset, "profile": "high", "threads": "1"}
             if max_kbps is not None:
-                options.update(maxrate=f"{max_kbps}k", bufsize=f"{2 * max_kbps}k")
+                options.update(maxrate=f"{max_kbps}k", bufsize=f"{max_kbps}k")
             stream.options = options
             self._stream = stream
             self._av = av
