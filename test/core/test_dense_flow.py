@@ -33,6 +33,7 @@ SHAPE = (240, 320)
 MARGIN = 64  # texture margin around the frame, px: rendered pixels never need a reflection
 
 METHODS = {
+    "dis-balanced": {"method": "dis_balanced"},
     "dis-ultrafast": {"method": "dis_ultrafast"},
     "dis-fast": {"method": "dis_fast"},
     "dis-medium": {"method": "dis_medium"},
@@ -279,7 +280,8 @@ def _sequence_epes(config: DenseFlowConfig, frames, truth) -> np.ndarray:
     return np.array([_epe(flow.compute(a, b), truth, border) for a, b in pairwise(frames)])
 
 
-@pytest.mark.parametrize("method", ["dis-ultrafast", "dis-fast", "dis-medium", "farneback"])
+@pytest.mark.parametrize("method", ["dis-balanced", "dis-ultrafast", "dis-fast", "dis-medium",
+                                    "farneback"])
 def test_temporal_init_does_no_harm_on_moderate_motion(method):
     frames, truth = _sequence("camera", (3.3, -2.1), 7)
     off = _sequence_epes(DenseFlowConfig(**METHODS[method]), frames, truth)
@@ -294,6 +296,7 @@ def test_temporal_init_does_no_harm_on_moderate_motion(method):
     ("farneback", (18.3, 7.4), 0.7),
     # Beyond DIS's coarsest level the previous flow is a better candidate than zero:
     # measured 0.06x, 0.05x, 0.03x.
+    ("dis-balanced", (26.3, -8.2), 0.3),
     ("dis-ultrafast", (26.3, -8.2), 0.3),
     ("dis-fast", (26.3, -8.2), 0.3),
     ("dis-medium", (26.3, -8.2), 0.3),
