@@ -84,7 +84,7 @@ def markdown_table(results: dict[str, Any], chosen: str, names: dict[str, str]) 
         params = "" if key == "farneback" else (key if key not in sw.NAMED
                                                 else describe_named(results, key))
         h = held.get(key)
-        held_text = f"{h['within']}/{h['scenes']}" if h else ""
+        held_text = f"{h['within']}/{h['scenes']}" if h else "not run"
         lines.append(
             f"| {name} | {params} | {v['ratio1'] * ref1:.1f} | {v['ratio2'] * ref2:.1f} | "
             f"{v['ratio2']:.2f} | {entry['epe']['train']['motorcycle']:.2f} | "
@@ -94,6 +94,35 @@ def markdown_table(results: dict[str, Any], chosen: str, names: dict[str, str]) 
               "iterations, v variational-refinement iterations, a/d/y its alpha/delta/gamma, m "
               "mean normalisation, sp spatial propagation. Worst ratio: the largest EPE / "
               "better-baseline ratio over the training scenes."]
+    return "\n".join(lines)
+
+
+def sizes_table(results: dict[str, Any], chosen: str, names: dict[str, str]) -> str:
+    """The table's rows at every size: ms (1 and 2 threads), x DIS medium, geo-mean EPE.
+
+    The geo-mean EPE covers the training scenes built at that size (the motorcycle pair
+    resized with its disparity scaled; at 640x480 it is at its own 741x500).
+    """
+    configs = results["configs"]
+    sizes = [s for s in sw.SIZES if all(s in configs[k]["time"] for k in sw.NAMED)]
+    head = ["method", "DIS settings"]
+    for size in sizes:
+        head += [f"{size} ms 1 / 2 threads", f"{size} x DIS medium (2 threads)",
+                 f"{size} geo-mean EPE px"]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for key in sw.table_rows(results, chosen):
+        entry = configs[key]
+        if not all(size in entry["time"] for size in sizes):
+            continue
+        name = names.get(key, "")
+        row = [f"**{name}**" if key == chosen else name, "" if key in sw.NAMED else key]
+        for size in sizes:
+            t = entry["time"][size]
+            epe = entry["epe"]["train" if size == "640x480" else f"train@{size}"]
+            geo = float(np.exp(np.mean(np.log([max(v, 1e-6) for v in epe.values()]))))
+            row += [f"{t['1']['ms']:.1f} / {t['2']['ms']:.1f}", f"{t['2']['ratio']:.2f}",
+                    f"{geo:.3f}"]
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
@@ -225,6 +254,8 @@ def main() -> int:
           f" {sc['ratio1']:.3f}x (1 thread); within {TOLERANCE}x on {sc['within']}/"
           f"{sc['scenes']} training scenes{' (all)' if meets else ''}, worst {sc['worst']:.2f}")
     print(markdown_table(results, chosen, table_names(chosen)))
+    print()
+    print(sizes_table(results, chosen, table_names(chosen)))
     print()
     print(scene_table(results, chosen, "train"))
     if "heldout" in results["configs"][chosen]["epe"]:

@@ -225,8 +225,15 @@ def save(results: dict[str, Any], path: Path) -> None:
                 measures=("single pairs from a cold start, no temporal initialisation; EPE "
                           "with 2 threads (identical with 1); ms: median per compute call, "
                           "alternating with DIS medium in the same loop"))
+    compact = {"sort_keys": True, "separators": (",", ":")}
+    entries = sorted(results["configs"].items())
+    lines = ["{", f'"meta":{json.dumps(meta, **compact)},',
+             f'"scenes":{json.dumps(results["scenes"], **compact)},', '"configs":{']
+    lines += [f"{json.dumps(key)}:{json.dumps(entry, **compact)}"
+              + ("," if i < len(entries) - 1 else "") for i, (key, entry) in enumerate(entries)]
+    lines += ["}}"]
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    tmp.write_text("\n".join(lines) + "\n")  # one line per configuration: small, diffable
     os.replace(tmp, path)
 
 
@@ -504,8 +511,10 @@ def stage_confirm(run: Runner) -> bool:
 
 
 def stage_heldout(run: Runner) -> bool:
-    """EPE on the held-out scenes: the named methods, the frontier and the contenders."""
-    keys = [*NAMED, *sorted(set(frontier_keys(run.results)) | contenders(run.results))]
+    """EPE on the held-out scenes: named methods, frontier, contenders, the table's rows."""
+    chosen, _ = choose_default(run.results)
+    keys = [*NAMED, *sorted(set(frontier_keys(run.results)) | contenders(run.results)
+                            | set(table_rows(run.results, chosen)))]
     for key in keys:
         def work(entry: dict[str, Any]) -> None:
             entry["epe"]["heldout"] = epes(DenseFlowConfig(**entry["config"]),
