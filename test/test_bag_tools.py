@@ -290,7 +290,7 @@ def test_dense_and_drawing_outputs(tmp_path):
 
 def test_parameters_files_are_read_like_ros(tmp_path):
     yaml_file = tmp_path / "p.yaml"
-    yaml_file.write_text("/**:\n  ros__parameters:\n    max_corners: 300\n    method: dis\n"
+    yaml_file.write_text("/**:\n  ros__parameters:\n    max_corners: 300\n    method: dis_fast\n"
                          "tracker_node:\n  ros__parameters:\n    win_size: 21\n"
                          "dense_flow_node:\n  ros__parameters:\n    max_corners: 7\n")
     params = params_file.node_parameters(yaml_file, "tracker_node", TRACKER_PARAMS)

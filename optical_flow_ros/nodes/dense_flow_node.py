@@ -5,7 +5,8 @@ Subscribes:
     ``image_transport`` is ``compressed``.
 Publishes (each computed only while someone subscribes):
     flow/dense (sensor_msgs/Image 32FC2): flow in px from the previous frame to this one,
-        header = this frame's.
+        header = this frame's; at ``flow_publish_scale`` of the input size (default 1), its
+        vectors then in px of the published image.
     flow/dense/hsv (bgr8): direction as hue, magnitude as brightness (opt_flow.py draw_hsv).
     flow/dense/arrows (bgr8): flow vectors on a grid over the image (draw_flow).
     flow/dense/warp (bgr8): the previous frame warped by the flow, i.e. this frame as the flow

@@ -26,6 +26,7 @@ from optical_flow_ros.core.config_fields import setting, validate_fields
 from optical_flow_ros.core.dense_flow import DenseFlow, DenseFlowConfig, FlowStats, flow_stats
 from optical_flow_ros.core.errors import OpticalFlowError
 from optical_flow_ros.core.flow_drawing import draw_flow, draw_hsv, warp_flow
+from optical_flow_ros.core.flow_resize import resize_flow, scaled_shape
 from optical_flow_ros.core.view_scale import AutoScale, robust_magnitude
 from optical_flow_ros.ros.compute_config import ComputeConfig
 from optical_flow_ros.ros.diagnostics import DiagnosticsSink
@@ -34,8 +35,8 @@ from optical_flow_ros.ros.image_messages import array_to_image_msg
 from optical_flow_ros.ros.parameter_table import build_node_config, params_from
 from optical_flow_ros.ros.snapshot_service import SnapshotConfig
 
-__all__ = ["ARROW_AUTO_FILL", "DENSE_FLOW_PARAMS", "SCALE_MODES", "DenseNodeConfig",
-           "DenseOutputConfig", "DensePipeline", "DenseResult", "DenseWants",
+__all__ = ["ARROW_AUTO_FILL", "DENSE_FLOW_PARAMS", "SCALE_MODES", "DenseFlowTopicConfig",
+           "DenseNodeConfig", "DenseOutputConfig", "DensePipeline", "DenseResult", "DenseWants",
            "build_dense_node_config"]
 
 
@@ -82,9 +83,24 @@ class DenseOutputConfig:
         validate_fields(self)
 
 
+@dataclass(frozen=True)
+class DenseFlowTopicConfig:
+    """How flow/dense itself is published."""
+
+    flow_publish_scale: float = setting(
+        1.0, "flow/dense size as a fraction of the input image's (each side rounded), its "
+        "vectors in px of the published image (the flow times the same factor per axis; "
+        "each published pixel averages the pixels it covers, NaN if any is); 1 = full "
+        "resolution, 0.5 = a quarter of the bytes", range=(0.0, 1.0), exclusive_min=True)
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
+
 DENSE_FLOW_PARAMS = (params_from(InputConfig, read_only=True)
                      + params_from(ComputeConfig, read_only=True)
                      + params_from(DenseFlowConfig) + params_from(DenseOutputConfig)
+                     + params_from(DenseFlowTopicConfig)
                      + params_from(SnapshotConfig))
 
 
@@ -96,6 +112,7 @@ class DenseNodeConfig(NamedTuple):
     flow: DenseFlowConfig
     output: DenseOutputConfig
     snapshot: SnapshotConfig
+    flow_topic: DenseFlowTopicConfig
 
 
 def build_dense_node_config(values: dict[str, Any]) -> DenseNodeConfig:
@@ -121,6 +138,7 @@ class DenseResult(NamedTuple):
 
     The flow, message and stats fields are None when there was nothing to do (first frame,
     reset, nobody listening) and when the flow computation failed; ``error`` then says why.
+    ``flow`` is at the input size; ``flow_msg`` carries it at ``flow_publish_scale``.
     ``previous`` is the frame received before this one (None for the first frame and after
     :meth:`DensePipeline.reset`), whatever happened to the pair.
     """
@@ -227,7 +245,7 @@ class DensePipeline:
                 emit(name, msgs[name])
 
         if wants.flow:     # first: its consumers wait for no drawing
-            build("flow", flow, "32FC2")
+            build("flow", self._published_flow(flow), "32FC2")
         if wants.hsv:
             build("hsv", draw_hsv(flow, scale=self._hsv_scale(flow, self._hsv_auto)), "bgr8")
         else:
@@ -246,6 +264,13 @@ class DensePipeline:
                        method=self.flow.config.method)
         return DenseResult(flow, msgs["flow"], msgs["hsv"], msgs["arrows"], msgs["warp"], stats,
                            previous=prev)
+
+    def _published_flow(self, flow: np.ndarray) -> np.ndarray:
+        """The flow as flow/dense carries it: at ``flow_publish_scale`` of the input size."""
+        scale = self._config.flow_topic.flow_publish_scale
+        if scale == 1.0:
+            return flow
+        return resize_flow(flow, scaled_shape(flow.shape[:2], scale))
 
     def hsv_view(self, previous: Frame | None, frame: Frame) -> np.ndarray:
         """The HSV view (bgr8) of the flow from ``previous`` to ``frame``.
