@@ -8,8 +8,9 @@ gets 1-3 SIGINTs/SIGTERMs, 0, 1, 5 or 20 ms apart:
   read from /proc/PID/status) plus 0-0.8 s, so during its imports, rclpy.init, the building of
   its node or its first callbacks;
 - while busy: its output seen on DDS (nodes, play_bag), its bag being written (process_bag,
-  sample_bag), its window subscribed and drawing (view), frames tracked (the demo, whose
-  whole process group gets the signals, as from a terminal's Ctrl-C).
+  sample_bag), its window subscribed and drawing (view), frames tracked (the demo: its whole
+  process group gets the signals, as from a terminal's Ctrl-C, or the demo alone; either way
+  no process of the group may be left).
 
 Cases are drawn from a seeded generator and run a few at a time. Every wait has a deadline:
 a process that would hang fails the test (and is killed), it never hangs the suite.
@@ -140,11 +141,15 @@ def group_alive(pgid: int) -> bool:
 
 def run_case(label: str, start: Callable[[], subprocess.Popen], stop: Stop,
              busy: Callable[[subprocess.Popen], bool], output: Callable[[], str],
-             *, group: bool = False) -> Outcome:
-    """Start a process, reach ``stop.when``, send the signals, judge the end."""
+             *, group: bool = False, signal_group: bool = False) -> Outcome:
+    """Start a process, reach ``stop.when``, send the signals, judge the end.
+
+    ``group``: the process leads a session of its own, and the end is when none of its
+    process group is left; ``signal_group``: the signals go to that whole group.
+    """
     outcome = Outcome(f"{label} {stop}")
     proc = start()
-    target = (lambda s: os.killpg(proc.pid, s)) if group else proc.send_signal
+    target = (lambda s: os.killpg(proc.pid, s)) if signal_group else proc.send_signal
     try:
         reached = wait_until(lambda: catches_sigterm(proc.pid) or proc.poll() is not None,
                              START_S)
@@ -434,16 +439,18 @@ def _after(proc: subprocess.Popen, seconds: float) -> bool:
     return time.monotonic() - first >= seconds
 
 
-def test_demo_stops_cleanly_when_its_process_group_is_signalled(tmp_path):
-    """A terminal's Ctrl-C: the demo and its three node processes all get the signals."""
-    rng = random.Random(14000)
+@pytest.mark.parametrize("to_group", [True, False], ids=["process group", "demo alone"])
+def test_demo_and_its_nodes_stop_cleanly(tmp_path, to_group):
+    """A terminal's Ctrl-C (the demo and its three node processes all get the signals), or
+    signals to the demo alone (it stops its nodes)."""
+    rng = random.Random(14000 + to_group)
     outcomes = []
     for i, stop in enumerate(stops(rng, "startup", 1) + stops(rng, "busy", 1)):
         out = tmp_path / f"demo{i}"
         start, output = _tool("demo", ["--duration", "60", "--out", str(out)], group=True)
-        outcome = run_case("demo (process group)", start, stop,
-                           lambda _p, o=output: _FRAMES_TRACKED.search(o()) is not None,
-                           output, group=True)
+        outcome = run_case(f"demo ({'process group' if to_group else 'demo alone'})", start,
+                           stop, lambda _p, o=output: _FRAMES_TRACKED.search(o()) is not None,
+                           output, group=True, signal_group=to_group)
         if stop.when == "busy" and "[demo] stopped after" not in outcome.output:
             outcome.problems.append("no '[demo] stopped after' line")
         outcomes.append(outcome)

@@ -163,3 +163,24 @@ def test_signals_after_main_returned_do_not_kill_the_exiting_interpreter(main, c
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == code and "Traceback" not in out, out
+
+
+def test_a_finalisation_that_hangs_after_a_stop_is_ended_by_faulthandler():
+    # Python stops the watchdog thread while it finalises, and SIGINT/SIGTERM are ignored
+    # then: faulthandler's C thread is what ends a hang there (exit 1, with the stacks).
+    proc = _python(
+        "import os, signal, time\n"
+        "from optical_flow_ros.ros.stop_signals import install_for_process, run_program\n"
+        "install_for_process(watchdog_s=0.5)\n"
+        "class Hang:   # a destructor that never returns while the interpreter finalises\n"
+        "    def __init__(self):\n"
+        "        self.sleep = time.sleep\n"
+        "    def __del__(self):\n"
+        "        self.sleep(60)\n"
+        "hang = Hang()\n"
+        "def main():\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)   # the stop; teardown is done at once\n"
+        "    return 0\n"
+        "raise SystemExit(run_program(main))\n")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "Timeout" in out and "__del__" in out, out

@@ -20,6 +20,8 @@ Two ways in:
   :data:`WATCHDOG_S` after the first stop request (a teardown that overran; it says so on
   stderr): nothing of the package outlives its launch. It is woken by the C-level signal
   handler (``signal.set_wakeup_fd``), so it also fires while the main thread is stuck in C.
+  :func:`run_program` runs ``main()``, then ignores the signals while the interpreter exits,
+  and bounds that exit with faulthandler's timer (see :meth:`StopSignals.finish`).
 - :func:`stop_signals`, for a ``main()`` that tests also call in-process: the process's
   handlers when installed, else its own for the duration of the ``with`` block, restored after
   (no watchdog then).
@@ -29,6 +31,7 @@ This module imports nothing but the standard library, so it can run before every
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import select
 import signal
@@ -45,6 +48,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 WATCHDOG_S = 1.7
 """Seconds from the first stop request after which the watchdog ends the process (exit 0)."""
+
+FINALISE_LIMIT_S = 10.0
+"""Longest interpreter finalisation after a ``main()`` that ended without a stop request."""
 
 _Handler = Callable[[int, FrameType | None], object] | int | None   # as signal.signal takes
 
@@ -66,6 +72,7 @@ class StopSignals:
         self._count = 0
         self._exit_at_once = False
         self._owns_process = False
+        self._watchdog: _Watchdog | None = None
         self._previous: dict[int, _Handler] = {}
 
     @property
@@ -108,6 +115,8 @@ class StopSignals:
 
     def _handle(self, _signum: int, _frame: FrameType | None) -> None:
         self._count += 1
+        if self._watchdog is not None:
+            self._watchdog.stop_seen()
         if self._exit_at_once:
             self._exit_now()
         try:
@@ -142,10 +151,17 @@ class StopSignals:
         """Ignore SIGINT and SIGTERM from now on: the program is done, the interpreter exits.
 
         When Python finalises it puts the default handlers back, and a SIGTERM then would
-        kill the process (exit code -15) after a clean teardown.
+        kill the process (exit code -15) after a clean teardown. With the process's handlers,
+        the finalisation itself is bounded too (the watchdog's deadline after a stop, else
+        :data:`FINALISE_LIMIT_S`): past it, faulthandler prints where it hangs and ends the
+        process (exit code 1). The watchdog thread cannot do that: Python stops its threads while it
+        finalises, and a process that ignores SIGINT and SIGTERM would otherwise only yield
+        to SIGKILL.
         """
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
+        if self._watchdog is not None:
+            faulthandler.dump_traceback_later(self._watchdog.seconds_left(), exit=True)
 
     def start_watchdog(self, seconds: float) -> None:
         """End the process (exit 0, one line on stderr) ``seconds`` after the first stop request.
@@ -156,25 +172,45 @@ class StopSignals:
         wake_read, wake_write = os.pipe()
         os.set_blocking(wake_write, False)
         signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
-        threading.Thread(target=_watch, args=(wake_read, seconds), name="stop-watchdog",
-                         daemon=True).start()
+        self._watchdog = _Watchdog(wake_read, seconds)
+        threading.Thread(target=self._watchdog.run, name="stop-watchdog", daemon=True).start()
 
 
-def _watch(fd: int, seconds: float) -> None:
-    """The watchdog thread: wait for a SIGINT/SIGTERM byte on ``fd``, then the deadline."""
-    stops = {int(sig) for sig in STOP_SIGNALS}
-    while True:
-        select.select([fd], [], [])
-        try:
-            data = os.read(fd, 512)
-        except BlockingIOError:
-            continue
-        if stops.intersection(data):
-            break
-    time.sleep(seconds)
-    os.write(2, (f"[WARN] {os.path.basename(sys.argv[0])}: still running {seconds:g} s after "
-                 "the stop request; exiting now (teardown watchdog)\n").encode())
-    os._exit(0)
+class _Watchdog:
+    """Ends the process ``seconds`` after the first SIGINT/SIGTERM byte on ``fd``."""
+
+    def __init__(self, fd: int, seconds: float) -> None:
+        self._fd, self._seconds = fd, seconds
+        self._first_stop_at: float | None = None   # time.monotonic()
+
+    def stop_seen(self) -> None:
+        """Note a stop request's arrival (the thread notes it too, maybe later)."""
+        if self._first_stop_at is None:
+            self._first_stop_at = time.monotonic()
+
+    def seconds_left(self) -> float:
+        """Until the deadline (:data:`FINALISE_LIMIT_S` while no stop has come); >= 0.1."""
+        if self._first_stop_at is None:
+            return FINALISE_LIMIT_S
+        return max(self._seconds - (time.monotonic() - self._first_stop_at), 0.1)
+
+    def run(self) -> None:
+        """The thread: wait for a stop byte, then the deadline, then exit 0."""
+        stops = {int(sig) for sig in STOP_SIGNALS}
+        while True:
+            select.select([self._fd], [], [])
+            try:
+                data = os.read(self._fd, 512)
+            except BlockingIOError:
+                continue
+            if stops.intersection(data):
+                break
+        self.stop_seen()
+        time.sleep(self.seconds_left())
+        os.write(2, (f"[WARN] {os.path.basename(sys.argv[0])}: still running "
+                     f"{self._seconds:g} s after the stop request; exiting now (teardown "
+                     "watchdog)\n").encode())
+        os._exit(0)
 
 
 def install_for_process(watchdog_s: float = WATCHDOG_S) -> StopSignals:
