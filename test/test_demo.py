@@ -24,7 +24,7 @@ pytestmark = pytest.mark.dds
 def test_demo_runs_the_pipeline_and_writes_checked_outputs(tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "optical_flow_ros.tools.demo", "--duration", "6", "--out",
+        [sys.executable, "-m", "optical_flow_ros", "demo", "--duration", "6", "--out",
          str(out), "--pictures", str(tmp_path / "docs")],
         cwd=REPO, capture_output=True, text=True, timeout=120,
         env=dict(os.environ, PYTHONPATH=str(REPO)),
@@ -66,7 +66,7 @@ def test_demo_plays_a_video_file_through_the_same_pipeline(tmp_path):
                                                              texture="astronaut"), 30.0)
     out = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "optical_flow_ros.tools.demo", "--duration", "5", "--source",
+        [sys.executable, "-m", "optical_flow_ros", "demo", "--duration", "5", "--source",
          f"video:{video}", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
         env=dict(os.environ, PYTHONPATH=str(REPO)),
@@ -89,7 +89,7 @@ def test_demo_plays_a_video_file_through_the_same_pipeline(tmp_path):
 
 def test_demo_refuses_a_missing_video_file(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "optical_flow_ros.tools.demo", "--source",
+        [sys.executable, "-m", "optical_flow_ros", "demo", "--source",
          f"video:{tmp_path / 'none.mp4'}", "--out", str(tmp_path / "demo")],
         cwd=REPO, capture_output=True, text=True, timeout=60,
         env=dict(os.environ, PYTHONPATH=str(REPO)),

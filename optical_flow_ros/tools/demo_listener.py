@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -72,10 +73,12 @@ class DemoListener:
             sub(TwistStamped, "sim/twist", self._on_twist, reliable)
             sub(Range, "range", self._on_range, reliable)
 
-    def wait_for_graph(self, timeout: float) -> None:
-        """Spin until flow/tracks has a publisher (the tracker is up)."""
+    def wait_for_graph(self, timeout: float,
+                       should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Spin until flow/tracks has a publisher (the tracker is up), or a stop."""
         end = time.monotonic() + timeout
-        while self._tracks_sub.get_publisher_count() == 0 and time.monotonic() < end:
+        while (self._tracks_sub.get_publisher_count() == 0 and time.monotonic() < end
+               and not should_stop()):
             self.spin_once(0.1)
 
     def spin_once(self, timeout: float) -> None:
