@@ -73,6 +73,7 @@ TARGETS = {
     "single": (str(BENCH / "input_mix_node.py"), ["single"], {}, ALL_INPUTS),
     "events": (str(BENCH / "input_mix_node.py"), ["events"], {}, ALL_INPUTS),
     "multi": (str(BENCH / "input_mix_node.py"), ["multi"], {}, ALL_INPUTS),
+    "deep": ("optical_flow_ros.nodes.tracker_node", [], {"imu_depth": 1000}, ALL_INPUTS),
 }
 DEFAULT_TARGETS = "null,node,before,single,events,multi"
 
