@@ -10,8 +10,9 @@ Subscribes (best effort):
         Non-finite rates and messages marking angular velocity as not provided
         (covariance[0] = -1, REP-145) are ignored and counted (``imu_invalid``); an all-zero
         covariance means unknown (``gyro_std``). The queue holds the samples that arrive
-        while the node works on a frame: with 5 (the sensor-data default) a 1 kHz IMU lost
-        most samples of every frame's velocity window (bench/bench_input_mix.py).
+        while the node works on a frame or waits for the CPU: with 5 (the sensor-data
+        default) a 1 kHz IMU lost 27-37 % of its samples, with 100 up to 8 % (60 Hz images),
+        with 1000 none (bench/bench_input_mix.py, a loaded 2-core machine).
 Every message is counted (``range_received``, ``imu_received``).
 
 The latest range and a short history of gyro samples are cached with their header stamps;
@@ -62,8 +63,8 @@ class SensorQueueConfig:
     """How many range/imu messages the subscriptions keep while the node is busy (start-up)."""
 
     imu_depth: int = setting(
-        100, "imu QoS keep-last depth: gyro samples kept while the node works on a frame "
-        "(100 = 100 ms at 1 kHz), so none of the velocity window is lost", range=(1, 10000))
+        1000, "imu QoS keep-last depth: gyro samples kept while the node is busy (1000 = 1 s "
+        "at 1 kHz), so none of the velocity window is lost", range=(1, 10000))
 
     def __post_init__(self) -> None:
         validate_fields(self)
