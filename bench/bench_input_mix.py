@@ -24,7 +24,7 @@ rounds, a 1 s warm-up block each per phase), all in their own processes:
   (``bench/input_mix_node.py``): SingleThreadedExecutor, rclpy.experimental.EventsExecutor,
   MultiThreadedExecutor with the cheap inputs on a second thread. Measured on 2 cores (quick
   blocks, rclpy 9.1.2): ``events`` answered no frame at 100 % CPU, ``multi`` answered 28-98 %
-  of the frames at 2-7x the latency; both are off the node's path (``run_node`` keeps
+  of the frames at 1.5-3.5x the node's p50; both are off the node's path (``run_node`` keeps
   SingleThreadedExecutor).
 
 Reported per phase and target: latency p50/p99, frames answered/sent, imu samples the node
