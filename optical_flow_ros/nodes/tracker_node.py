@@ -104,7 +104,7 @@ class TrackerNode(Node):
                 self.get_logger().error(line)
             else:
                 self.get_logger().info(line)
-        for key, value in list(link.counters.items()):
+        for key, value in link.counts().items():
             delta = value - self._mavlink_counted.get(key, 0)
             if delta:
                 self._diag.count(key, delta)

@@ -1,8 +1,8 @@
 """tracker_node's MAVLink link: the flow as an autopilot's optical-flow sensor (PX4, ArduPilot).
 
-No rclpy here: the node feeds :meth:`MavlinkOutput.send` once per processed frame and calls
-:meth:`MavlinkOutput.tick` from a 1 Hz timer (heartbeat, events to log, counters for
-/diagnostics).
+No rclpy here: the node feeds :meth:`MavlinkOutput.send` once per processed frame and, from a
+1 Hz timer, calls :meth:`MavlinkOutput.heartbeat` and reads :meth:`MavlinkOutput.events` (lines
+to log) and :meth:`MavlinkOutput.counts` (for /diagnostics).
 
 The link is a pymavlink connection (``mavutil.mavlink_connection``) opened from
 ``mavlink_url``: ``udpout:HOST:PORT`` (send to the autopilot or a router), ``udpin:HOST:PORT``
@@ -28,6 +28,7 @@ import collections
 import errno
 import math
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -226,11 +227,11 @@ class MavlinkOutput:
         self._mavlink = common
         self._encoder = common.MAVLink(None, srcSystem=config.mavlink_system_id,
                                        srcComponent=config.mavlink_component_id)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._queue: collections.deque[bytes] = collections.deque(maxlen=_QUEUE)
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self.counters: collections.Counter[str] = collections.Counter()
+        self._counters: collections.Counter[str] = collections.Counter()
         self._events: collections.deque[tuple[str, str]] = collections.deque(maxlen=16)
         self._connected = False
         self._last_error = ""
@@ -254,8 +255,21 @@ class MavlinkOutput:
 
     # ----- caller's thread ---------------------------------------------------------------
 
-    def send(self, measurement: FlowMeasurement, *, focal_px: float = math.nan) -> SensorFields:
-        """Queue the configured messages of one frame; returns the fields sent."""
+    def send(self, measurement: FlowMeasurement, *,
+             focal_px: float = math.nan) -> SensorFields | None:
+        """Queue the configured messages of one frame; returns the fields (None if unencodable).
+
+        A field that MAVLink cannot carry (e.g. a negative stamp) is counted
+        (``mavlink_encode_errors``) and the frame skipped.
+        """
+        try:
+            return self._send(measurement, focal_px)
+        except (struct.error, ValueError, OverflowError) as err:
+            self._failed("mavlink_encode_errors", f"{type(err).__name__}: {err}",
+                         first=self.counts()["mavlink_encode_errors"] == 0)
+            return None
+
+    def _send(self, measurement: FlowMeasurement, focal_px: float) -> SensorFields:
         cfg = self._config
         fields = sensor_fields(measurement, yaw_deg=cfg.mavlink_sensor_yaw,
                                sensor_id=cfg.mavlink_sensor_id, focal_px=focal_px,
@@ -279,6 +293,15 @@ class MavlinkOutput:
             type=_MAV_TYPE_ONBOARD_CONTROLLER, autopilot=_MAV_AUTOPILOT_INVALID, base_mode=0,
             custom_mode=0, system_status=_MAV_STATE_ACTIVE, mavlink_version=3)])
 
+    def counts(self) -> collections.Counter[str]:
+        """A copy of the counters.
+
+        ``mavlink_messages_sent``, ``mavlink_send_errors``, ``mavlink_connect_failures``,
+        ``mavlink_dropped``, ``mavlink_no_peer``, ``mavlink_encode_errors``.
+        """
+        with self._lock:
+            return collections.Counter(self._counters)
+
     def events(self) -> list[tuple[str, str]]:
         """(level ``error`` | ``info``, line) of what happened since the last call."""
         with self._lock:
@@ -294,11 +317,13 @@ class MavlinkOutput:
 
     def _enqueue(self, messages: list[Any]) -> None:
         with self._lock:
-            for message in messages:
-                buf = message.pack(self._encoder)
+            encoded = []
+            for message in messages:     # all or nothing: one bad field skips the frame
+                encoded.append(message.pack(self._encoder))
                 self._encoder.seq = (self._encoder.seq + 1) % 256
+            for buf in encoded:
                 if len(self._queue) == self._queue.maxlen:
-                    self.counters["mavlink_dropped"] += 1
+                    self._counters["mavlink_dropped"] += 1
                 self._queue.append(buf)
         self._wake.set()
 
@@ -356,22 +381,20 @@ class MavlinkOutput:
                 if not self._queue:
                     return
                 buf = self._queue[0]
-            if not link.write(buf):
-                self.counters["mavlink_no_peer"] += 1
-            else:
-                self.counters["mavlink_messages_sent"] += 1
+            sent = link.write(buf)
             with self._lock:
+                self._counters["mavlink_messages_sent" if sent else "mavlink_no_peer"] += 1
                 if self._queue and self._queue[0] is buf:
                     self._queue.popleft()
 
     def _discard_queue(self) -> None:
         with self._lock:
-            self.counters["mavlink_dropped"] += len(self._queue)
+            self._counters["mavlink_dropped"] += len(self._queue)
             self._queue.clear()
 
     def _failed(self, counter: str, error: str, *, first: bool) -> None:
         with self._lock:
-            self.counters[counter] += 1
+            self._counters[counter] += 1
         self._last_error = error
         if first:
             self._event("error", f"MAVLink: {self._endpoint.url}: {error}; retrying "
