@@ -152,3 +152,23 @@ def test_the_raw_flow_convention_is_the_simulators_image_motion_at_the_principal
         # OPTICAL_FLOW's pixel flow over the interval is the centre's image motion (dpix).
         np.testing.assert_allclose([fields.flow.flow_x, fields.flow.flow_y],
                                    [10 * du * 0.01, 10 * dv * 0.01], atol=0.5)
+
+
+@pytest.mark.parametrize(("velocity_x", "velocity_y", "axis", "sign"), [
+    (1.0, 0.0, 1, +1),     # forwards: +Y
+    (-1.0, 0.0, 1, -1),    # backwards: -Y
+    (0.0, -1.0, 0, -1),    # right (FLU y is left): -X
+    (0.0, 1.0, 0, +1),     # left: +X
+])
+def test_px4_table_for_the_simulators_camera_mounted_image_top_forward(velocity_x, velocity_y,
+                                                                       axis, sign):
+    """PX4's optical-flow page: vehicle forwards +Y, backwards -Y, right -X, left +X. The
+    simulator's camera has the image top towards the nose: mavlink_sensor_yaw 90."""
+    sim = SimCamera(SimCameraConfig(altitude=2.0, velocity_x=velocity_x, velocity_y=velocity_y))
+    s = sim.state(0.5)
+    raw = np.array([s.angular_velocity[0] - s.velocity[1] / s.range,
+                    s.angular_velocity[1] + s.velocity[0] / s.range])
+    rad = sensor_fields(_measurement(raw, s.angular_velocity), yaw_deg=90.0).flow_rad
+    integrated = np.array([rad.integrated_x, rad.integrated_y])
+    assert sign * integrated[axis] == pytest.approx(0.5 * 0.1)     # |v| / d * dt
+    assert integrated[1 - axis] == pytest.approx(0.0, abs=1e-12)
