@@ -227,10 +227,13 @@ class TrackerPipeline:
         inputs = self.velocity_inputs
         gyro = inputs.gyro_integral(frame.stamp - interval, frame.stamp) if interval else None
         nan2, nan3 = np.full(2, np.nan), np.full(3, np.nan)
+        # Without a gyro the fit cannot tell roll/pitch rates from translation: the rotation
+        # inside its flow rate is unknown (NaN), so no gyro integral replaces it.
+        measured = estimate is not None and estimate.gyro_used
         return FlowMeasurement(
             time_usec=_stamp_us(frame), interval=interval,
             flow_rate=estimate.flow_rate if estimate is not None else nan2,
-            angular=estimate.angular if estimate is not None else nan3,
+            angular=estimate.angular if measured else nan3,
             gyro_integral=gyro,
             velocity=estimate.linear if estimate is not None else nan3,
             n_inliers=estimate.n_inliers if estimate is not None else 0,
