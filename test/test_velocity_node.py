@@ -30,7 +30,8 @@ pytestmark = pytest.mark.dds
 
 SIM = dict(rate=15.0, image_width=320, image_height=240, focal_length=250.0, altitude=2.0,
            velocity_x=0.8, velocity_y=0.3, yaw_rate=0.2, roll_amplitude=math.radians(5.0),
-           pitch_amplitude=math.radians(5.0), attitude_period=3.0, gyro_noise_std=0.002)
+           pitch_amplitude=math.radians(5.0), attitude_period=3.0, gyro_noise_std=0.002,
+           queue_depth=50)   # the truth (sim/twist) must reach a listener starved by load
 WANTED = 40          # flow/velocity messages to compare
 
 

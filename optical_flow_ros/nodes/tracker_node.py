@@ -16,7 +16,11 @@ Publishes:
         distance: the ``distance`` parameter or range); else a "velocity" diagnostics entry
         says why.
     /diagnostics: per-stage counts (tracked, after FB, after RANSAC, detected), processing
-        time, received/dropped/invalid frames, resets.
+        time, received/dropped/invalid frames, resets; with MAVLink output its counters
+        (``mavlink_*``) and a "mavlink" condition while the link is down.
+MAVLink (``mavlink_url`` set): each processed frame is sent as an optical-flow sensor's
+    OPTICAL_FLOW_RAD and/or OPTICAL_FLOW (and DISTANCE_SENSOR), with a 1 Hz HEARTBEAT
+    (``optical_flow_ros.ros.mavlink_output``).
 Services:
     ~/reset (std_srvs/Trigger): drop all tracks (ids continue, never reused).
     ~/save_snapshot (std_srvs/Trigger): write the newest input frame and its flow/image
@@ -27,6 +31,7 @@ start-up-only ones can be changed at runtime.
 
 from __future__ import annotations
 
+import math
 import time
 from functools import partial
 from typing import Any
@@ -36,9 +41,11 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 
+from optical_flow_ros.core.flow_sensor import FlowMeasurement
 from optical_flow_ros.nodes.node_main import run_node
 from optical_flow_ros.ros.diagnostics import DiagnosticsReporter
 from optical_flow_ros.ros.image_input import Frame, ImageInput
+from optical_flow_ros.ros.mavlink_output import MavlinkOutput
 from optical_flow_ros.ros.parameters import ParameterBinding
 from optical_flow_ros.ros.qos import VIEW_IMAGE_DEPTH, keep_last_qos
 from optical_flow_ros.ros.snapshot_service import SnapshotService
@@ -74,7 +81,45 @@ class TrackerNode(Node):
                                  keep_last_qos("best_effort", 1))
         self.create_service(Trigger, "~/reset", self._on_reset)
         self._snapshots = SnapshotService(self, lambda: self._params.config.snapshot.snapshot_dir)
+        self._mavlink: MavlinkOutput | None = None
+        self._mavlink_counted: dict[str, int] = {}
+        if config.mavlink.enabled:
+            self._mavlink = MavlinkOutput(config.mavlink)
+            self.create_timer(1.0, self._on_mavlink_timer)
+            self.get_logger().info(f"MAVLink output: {config.mavlink.mavlink_messages} to "
+                                   f"{self._mavlink.endpoint.url}")
         self._input = ImageInput(self, self._on_frame, self._diag, config.input)
+
+    def destroy_node(self) -> None:
+        """Close the MAVLink link (its thread) with the node."""
+        link = getattr(self, "_mavlink", None)   # absent when the constructor failed
+        if link is not None:
+            link.close()
+        super().destroy_node()
+
+    def _on_mavlink_timer(self) -> None:
+        link = self._mavlink
+        link.heartbeat()
+        for level, line in link.events():
+            if level == "error":
+                self.get_logger().error(line)
+            else:
+                self.get_logger().info(line)
+        for key, value in link.counts().items():
+            delta = value - self._mavlink_counted.get(key, 0)
+            if delta:
+                self._diag.count(key, delta)
+                self._mavlink_counted[key] = value
+        if link.connected:
+            self._diag.clear("mavlink")
+        else:
+            self._diag.raise_condition(
+                "mavlink", f"MAVLink link {link.endpoint.url} down: {link.last_error}")
+
+    def _send_mavlink(self, flow: FlowMeasurement) -> None:
+        camera = self._pipeline.camera
+        focal = 0.5 * sum(camera.focal_px) if camera is not None else math.nan
+        self._mavlink.send(flow, focal_px=focal)
 
     def _on_config_change(self, config: TrackerNodeConfig, changed: set[str]) -> None:
         if self._pipeline.configure(config):
@@ -93,6 +138,8 @@ class TrackerNode(Node):
     def _on_frame(self, frame: Frame) -> None:
         result = self._pipeline.process(
             frame, draw=self._pub_image.get_subscription_count() > 0)
+        if self._mavlink is not None and result.flow is not None:
+            self._send_mavlink(result.flow)
         if result.error is not None:
             self.get_logger().warning(result.error, throttle_duration_sec=5.0)
             return

@@ -20,15 +20,22 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from optical_flow_ros.core.camera_model import PinholeCamera
 from optical_flow_ros.core.config_fields import setting, validate_fields
 from optical_flow_ros.core.errors import CameraModelError, OpticalFlowError
+from optical_flow_ros.core.flow_sensor import FlowMeasurement
 from optical_flow_ros.core.image_codec import is_color
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig, TrackerStats
 from optical_flow_ros.core.track_drawing import draw_tracks
 from optical_flow_ros.core.track_types import Tracks
-from optical_flow_ros.core.velocity_estimator import FitWindow, VelocityConfig, estimate_velocity
+from optical_flow_ros.core.velocity_estimator import (
+    FitWindow,
+    VelocityConfig,
+    VelocityEstimate,
+    estimate_velocity,
+)
 from optical_flow_ros.ros.compute_config import ComputeConfig
 from optical_flow_ros.ros.diagnostics import DiagnosticsSink
 from optical_flow_ros.ros.image_input import Frame, InputConfig
 from optical_flow_ros.ros.image_messages import array_to_image_msg
+from optical_flow_ros.ros.mavlink_output import MavlinkConfig
 from optical_flow_ros.ros.parameter_table import build_node_config, params_from
 from optical_flow_ros.ros.snapshot_service import SnapshotConfig
 from optical_flow_ros.ros.track_cloud import tracks_to_cloud
@@ -61,7 +68,7 @@ TRACKER_PARAMS = (params_from(InputConfig, read_only=True)
                   + params_from(TrackerConfig) + params_from(TrackerOutputConfig)
                   + params_from(VelocityInputConfig)
                   + params_from(SensorQueueConfig, read_only=True) + params_from(VelocityConfig)
-                  + params_from(SnapshotConfig))
+                  + params_from(SnapshotConfig) + params_from(MavlinkConfig, read_only=True))
 
 
 class TrackerNodeConfig(NamedTuple):
@@ -75,11 +82,20 @@ class TrackerNodeConfig(NamedTuple):
     sensor_queues: SensorQueueConfig
     velocity: VelocityConfig
     snapshot: SnapshotConfig
+    mavlink: MavlinkConfig
 
 
 def build_tracker_node_config(values: dict[str, Any]) -> TrackerNodeConfig:
     """Validated node config from parameter values (raises ConfigError)."""
     return build_node_config(TrackerNodeConfig, values)
+
+
+def _stamp_us(frame: Frame) -> int:
+    """The frame's stamp in whole µs (from the header's integers when it is stamped)."""
+    stamp = frame.header.stamp
+    if stamp.sec or stamp.nanosec:
+        return stamp.sec * 1_000_000 + stamp.nanosec // 1000
+    return int(frame.stamp * 1e6)
 
 
 def _fit_window_size(config: TrackerConfig) -> int:
@@ -96,6 +112,7 @@ class TrackerResult(NamedTuple):
     image_msg: Image | None
     velocity_msg: TwistWithCovarianceStamped | None
     error: str | None = None
+    flow: FlowMeasurement | None = None
 
 
 class TrackerPipeline:
@@ -121,6 +138,7 @@ class TrackerPipeline:
         self.velocity_inputs = VelocityInputs(node, diagnostics, config.velocity_input,
                                               config.sensor_queues)
         self._fit_window = FitWindow(_fit_window_size(config.tracker), config.tracker.max_dt)
+        self._previous_stamp: float | None = None
 
     @property
     def config(self) -> TrackerNodeConfig:
@@ -174,21 +192,24 @@ class TrackerPipeline:
 
     def process(self, frame: Frame, *, draw: bool) -> TrackerResult:
         """Track one frame; build flow/tracks, flow/velocity and (if ``draw``) flow/image."""
+        interval = self._interval(frame.stamp)
         try:
             tracks = self.tracker.update(frame.gray, frame.stamp)
         except (OpticalFlowError, ValueError, cv2.error) as err:
             self._diag.count("frames_failed")
-            return TrackerResult(None, None, None, None, None, f"tracking failed: {err}")
+            return TrackerResult(None, None, None, None, None, f"tracking failed: {err}",
+                                 self._flow_measurement(frame, interval, None))
         camera = self._camera_for(frame)
         tracks_msg = tracks_to_cloud(tracks, frame.header, camera)
-        velocity = self._estimate_velocity(frame, tracks, camera)
+        velocity, estimate = self._estimate_velocity(frame, tracks, camera)
         image = None
         if draw:
             image = array_to_image_msg(self.draw(frame, tracks, self.trails()), "bgr8",
                                        frame.header)
         stats = self.tracker.stats
         self._report(stats)
-        return TrackerResult(tracks, stats, tracks_msg, image, velocity)
+        return TrackerResult(tracks, stats, tracks_msg, image, velocity,
+                             flow=self._flow_measurement(frame, interval, estimate))
 
     def trails(self) -> np.ndarray | None:
         """The live tracks' trails as flow/image draws them (None when trails are off)."""
@@ -199,13 +220,44 @@ class TrackerPipeline:
         return draw_tracks(frame.bgr if is_color(frame.encoding) else frame.gray, tracks, trails,
                            text=self._config.output.draw_count)
 
-    def _estimate_velocity(self, frame: Frame, tracks: Tracks,
-                           camera: PinholeCamera | None) -> TwistWithCovarianceStamped | None:
+    def _interval(self, stamp: float) -> float:
+        """Seconds since the previous frame; 0 after a gap above max_dt or a stamp going back."""
+        previous, self._previous_stamp = self._previous_stamp, stamp
+        if previous is None or not 0.0 < stamp - previous <= self._config.tracker.max_dt:
+            return 0.0
+        return stamp - previous
+
+    def _flow_measurement(self, frame: Frame, interval: float,
+                          estimate: VelocityEstimate | None) -> FlowMeasurement | None:
+        """The frame's flow as a flow sensor reports it (None when MAVLink is off)."""
+        if not self._config.mavlink.enabled:
+            return None
+        inputs = self.velocity_inputs
+        gyro = inputs.gyro_integral(frame.stamp - interval, frame.stamp) if interval else None
+        nan2, nan3 = np.full(2, np.nan), np.full(3, np.nan)
+        # Without a gyro the fit cannot tell roll/pitch rates from translation: the rotation
+        # inside its flow rate is unknown (NaN), so no gyro integral replaces it.
+        measured = estimate is not None and estimate.gyro_used
+        return FlowMeasurement(
+            time_usec=_stamp_us(frame), interval=interval,
+            flow_rate=estimate.flow_rate if estimate is not None else nan2,
+            angular=estimate.angular if measured else nan3,
+            gyro_integral=gyro,
+            velocity=estimate.linear if estimate is not None else nan3,
+            n_inliers=estimate.n_inliers if estimate is not None else 0,
+            n_tracks=estimate.n_tracks if estimate is not None else 0,
+            range=inputs.range_sample(frame.stamp))
+
+    def _estimate_velocity(self, frame: Frame, tracks: Tracks, camera: PinholeCamera | None
+                           ) -> tuple[TwistWithCovarianceStamped | None, VelocityEstimate | None]:
+        """flow/velocity (None unless valid and enabled) and the estimate (None if not run)."""
         timing = self._fit_window.update(frame.stamp)   # every frame, to follow the tracker
         config = self._config
-        if not config.velocity_input.estimate_velocity:
+        publish = config.velocity_input.estimate_velocity
+        if not publish:
             self._diag.clear("velocity")
-            return None
+            if not config.mavlink.enabled:
+                return None, None
         distance, why_no_distance = self.velocity_inputs.distance(frame.stamp)
         estimate = estimate_velocity(
             tracks, camera, distance=distance,
@@ -214,16 +266,18 @@ class TrackerPipeline:
         self._diag.set(velocity_tracks=estimate.n_tracks, velocity_inliers=estimate.n_inliers,
                        velocity_residual_px_s=estimate.residual_std,
                        velocity_gyro=estimate.gyro_used)
+        if not publish:
+            return None, estimate
         if estimate.valid:
             self._diag.clear("velocity")
             self._diag.count("velocity_published")
-            return velocity_msg(estimate, frame.header)
+            return velocity_msg(estimate, frame.header), estimate
         reason = estimate.reason
         if estimate.status == "no_distance" and why_no_distance:
             reason = why_no_distance
         self._diag.count(f"velocity_{estimate.status}")
         self._diag.raise_condition("velocity", f"no flow/velocity: {reason}")
-        return None
+        return None, estimate
 
     def _report(self, stats: TrackerStats) -> None:
         self._diag.count("frames_processed")

@@ -40,6 +40,13 @@ from sensor_msgs.msg import Imu, Range
 from std_msgs.msg import Header
 
 from optical_flow_ros.core.config_fields import setting, validate_fields
+from optical_flow_ros.core.flow_sensor import (
+    MAV_DISTANCE_SENSOR_INFRARED,
+    MAV_DISTANCE_SENSOR_ULTRASOUND,
+    MAV_DISTANCE_SENSOR_UNKNOWN,
+    RangeSample,
+    integrate_rates,
+)
 from optical_flow_ros.core.velocity_estimator import (
     GyroRates,
     VelocityEstimate,
@@ -56,6 +63,8 @@ __all__ = ["SensorQueueConfig", "VelocityInputConfig", "VelocityInputs", "imu_ro
 _GYRO_HISTORY = 2000      # samples kept at most (2 s at 1 kHz)
 _GYRO_HISTORY_S = 2.0     # and only this far back from the newest, s
 _RANGE_DEPTH = 5          # only the latest range reading is used
+_RANGE_KINDS = {Range.ULTRASOUND: MAV_DISTANCE_SENSOR_ULTRASOUND,
+                Range.INFRARED: MAV_DISTANCE_SENSOR_INFRARED}
 
 
 @dataclass(frozen=True)
@@ -170,6 +179,7 @@ class VelocityInputs:
         self._diag = diagnostics
         self.config = config
         self._range: tuple[float, float] | None = None          # (stamp s, distance m)
+        self._range_limits = (0.0, 0.0, MAV_DISTANCE_SENSOR_UNKNOWN)   # min m, max m, MAV kind
         self._gyro = _GyroHistory()
         # the newest valid sample's covariance (IMU frame) and the rotation of that moment;
         # rotated into the optical frame when a frame asks (once per frame, not per sample)
@@ -203,6 +213,8 @@ class VelocityInputs:
             self._diag.count("range_invalid")
             return
         self._range = (stamp_to_seconds(msg.header), value)
+        self._range_limits = (float(msg.min_range), float(msg.max_range),
+                              _RANGE_KINDS.get(msg.radiation_type, MAV_DISTANCE_SENSOR_UNKNOWN))
 
     def on_imu(self, msg: Imu) -> None:
         """Cache a gyro sample, rotated into the optical frame (invalid ones are counted)."""
@@ -236,6 +248,31 @@ class VelocityInputs:
             return None, (f"the latest valid range reading is {stamp - when:.3f} s from the "
                           f"image (sensor_max_age {self._config.sensor_max_age} s)")
         return value, ""
+
+    def range_sample(self, stamp: float) -> RangeSample | None:
+        """The latest valid range reading if within ``sensor_max_age`` of ``stamp`` (s).
+
+        Only a measured range: the fixed ``distance`` parameter is not a reading.
+        """
+        if self._range is None:
+            return None
+        when, value = self._range
+        if abs(stamp - when) > self._config.sensor_max_age:
+            return None
+        low, high, kind = self._range_limits
+        return RangeSample(value, stamp - when, low, high, kind)
+
+    def gyro_integral(self, start: float, end: float) -> np.ndarray | None:
+        """Integral of the gyro rate (optical frame) over ``[start, end]`` (s), rad.
+
+        Linear between samples, extended past the newest one by at most one interval (and
+        ``sensor_max_age``); None when the samples do not cover the interval.
+        """
+        if not len(self._gyro) or not end > start:
+            return None
+        times, rates = self._gyro.samples()
+        return integrate_rates(times, rates, start, end,
+                               max_extrapolation=min(self._config.sensor_max_age, end - start))
 
     def gyro(self, timing: VelocityTiming, gyro_std: float) -> GyroRates | None:
         """Gyro rates (optical frame) for the tracks' velocity window.

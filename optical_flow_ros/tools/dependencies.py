@@ -41,6 +41,8 @@ DEPENDENCIES: dict[str, Dependency] = {
     "pygame": Dependency("python3-pygame", "pygame"),
     "av": Dependency("python3-av", "av"),
     "rosbags": Dependency("python3-rosbags-pip", "rosbags"),
+    "pymavlink": Dependency("python3-pymavlink-pip", "pymavlink"),
+    "serial": Dependency("python3-serial", "pyserial"),
     # ROS packages
     "rclpy": Dependency("rclpy"),
     "ament_index_python": Dependency("ament_index_python"),
