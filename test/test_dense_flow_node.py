@@ -261,3 +261,21 @@ def test_node_publishes_what_the_pipeline_computes_resets_and_idles(ros_peer):
         for i, (msg, want) in enumerate(zip(got[topic], expected[topic], strict=True)):
             assert serialize(msg) == want, (topic, i)
     assert {(m.height, m.width) for m in got["flow/dense/warp"]} == {(96, 128), (80, 112)}
+
+
+@pytest.mark.skipif(hasattr(cv2.DISOpticalFlow, "setVariationalRefinementEpsilon"),
+                    reason=f"OpenCV {cv2.__version__} sets the DIS refinement epsilon "
+                    "(test_dense_flow.py covers it taking effect)")
+def test_refinement_epsilon_refused_at_startup_naming_the_opencv_version():
+    # Ubuntu 24.04's OpenCV 4.6 has no DIS refinement epsilon: asking for one stops the node
+    # with the reason, exit 2 as for any invalid parameter, never an AttributeError.
+    node = NodeProcess("optical_flow_ros.nodes.dense_flow_node",
+                       params={"variational_refinement_epsilon": 0.5})
+    try:
+        code = node.proc.wait(60)
+    finally:
+        node.stop()
+    out = node.output()
+    assert code == 2, out[-2000:]
+    assert "variational_refinement_epsilon" in out and f"this is {cv2.__version__}" in out
+    assert "Traceback" not in out and "AttributeError" not in out

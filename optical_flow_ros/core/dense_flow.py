@@ -46,6 +46,7 @@ from optical_flow_ros.core.flow_resize import resize_flow, scaled_shape
 
 __all__ = [
     "METHODS",
+    "UNAVAILABLE_DIS_FIELDS",
     "VALIDITY_MODES",
     "DenseFlow",
     "DenseFlowConfig",
@@ -78,6 +79,19 @@ _DIS_ACCESSORS = {
     "use_mean_normalization": "UseMeanNormalization",
     "use_spatial_propagation": "UseSpatialPropagation",
 }
+# The OpenCV version that added an accessor, for those older versions lack (the others are in
+# every OpenCV 4).
+_DIS_ACCESSOR_SINCE = {"variational_refinement_epsilon": "4.10"}
+
+UNAVAILABLE_DIS_FIELDS: tuple[str, ...] = tuple(
+    name for name, acc in _DIS_ACCESSORS.items()
+    if not (hasattr(cv2.DISOpticalFlow, "get" + acc) and hasattr(cv2.DISOpticalFlow, "set" + acc))
+)
+"""DIS fields of :class:`DenseFlowConfig` the installed OpenCV cannot set (OpenCV 4.6 has no
+``VariationalRefinementEpsilon``): such a field must stay unset (its value is then OpenCV's
+built-in one), a config setting it is refused, and :func:`dis_settings` leaves it out."""
+_DIS_AVAILABLE = {name: acc for name, acc in _DIS_ACCESSORS.items()
+                  if name not in UNAVAILABLE_DIS_FIELDS}
 
 
 def _new_dis(method: str) -> cv2.DISOpticalFlow:
@@ -94,7 +108,7 @@ def _new_dis(method: str) -> cv2.DISOpticalFlow:
 @cache
 def _method_settings(method: str) -> tuple[tuple[str, Any], ...]:
     dis = _new_dis(method)
-    return tuple((name, getattr(dis, "get" + acc)()) for name, acc in _DIS_ACCESSORS.items())
+    return tuple((name, getattr(dis, "get" + acc)()) for name, acc in _DIS_AVAILABLE.items())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,8 +163,8 @@ class DenseFlowConfig:
     variational_refinement_gamma: float | None = setting(
         None, "DIS gradient-constancy weight", kind=float, range=(0.0, 1000.0))
     variational_refinement_epsilon: float | None = setting(
-        None, "DIS robust-penaliser epsilon (below ~1e-19 OpenCV's float32 refinement "
-        "underflows and crashes)", kind=float, range=(1e-6, 1000.0))
+        None, "DIS robust-penaliser epsilon (needs OpenCV >= 4.10; below ~1e-19 OpenCV's "
+        "float32 refinement underflows and crashes)", kind=float, range=(1e-6, 1000.0))
     use_mean_normalization: bool | None = setting(
         None, "DIS patch mean normalisation (robust to brightness change)", kind=bool)
     use_spatial_propagation: bool | None = setting(
@@ -188,6 +202,13 @@ class DenseFlowConfig:
     def __post_init__(self) -> None:
         """Validate every field, normalise numeric types, check patch stride vs size."""
         validate_fields(self)
+        for name in UNAVAILABLE_DIS_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                raise ConfigError(
+                    f"{name}: needs OpenCV >= {_DIS_ACCESSOR_SINCE.get(name, '5.0')} (this is "
+                    f"{cv2.__version__}, whose DISOpticalFlow has no set{_DIS_ACCESSORS[name]});"
+                    f" leave it unset to keep OpenCV's built-in value, got {value!r}")
         if not DENSE_METHODS[self.method].is_dis:
             return
         dis = dis_settings(self)
@@ -201,13 +222,14 @@ class DenseFlowConfig:
 def dis_settings(config: DenseFlowConfig) -> dict[str, Any]:
     """The DIS settings ``config`` results in: its method's values with its overrides applied.
 
-    Keys are the config's DIS field names (``finest_scale``, ``patch_size``, ...).
+    Keys are the config's DIS field names (``finest_scale``, ``patch_size``, ...), those of
+    :data:`UNAVAILABLE_DIS_FIELDS` left out.
 
     Raises:
         ValueError: ``config.method`` is not a DIS method (``farneback``).
     """
     settings = dict(_method_settings(config.method))
-    for name in _DIS_ACCESSORS:
+    for name in _DIS_AVAILABLE:
         value = getattr(config, name)
         if value is not None:
             settings[name] = value
@@ -216,7 +238,7 @@ def dis_settings(config: DenseFlowConfig) -> dict[str, Any]:
 
 def _create_dis(config: DenseFlowConfig) -> cv2.DISOpticalFlow:
     dis = _new_dis(config.method)
-    for name, acc in _DIS_ACCESSORS.items():
+    for name, acc in _DIS_AVAILABLE.items():
         value = getattr(config, name)
         if value is not None:
             getattr(dis, "set" + acc)(value)

@@ -154,6 +154,11 @@ _PNG_SIGNATURE: Final[bytes] = b"\x89PNG\r\n\x1a\n"
 _JPEG_SOF: Final[frozenset[int]] = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _JPEG_STANDALONE: Final[frozenset[int]] = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})
 _JPEG_FILL: Final[re.Pattern[bytes]] = re.compile(rb"\xff+")
+# The end of a scan's entropy-coded data: 0xFF followed by a marker code, i.e. neither a stuffed
+# zero, a restart marker RST0-7 nor another fill byte. One 0xFF, so the search stays linear.
+_JPEG_SCAN_END: Final[re.Pattern[bytes]] = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_JPEG_SOS: Final[int] = 0xDA
+_JPEG_EOI: Final[int] = 0xD9
 _JPEG_MAX_SEGMENTS: Final[int] = 4096
 
 
@@ -250,12 +255,26 @@ def _byte_buffer(data: Any) -> np.ndarray:
         return np.frombuffer(data, dtype=np.uint8)
     except (TypeError, ValueError, BufferError):
         pass
+    # A sequence of ints: range-checked here, since numpy 1.x wraps out-of-range values into
+    # uint8 (with only a DeprecationWarning) where numpy 2 raises.
     try:
-        return np.ascontiguousarray(data, dtype=np.uint8).reshape(-1)
+        values = np.asarray(data)
     except (TypeError, ValueError, OverflowError) as err:
         raise ImageConversionError(
             f"image data of type {type(data).__name__} is not a byte buffer: {err}"
         ) from err
+    if values.size == 0:
+        return np.empty(0, np.uint8)
+    if values.dtype.kind not in "biu":
+        raise ImageConversionError(
+            f"image data of type {type(data).__name__} is not a byte buffer: its elements are"
+            f" {values.dtype}, not integers 0-255")
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high > 255:
+        raise ImageConversionError(
+            f"image data of type {type(data).__name__} is not a byte buffer: values must be "
+            f"0-255, got {low} to {high}")
+    return values.astype(np.uint8).reshape(-1)
 
 
 def encoding_layout(encoding: str) -> tuple[int, np.dtype]:
@@ -660,6 +679,65 @@ def _jpeg_size(buffer: np.ndarray) -> tuple[int, int]:
     raise ImageConversionError(f"truncated JPEG ({n} B): no frame header (SOF) found")
 
 
+def _check_jpeg_complete(buffer: np.ndarray) -> None:
+    """Refuse a JPEG whose data ends before its end-of-image (EOI) marker.
+
+    Walks the whole structure from SOI: marker segments by their length fields, each scan's
+    entropy-coded data to the first marker after it (:data:`_JPEG_SCAN_END`; stuffed 0xFF00
+    and restart markers belong to the scan), then the next segments (a progressive JPEG has
+    several scans), until EOI. A frame cut anywhere (a lost packet's tail, a buffer filled only
+    partly) therefore has no EOI and is refused, whatever the decoder would make of it
+    (OpenCV 4.6's ``imdecode`` returns the image with its missing part grey). Bytes after EOI
+    are ignored, as decoders do: drivers pad fixed-size buffers, and MPF appends more images.
+    Linear in the size; no allocation.
+
+    Raises:
+        ImageConversionError: the data ends before EOI ("truncated JPEG") or holds bytes
+            where a marker must be ("corrupt JPEG").
+    """
+    data = memoryview(buffer)
+    n = len(data)
+    i = 2  # after SOI, checked by _jpeg_size
+    where = "the header segments"
+    for _ in range(_JPEG_MAX_SEGMENTS):
+        fill = _JPEG_FILL.match(data, i)
+        if fill is None:
+            if i >= n:
+                break
+            raise ImageConversionError(f"corrupt JPEG: expected a marker at byte {i}")
+        i = fill.end()
+        if i >= n:
+            break
+        marker = data[i]
+        i += 1
+        if marker == _JPEG_EOI:
+            return
+        if marker in _JPEG_STANDALONE:
+            continue
+        if marker == 0x00:
+            raise ImageConversionError(f"corrupt JPEG: marker 0x00 at byte {i - 1}")
+        if i + 2 > n:
+            break
+        length = data[i] << 8 | data[i + 1]
+        if length < 2:
+            raise ImageConversionError(f"corrupt JPEG: segment length {length} at byte {i}")
+        i += length
+        if i > n:
+            where = f"the segment of marker 0x{marker:02X}"
+            break
+        if marker == _JPEG_SOS:
+            end = _JPEG_SCAN_END.search(data, i)
+            if end is None:
+                where = "the scan data"
+                break
+            i = end.start()
+    else:
+        raise ImageConversionError(
+            f"corrupt JPEG: no end-of-image marker in the first {_JPEG_MAX_SEGMENTS} segments")
+    raise ImageConversionError(
+        f"truncated JPEG ({n} B): the data ends inside {where}, before the end-of-image marker")
+
+
 def decode_compressed(
     data: Any, *, fmt: str, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[np.ndarray, str]:
@@ -695,6 +773,7 @@ def decode_compressed(
             raise ImageConversionError(
                 f"truncated JPEG ({buffer.size} B): {width} x {height} px need at least "
                 f"{least} B")
+        _check_jpeg_complete(buffer)
     try:
         image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     except cv2.error as err:

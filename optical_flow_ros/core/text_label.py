@@ -14,6 +14,7 @@ Coordinates are (x, y) px of the image drawn on, colours BGR.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import cv2
 import numpy as np
@@ -21,7 +22,8 @@ import numpy as np
 __all__ = ["LabelStyle", "label_style", "put_label"]
 
 _FONT = cv2.FONT_HERSHEY_PLAIN
-_REFERENCE_ROWS = 480.0  # scale 1 (15 px tall glyphs) at this image height
+_REFERENCE_ROWS = 480.0  # size 1 (15 px tall glyphs) at this image height
+_GLYPH_PX = 15.15  # height of "0" above the baseline at size 1, px (OpenCV 5's at scale 1)
 
 
 @dataclass(frozen=True)
@@ -49,21 +51,36 @@ class LabelStyle:
         return width, height, baseline
 
 
+@cache
+def _font_factor() -> float:
+    """OpenCV font scale per size unit: the scale that draws glyphs 15 px tall.
+
+    1 on OpenCV 5, whose FONT_HERSHEY_PLAIN is 15.15 px tall per unit of scale; 1.68 on
+    OpenCV 4, whose Hershey glyphs are 9.01 px tall per unit, so a label has the same height
+    on both. Measured at scale 100, where getTextSize's rounding does not matter.
+    """
+    (_, height), _ = cv2.getTextSize("0", _FONT, 100.0, 1)
+    return _GLYPH_PX / (height / 100.0)
+
+
 def label_style(shape: tuple[int, ...], *, scale: float | None = None) -> LabelStyle:
     """The label style for an image of ``shape`` (rows first).
 
     Args:
-        shape: the image's shape; its height sets the size: scale 1 (15 px glyphs) up to
-            480 rows, growing with the height above (2.25 at 1080 rows).
-        scale: a font scale to use instead of the automatic one.
+        shape: the image's shape; its height sets the size: size 1 (15 px glyphs) up to
+            480 rows, growing with the height above (2.25, 34 px glyphs, at 1080 rows).
+        scale: an OpenCV font scale to use instead of the automatic size.
 
     Returns:
-        The style: regular weight below scale 1.5, bold above; a 1 px outline below scale
-        2, 2 px above.
+        The style: regular weight below size 1.5 (22 px glyphs), bold above; a 1 px
+        outline below size 2, 2 px above. Its ``scale`` is the OpenCV font scale.
     """
     if scale is None:
-        scale = max(1.0, shape[0] / _REFERENCE_ROWS)
-    return LabelStyle(float(scale), 1 if scale < 1.5 else 2, 1 if scale < 2.0 else 2)
+        size = max(1.0, shape[0] / _REFERENCE_ROWS)
+        scale = size * _font_factor()
+    else:
+        size = scale / _font_factor()
+    return LabelStyle(float(scale), 1 if size < 1.5 else 2, 1 if size < 2.0 else 2)
 
 
 def put_label(image: np.ndarray, text: str, org: tuple[int, int], style: LabelStyle, *,
@@ -102,9 +119,10 @@ def put_label(image: np.ndarray, text: str, org: tuple[int, int], style: LabelSt
     if style.outline:
         side = 2 * style.outline + 1
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
-        # Opaque wherever a glyph pixel of half coverage or more is within reach; the
-        # outer edge keeps the glyphs' anti-aliasing.
-        ring = cv2.multiply(cv2.dilate(box, kernel), 2)  # uint8: saturates at 255
+        # Opaque wherever a glyph pixel of a third coverage or more is within reach (OpenCV
+        # 4's 1 px Hershey strokes rarely reach half); the outer edge keeps the glyphs'
+        # anti-aliasing.
+        ring = cv2.multiply(cv2.dilate(box, kernel), 3)  # uint8: saturates at 255
         ring = ring[y0 - box_y:y1 - box_y, x0 - box_x:x1 - box_x]
     else:
         ring = np.zeros_like(glyphs)

@@ -23,10 +23,11 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -137,12 +138,25 @@ def _quiet_opencv() -> Iterator[None]:
 
     The caller raises one clear error instead.
     """
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    get_level, set_level, silent = _log_level_api()
+    level = get_level()
+    set_level(silent)
     try:
         yield
     finally:
-        cv2.utils.logging.setLogLevel(level)
+        set_level(level)
+
+
+def _log_level_api() -> tuple[Callable[[], int], Callable[[int], Any], int]:
+    """OpenCV's (getLogLevel, setLogLevel, silent level) in whichever form this version has.
+
+    OpenCV 5 has ``cv2.utils.logging``; OpenCV 4.x (4.6 has no ``cv2.utils.logging``) has
+    ``cv2.getLogLevel``/``cv2.setLogLevel`` with the same levels (0 = silent).
+    """
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is not None:
+        return logging.getLogLevel, logging.setLogLevel, logging.LOG_LEVEL_SILENT
+    return cv2.getLogLevel, cv2.setLogLevel, 0
 
 
 def _reported_fps(cap: cv2.VideoCapture) -> float | None:

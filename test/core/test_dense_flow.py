@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from itertools import pairwise
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 
 from optical_flow_ros.core.dense_flow import (
+    UNAVAILABLE_DIS_FIELDS,
     DenseFlow,
     DenseFlowConfig,
     FlowStats,
@@ -29,6 +31,7 @@ from optical_flow_ros.core.dense_flow import (
 from optical_flow_ros.core.dense_methods import DEFAULT_METHOD, DENSE_METHODS
 from optical_flow_ros.core.errors import ConfigError, ImageConversionError, OpticalFlowError
 
+OPENCV = tuple(int(part) for part in cv2.__version__.split(".")[:2])
 SHAPE = (240, 320)
 MARGIN = 64  # texture margin around the frame, px: rendered pixels never need a reflection
 
@@ -213,7 +216,9 @@ def test_smooth_field_default_near_dis_medium_far_better_than_dis_fast():
     epe = {m: _epe(DenseFlow(DenseFlowConfig(method=m)).compute(prev, img), w, border)
            for m in ("dis_balanced", "dis_medium", "dis_fast", "farneback")}
     assert epe["dis_balanced"] <= 0.24  # measured 0.161
-    assert epe["dis_balanced"] <= 1.25 * epe["dis_medium"]  # measured 0.138: 1.16x
+    # measured 0.138: 1.17x on OpenCV 5.0; 0.141: 1.32x on 4.6, whose DIS refinement differs
+    # (held-out fields: 1.0-1.17x on 5.0, 1.1-1.23x on 4.6)
+    assert epe["dis_balanced"] <= (1.25 if OPENCV >= (5, 0) else 1.4) * epe["dis_medium"]
     assert 1.5 * epe["dis_balanced"] <= min(epe["dis_fast"], epe["farneback"])  # 0.343, 0.570
     assert epe["dis_balanced"] < 0.2 * _zero_epe(w, border)  # zero flow: 1.41
 
@@ -385,12 +390,14 @@ def test_fb_validity_marks_inconsistent_region():
     # Pixels of prev that land inside the replaced patch (rows 82-162, cols 95-195), shrunk
     # by 12 px: DIS's patches (8 px) straddling the edge still find part of the old texture.
     inside = invalid[82 + 12 : 162 - 12, 95 + 12 : 195 - 12]
-    assert inside.mean() > 0.6  # measured 0.76 (medium 0.87)
+    # most pixels with no correspondence are flagged, almost none elsewhere (below); measured
+    # 0.84 on OpenCV 5.0, 0.61 on 4.6 (dis_medium 0.87, 0.74)
+    assert inside.mean() > 0.5
     outside = np.ones(SHAPE, bool)
     outside[80 - 16 : 160 + 16, 100 - 16 : 200 + 16] = False
     outside[:8], outside[-8:], outside[:, :8], outside[:, -8:] = False, False, False, False
     assert invalid[outside].mean() < 0.02  # measured 0.00
-    assert _epe(flow, truth, 12) <= 0.22
+    assert _epe(flow, truth, 12) <= 0.25  # measured 0.11 on OpenCV 5.0, 0.21 on 4.6
 
 
 def test_fb_validity_marks_points_leaving_the_view():
@@ -616,10 +623,30 @@ def test_dis_overrides_reach_opencv(scenes):
         "variational_refinement_gamma": 1.0, "variational_refinement_epsilon": 0.5,
         "use_mean_normalization": False, "use_spatial_propagation": False,
     }
+    for name in UNAVAILABLE_DIS_FIELDS:  # refused instead (test below)
+        del changed[name]
     assert set(changed) == set(dis_settings(DenseFlowConfig()))
     for name, value in changed.items():
         config = DenseFlowConfig(method="dis_fast", **{name: value})
         assert not np.array_equal(DenseFlow(config).compute(prev, nxt), base), name
+
+
+def test_dis_fields_this_opencv_lacks_are_refused_naming_the_version(scenes):
+    # OpenCV 4.10 added the DIS refinement epsilon; Ubuntu 24.04's OpenCV 4.6 lacks it.
+    lacking = () if OPENCV >= (4, 10) else ("variational_refinement_epsilon",)
+    assert UNAVAILABLE_DIS_FIELDS == lacking
+    for name in lacking:
+        with pytest.raises(ConfigError, match=rf"^{name}: needs OpenCV >= 4\.10 \(this is "
+                           rf"{re.escape(cv2.__version__)}.*leave it unset"):
+            DenseFlowConfig(**{name: 0.5})
+        assert name not in dis_settings(DenseFlowConfig())
+    # Without them every method still runs, and the default still measures the flow.
+    prev, nxt, truth = scenes("translation", "camera")
+    for method in METHODS.values():
+        flow = DenseFlow(DenseFlowConfig(**method)).compute(prev, nxt)
+        assert flow.shape == prev.shape + (2,)
+    bound = BOUNDS["translation", "camera"]["dis-medium"]  # the default is at least that good
+    assert _epe(DenseFlow().compute(prev, nxt), truth, _border(truth)) <= bound
 
 
 def test_farneback_options_reach_opencv(scenes):

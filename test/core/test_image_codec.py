@@ -196,7 +196,12 @@ GOOD = {"encoding": "bgr8", "width": 4, "height": 2, "step": 12}
          "'nv24' is not supported: YUV 4:4:4"),
         ({}, "not bytes", "not a byte buffer"),
         ({}, None, "not a byte buffer"),
-        ({}, [300] * 24, "not a byte buffer"),
+        ({}, [300] * 24, "not a byte buffer: values must be 0-255, got 300 to 300"),
+        # numpy 1.x would wrap these into uint8 silently: the range is checked explicitly
+        ({}, [-1] + [0] * 23, "not a byte buffer: values must be 0-255, got -1 to 0"),
+        ({}, [256] + [0] * 23, "not a byte buffer: values must be 0-255, got 0 to 256"),
+        ({}, [2**70] * 24, "not a byte buffer"),
+        ({}, [0.5] * 24, "not a byte buffer: its elements are float64"),
     ],
 )
 def test_decode_errors(changes, data, message):
@@ -386,15 +391,53 @@ def test_yuv422_byte_order(encoding, order):
     assert bgr[0, 0, 2] > bgr[0, 0, 0]  # V > 128, U < 128: reddish, not bluish
 
 
-@pytest.mark.parametrize(("encoding", "to_yuv"),
-                         [("yuv422", cv2.COLOR_BGR2YUV_UYVY),
-                          ("yuv422_yuy2", cv2.COLOR_BGR2YUV_YUY2),
-                          ("uyvy", cv2.COLOR_BGR2YUV_UYVY), ("yuyv", cv2.COLOR_BGR2YUV_YUY2)])
-def test_yuv422_round_trip_close_to_original(encoding, to_yuv):
+def packed_422(bgr: np.ndarray, order: str) -> np.ndarray:
+    """``bgr`` as packed YUV 4:2:2, (H, W, 2) uint8 in the byte ``order`` "UYVY" or "YUYV".
+
+    Built by hand, as OpenCV 5's ``COLOR_BGR2YUV_UYVY``/``YUY2`` do (OpenCV 4.6 has neither):
+    BT.601 video-range YUV per pixel (OpenCV's I420 of the image with every pixel doubled in
+    both directions, the YUV its 4:2:2 decoders expect), chroma averaged over pixel pairs.
+    """
+    height, width = bgr.shape[:2]
+    doubled = np.repeat(np.repeat(bgr, 2, axis=0), 2, axis=1)
+    i420 = cv2.cvtColor(doubled, cv2.COLOR_BGR2YUV_I420).reshape(-1)
+    luma = 4 * height * width
+    y = i420[:luma].reshape(2 * height, 2 * width)[::2, ::2].reshape(height, width // 2, 2)
+    chroma = {}
+    for name, plane in (("U", i420[luma:][:height * width]), ("V", i420[luma:][height * width:])):
+        pairs = plane.reshape(height, width // 2, 2).astype(np.uint16)
+        chroma[name] = ((pairs[..., 0] + pairs[..., 1] + 1) // 2).astype(np.uint8)
+    samples = {"Y0": y[..., 0], "Y1": y[..., 1], **chroma}
+    names = ["Y0", "U", "Y1", "V"] if order == "YUYV" else ["U", "Y0", "V", "Y1"]
+    return np.stack([samples[k] for k in names], axis=-1).reshape(height, width, 2)
+
+
+YUV422 = [("yuv422", "UYVY"), ("yuv422_yuy2", "YUYV"), ("uyvy", "UYVY"), ("yuyv", "YUYV")]
+
+
+@pytest.mark.parametrize(("encoding", "order"), YUV422)
+def test_yuv422_round_trip_close_to_original(encoding, order):
     smooth = cv2.resize(random_image("bgr8", 4, 4), (16, 8), interpolation=cv2.INTER_LINEAR)
-    yuv = cv2.cvtColor(smooth, to_yuv)
-    bgr = ic.to_bgr(decode(ic.encode_image(yuv, encoding)), encoding)
+    yuv = packed_422(smooth, order)
+    image = decode(ic.encode_image(yuv, encoding))
+    np.testing.assert_array_equal(image, yuv)
+    # grey is the Y samples exactly; colour within YUV 4:2:2 rounding of the original
+    np.testing.assert_array_equal(ic.to_gray(image, encoding),
+                                  yuv[..., 1 if order == "UYVY" else 0])
+    bgr = ic.to_bgr(image, encoding)
     assert np.abs(bgr.astype(int) - smooth).mean() < 6
+
+
+@pytest.mark.skipif(not hasattr(cv2, "COLOR_BGR2YUV_UYVY"),
+                    reason=f"OpenCV {cv2.__version__} has no COLOR_BGR2YUV_UYVY/YUY2 to compare "
+                    "the hand packing with (the round trip above covers the decoding)")
+@pytest.mark.parametrize(("order", "code"), [("UYVY", "COLOR_BGR2YUV_UYVY"),
+                                             ("YUYV", "COLOR_BGR2YUV_YUY2")])
+def test_hand_packed_yuv422_is_opencvs(order, code):
+    smooth = cv2.resize(random_image("bgr8", 4, 4), (16, 8), interpolation=cv2.INTER_LINEAR)
+    ours = packed_422(smooth, order).astype(int)
+    theirs = cv2.cvtColor(smooth, getattr(cv2, code)).astype(int)
+    assert np.abs(ours - theirs).max() <= 1  # rounding
 
 
 def semi_planar(bgr: np.ndarray, encoding: str) -> np.ndarray:
@@ -548,6 +591,61 @@ def test_truncated_compressed_refused(fmt, ext, keep):
     data = imencode(compressible("bgr8"), ext)
     with pytest.raises(ImageConversionError, match="truncated|not a"):
         ic.decode_compressed(data[: int(len(data) * keep)], fmt=fmt)
+
+
+def test_int_sequences_in_range_are_bytes():
+    image = ic.decode_image([0, 255] * 12, **GOOD)
+    np.testing.assert_array_equal(image.reshape(-1), [0, 255] * 12)
+
+
+JPEG_KINDS = {"baseline": [], "progressive": [cv2.IMWRITE_JPEG_PROGRESSIVE, 1],
+              "restart markers": [cv2.IMWRITE_JPEG_RST_INTERVAL, 2]}
+
+
+def _jpeg(kind: str) -> bytes:
+    ok, data = cv2.imencode(".jpg", compressible("bgr8"), JPEG_KINDS[kind])
+    assert ok
+    return data.tobytes()
+
+
+@pytest.mark.parametrize("kind", sorted(JPEG_KINDS))
+@pytest.mark.parametrize("cut", [1, 2, 3, 64, 0.01, 0.1, 0.5])
+def test_truncated_jpeg_refused_by_the_codec_itself(kind, cut, monkeypatch):
+    # A frame cut anywhere, to the last byte: the codec refuses it from the JPEG's structure
+    # (no end-of-image marker), never asking imdecode (OpenCV 4.6's returns such frames with
+    # their missing part grey; 5.0's refuses most).
+    data = _jpeg(kind)
+    assert data.endswith(b"\xff\xd9")
+    removed = cut if isinstance(cut, int) else int(len(data) * cut)
+
+    def imdecode(*args, **kwargs):
+        raise AssertionError("imdecode called on a truncated JPEG")
+
+    monkeypatch.setattr(ic.cv2, "imdecode", imdecode)
+    with pytest.raises(ImageConversionError, match="truncated JPEG .* before the end-of-image"):
+        ic.decode_compressed(data[:-removed], fmt="jpeg")
+
+
+@pytest.mark.parametrize("kind", sorted(JPEG_KINDS))
+@pytest.mark.parametrize("trailer", [b"\x00" * 4096, b"\xff" * 7, b"\xff\xd8\xff\xe0 another",
+                                     bytes(range(256))])
+def test_jpeg_with_bytes_after_end_of_image_decodes(kind, trailer):
+    # Drivers pad fixed-size buffers and MPF appends images after EOI: decoders ignore them.
+    data = _jpeg(kind)
+    expected = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    image, encoding = ic.decode_compressed(data + trailer, fmt="jpeg")
+    assert encoding == "bgr8"
+    np.testing.assert_array_equal(image, expected)
+
+
+def test_jpeg_with_a_marker_where_scan_data_ended_is_corrupt():
+    data = bytearray(_jpeg("baseline"))
+    data[-2:] = b"\xff\x00"  # EOI replaced by a stuffed zero: the scan runs to the end
+    with pytest.raises(ImageConversionError, match="truncated JPEG"):
+        ic.decode_compressed(bytes(data), fmt="jpeg")
+    data[-2:] = b"\x12\x34"  # EOI overwritten: no marker follows the scan
+    with pytest.raises(ImageConversionError, match="truncated JPEG"):
+        ic.decode_compressed(bytes(data), fmt="jpeg")
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg"])

@@ -321,7 +321,11 @@ def test_distortion_model_is_opencvs():
     # Undistortion: OpenCV's iterative solver, run to convergence, agrees with ours.
     pix = projected.reshape(-1, 1, 2)
     crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 200, 1e-15)
-    ocv = cv2.undistortPoints(pix, info.k, info.d, None, None, None, crit).reshape(-1, 2)
+    # OpenCV 4 takes the criteria in undistortPointsIter; OpenCV 5 (which dropped it) in
+    # undistortPoints itself.
+    iterate = getattr(cv2, "undistortPointsIter", None)
+    ocv = (iterate(pix, info.k, info.d, None, None, crit) if iterate is not None
+           else cv2.undistortPoints(pix, info.k, info.d, None, None, None, crit)).reshape(-1, 2)
     np.testing.assert_allclose(cam.normalize(pix.reshape(-1, 2)), ocv, atol=1e-8)
     n = np.random.default_rng(4).uniform(-0.7, 0.7, (100, 2))
     np.testing.assert_allclose(undistort_normalized(distort_normalized(n, -0.1, 0.02), -0.1, 0.02),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from ground_truth import render, texture, translation  # test/ on sys.path
 
 from optical_flow_ros.core.lk_tracker import LKTracker, Tracks
+from optical_flow_ros.core.text_label import label_style
 from optical_flow_ros.core.track_drawing import PALETTE, draw_tracks, track_color, track_colors
 
 SHAPE = (200, 300)
@@ -57,14 +59,43 @@ def test_trail_of_each_id_is_drawn_in_its_colour_at_its_place() -> None:
     assert not (drawn & ~expected).any()
 
 
+def text_match(vis: np.ndarray, text: str, *, from_x: int = 0) -> float:
+    """How exactly the light pixels of ``vis``'s count label are the glyphs of ``text``.
+
+    ``text`` is drawn plainly (1 px strokes, no anti-aliasing) where draw_tracks puts the
+    label; light pixels are >= 128 in every channel (white glyphs, not the dark outline or
+    the grey background). Returns min(recall, precision) over columns from ``from_x`` on,
+    each with 1 px of tolerance for anti-aliasing and the font engine's placement (OpenCV 4
+    and 5 differ): 1.0 when every glyph pixel is lit and nothing else is.
+    """
+    style = label_style(vis.shape)
+    margin = round(8 * style.scale)
+    _, height, depth = style.text_size("0")
+    bottom = margin + height + depth + 3
+    glyphs = np.zeros(vis.shape[:2], np.uint8)
+    cv2.putText(glyphs, text, (margin, margin + height), cv2.FONT_HERSHEY_PLAIN, style.scale,
+                255, 1, cv2.LINE_8)
+    glyphs = glyphs[:bottom, from_x:] > 0
+    light = (vis[:bottom, from_x:] >= 128).all(axis=2)
+    near = np.ones((3, 3), np.uint8)
+    recall = (glyphs & (cv2.dilate(light.astype(np.uint8), near) > 0)).sum() / glyphs.sum()
+    precision = (light & (cv2.dilate(glyphs.astype(np.uint8), near) > 0)).sum() / light.sum()
+    return float(min(recall, precision))
+
+
 def test_count_text_drawn_and_input_not_modified() -> None:
     tracks, trails = two_trails()
     bgr = np.full(SHAPE + (3,), 60, np.uint8)
     before = bgr.copy()
     vis = draw_tracks(bgr, tracks, trails)
     np.testing.assert_array_equal(bgr, before)
-    text_box = vis[5:28, 15:180]
-    assert (text_box == 255).all(axis=2).sum() > 50       # white glyphs
+    # The label reads "track count: 2": it is that string's glyphs, white, and its count
+    # matches better than any other count would.
+    assert text_match(vis, "track count: 2") >= 0.97
+    style = label_style(SHAPE)
+    digits_x = round(8 * style.scale) + style.text_size("track count: ")[0] - 2
+    scores = {n: text_match(vis, f"track count: {n}", from_x=digits_x) for n in range(100)}
+    assert max(scores, key=scores.get) == 2 and sorted(scores.values())[-2] < 0.97, scores
     plain = draw_tracks(bgr, tracks, trails, text=False)
     np.testing.assert_array_equal(plain[5:28, 15:180], before[5:28, 15:180])
 

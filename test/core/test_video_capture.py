@@ -203,6 +203,25 @@ def test_camera_device_that_does_not_exist(tmp_path):
         VideoSource("63")
 
 
+def test_opening_leaves_opencvs_log_level_as_it_was(tmp_path, capfd):
+    # OpenCV 5 keeps the log level in cv2.utils.logging, OpenCV 4.6 in cv2.get/setLogLevel.
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    get_level, set_level = ((logging.getLogLevel, logging.setLogLevel) if logging is not None
+                            else (cv2.getLogLevel, cv2.setLogLevel))
+    before = get_level()
+    set_level(4)  # INFO
+    try:
+        with pytest.raises(VideoSourceError):
+            VideoSource("63")  # every backend tried would log its failure
+        assert get_level() == 4
+        set_level(3)  # WARNING
+        VideoSource(str(write_video(tmp_path / "ok.mkv", panning_frames(2), FPS)))
+        assert get_level() == 3
+    finally:
+        set_level(before)
+    assert "VIDEOIO" not in capfd.readouterr().err  # the opening attempts stayed quiet
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("0", 0), (" 12 ", 12), ("./0", Path("0")), ("video.mp4", Path("video.mp4")),
     ("~/v.mp4", Path.home() / "v.mp4"), ("-1", Path("-1")),
