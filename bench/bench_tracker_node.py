@@ -42,9 +42,10 @@ import os
 import random
 import tempfile
 
-# DDS stays on this machine, on a domain of this run's own; set before rclpy is imported.
+# DDS stays on this machine, on the exported ROS_DOMAIN_ID or, when none is set, a domain of
+# this run's own; set before rclpy is imported.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(150, 199))
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(150, 199)))
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="bench_tracker_node_logs_"))
 

@@ -58,6 +58,7 @@ BENCH = ROOT / "bench"
 for path in (ROOT, BENCH, ROOT / "test"):
     sys.path.insert(0, str(path))
 
+from optical_flow_ros.ros.ros_distro import ros_distro  # noqa: E402
 from optical_flow_ros.tools.node_process import NodeProcess, confine_dds  # noqa: E402
 
 # Before anything imports rclpy; every child process inherits these.
@@ -129,7 +130,7 @@ def machine_info() -> dict:
     return {
         "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(), "opencv": cv2.__version__,
-        "numpy": np.__version__, "rclpy": version("rclpy"),
+        "numpy": np.__version__, "ros_distro": ros_distro(), "rclpy": version("rclpy"),
         "rmw_fastrtps_cpp": version("ros-rmw-fastrtps-cpp"),
         "platform": platform.platform(), "cpu_model": model,
         "cpu_count": os.cpu_count(), "cpu_affinity": len(os.sched_getaffinity(0)),
@@ -607,7 +608,8 @@ def report(results: dict, checks: list[Check], command: str) -> str:
         f"load average {m['load_average_start'][0]:.2f} at the start, "
         f"{m['load_average_end'][0]:.2f} at the end). Python {m['python']}, OpenCV "
         f"{m['opencv']} (default threads {m['cv2_getNumThreads_default']}), numpy "
-        f"{m['numpy']}, rclpy {m['rclpy']}, {m['rmw']}.",
+        f"{m['numpy']}, ROS 2 {m.get('ros_distro', '?')} (rclpy {m['rclpy']}, {m['rmw']} "
+        f"{m['rmw_fastrtps_cpp']}): every figure below was measured on this distro.",
         "",
         "Absolute times on this machine are noisy; each figure stands beside its baseline "
         "measured in the same run, and the budgets compare the two. Times are medians (p50) "
@@ -860,8 +862,9 @@ def main() -> int:
     t_start = time.perf_counter()
     results: dict = {"machine": machine_info(), "quick": args.quick}
     checks: list[Check] = []
-    log(f"ROS_DOMAIN_ID {DOMAIN_ID}, OpenCV {cv2.__version__} default threads "
-        f"{DEFAULT_THREADS}, load {os.getloadavg()[0]:.2f}; {'quick' if args.quick else 'full'}")
+    log(f"ROS 2 {ros_distro()}, ROS_DOMAIN_ID {DOMAIN_ID}, OpenCV {cv2.__version__} default "
+        f"threads {DEFAULT_THREADS}, load {os.getloadavg()[0]:.2f}; "
+        f"{'quick' if args.quick else 'full'}")
     with tempfile.TemporaryDirectory(prefix="bench_run_all_") as tmp:
         sections = [
             ("1", "tracker", "1. tracker core vs seed loop",
