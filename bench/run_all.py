@@ -58,6 +58,10 @@ BENCH = ROOT / "bench"
 for path in (ROOT, BENCH, ROOT / "test"):
     sys.path.insert(0, str(path))
 
+from optical_flow_ros.ros.fastdds_profile import (  # noqa: E402
+    PROFILE_VARIABLES,
+    profiles_file_variable,
+)
 from optical_flow_ros.ros.ros_distro import ros_distro  # noqa: E402
 from optical_flow_ros.tools.node_process import NodeProcess, confine_dds  # noqa: E402
 
@@ -354,8 +358,8 @@ def section_e2e(quick: bool, workdir: Path,
     schedule += [{"phase": "profile", "target": "prof", "shape": [480, 640], "rate": 30,
                   "seconds": s, "record": rec} for s, rec in ((1.0, False), (profile_s, True))]
 
-    saved_env = {k: os.environ.get(k) for k in ("FASTDDS_DEFAULT_PROFILES_FILE",)}
-    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
+    saved_env = {k: os.environ.get(k) for k in PROFILE_VARIABLES}
+    os.environ[profiles_file_variable()] = str(FASTDDS_PROFILE)
     prof_path = workdir / "tracker_node.prof"
     nodes: dict[str, NodeProcess] = {}
     hog = None
@@ -451,6 +455,7 @@ def section_e2e(quick: bool, workdir: Path,
                 f"{s['answered']}/{s['sent']} CPU {fmt(s['cpu_percent'], 0)} % RSS "
                 f"{fmt(s['rss_mib_max'], 0)} MiB")
     results = {"encoding": "bgr8", "fastdds_profile": str(FASTDDS_PROFILE.relative_to(ROOT)),
+               "fastdds_profile_variable": profiles_file_variable(),
                "block_s": block_s, "rounds": rounds, "continuous_s": long_s,
                "opencv_threads": trackers, "core_paced": core, "phases": phases,
                "backlog": drift, "profile_breakdown": prof_breakdown, "profile_top": profile,
@@ -674,7 +679,9 @@ def report(results: dict, checks: list[Check], command: str) -> str:
                 "(opencv_threads 0 = default) take turns in "
                 f"{s2['block_s']:g} s blocks ({s2['rounds']} rounds), except the continuous "
                 f"run ({s2['continuous_s']:g} s, floor before and after). Every process loads "
-                f"`{s2['fastdds_profile']}` (FASTDDS_DEFAULT_PROFILES_FILE): without it bgr8 "
+                f"`{s2['fastdds_profile']}` "
+                f"({s2.get('fastdds_profile_variable', 'FASTDDS_DEFAULT_PROFILES_FILE')}): "
+                "without it bgr8 "
                 "frames of 640x480 and up are lost in Fast DDS's 512 KiB shared-memory "
                 "segment. CPU % of one core, from /proc/<pid>/stat; RSS max from "
                 "/proc/<pid>/status. `core` = LKTracker.update with the node's defaults on the "
