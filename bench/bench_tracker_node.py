@@ -85,6 +85,7 @@ from optical_flow_ros.ros import image_input as image_input_module  # noqa: E402
 from optical_flow_ros.ros import tracker_pipeline as tracker_node_module  # noqa: E402
 from optical_flow_ros.ros.image_messages import array_to_image_msg  # noqa: E402
 from optical_flow_ros.ros.qos import keep_last_qos  # noqa: E402
+from optical_flow_ros.ros.ros_distro import ros_distro  # noqa: E402
 
 SHAPE = (480, 640)
 ENCODINGS = ("mono8", "bgr8")
@@ -567,7 +568,8 @@ def main() -> int:
             messages[enc] = [array_to_image_msg(f, enc) for f in frames[enc]]
             for msg in messages[enc]:
                 msg.header.frame_id = FRAME_ID
-        print(f"OpenCV {cv2.__version__}, numpy {np.__version__}, ROS_DOMAIN_ID "
+        print(f"ROS 2 {ros_distro()}, OpenCV {cv2.__version__}, numpy {np.__version__}, "
+              "ROS_DOMAIN_ID "
               f"{os.environ['ROS_DOMAIN_ID']}; 640x480, {RENDERED} rendered frames per "
               f"encoding (ping-pong), {STEP_PX} px + {np.rad2deg(STEP_RAD):.2f} deg per frame")
         passed = in_process(frames, messages, args)

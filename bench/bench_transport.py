@@ -56,6 +56,7 @@ from optical_flow_ros.ros.fastdds_profile import (  # noqa: E402
     PROFILE_VARIABLES,
     profiles_file_variable,
 )
+from optical_flow_ros.ros.ros_distro import ros_distro  # noqa: E402
 
 PROFILE = ROOT / "config" / "fastdds_large_images.xml"
 PROFILE_VARS = (*PROFILE_VARIABLES, "RMW_FASTRTPS_USE_QOS_FROM_XML")
@@ -322,8 +323,9 @@ def main() -> None:
         run_publisher(args.out, args.seconds, args.rate, CASE_SETS[args.cases])
         return
 
-    print(f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST "
-          f"{args.seconds:g} s at {args.rate:g} Hz per case; publisher RELIABLE keep-last 5")
+    print(f"ROS 2 {ros_distro()}, ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} "
+          f"ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST {args.seconds:g} s at {args.rate:g} Hz per "
+          "case; publisher RELIABLE keep-last 5")
     configs = {"both": (False, True), "off": (False,), "on": (True,)}[args.profile]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_transport_") as tmp:
