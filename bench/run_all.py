@@ -25,7 +25,13 @@ Sections (each with its baseline measured in this run):
    DIS medium (``bench/dense_frontier.py``). Budgets: default <= 0.5x DIS medium's time at
    640x480 and within 1.1x of the better of Farneback / DIS medium on each of those scenes.
 4. Image <-> numpy conversion (``bench/bench_image_conversion.py``), 640x480 and 1920x1080.
-5. Bag processing throughput (``bench/bench_process_bag.py``) when it exists.
+5. Bag processing throughput (``bench/bench_process_bag.py``): ``process_bag``'s command
+   line on a 27 s bag with camera_info, range and imu, wall time of the process including
+   its start-up. Budget: >= 10x real time.
+6. tracker_node under a robot's input mix (``bench/bench_input_mix.py``): image 30/60 Hz +
+   camera_info + range 50 Hz + imu 200/1000 Hz, each from its own process, beside the null
+   node's floor and the pipeline's own time measured in the same run. Budget: p50 <= floor
+   p50 + pipeline p50 + 1 ms, every frame answered, no imu sample lost.
 
 Writes ``BENCHMARKS.md`` (tables, PASS/FAIL budget lines) and ``bench/results.json`` (raw
 figures, machine info, versions). DDS stays on loopback (``ROS_AUTOMATIC_DISCOVERY_RANGE=
@@ -563,10 +569,10 @@ def section_process_bag(quick: bool) -> tuple[dict, list[Check]]:
         importlib.import_module("bench_process_bag")
     except Exception as err:  # any import failure means "not available"
         return {"available": False, "reason": f"import failed: {err!r}"}, []
-    cmd = [sys.executable, str(script), "--rounds", "1" if quick else "5"]
+    cmd = [sys.executable, str(script), "--rounds", "1" if quick else "3"]
     try:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                              timeout=150 if quick else 300)
+                              timeout=300 if quick else 600)
     except subprocess.TimeoutExpired:
         return {"available": True, "ok": False, "reason": "timed out"}, []
     output = proc.stdout + proc.stderr
@@ -590,6 +596,32 @@ def section_process_bag(quick: bool) -> tuple[dict, list[Check]]:
     return {"available": True, "ok": proc.returncode == 0, "returncode": proc.returncode,
             "command": " ".join(Path(c).name if c == sys.executable else c for c in cmd),
             "columns": columns, "rows": rows, "output": output[-4000:]}, checks
+
+
+# ---- section 6: input mix ---------------------------------------------------------------
+
+def section_input_mix(quick: bool, workdir: Path) -> tuple[dict, list[Check]]:
+    """Run bench/bench_input_mix.py and read its JSON; its budget lines become checks.
+
+    Targets: tracker_node as shipped, the null node's floor and the imu queue depth of
+    before (the executor levers are measured by the script itself on request). Per phase
+    and target: latency, frames answered, imu received / sent, CPU.
+    """
+    out = workdir / "input_mix.json"
+    cmd = [sys.executable, str(BENCH / "bench_input_mix.py"), "--targets", "null,node,before",
+           "--json", str(out)] + (["--quick"] if quick else [])
+    env = {**os.environ, "BENCH_DOMAIN_ID": str(DOMAIN_ID)}
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env,
+                              timeout=400 if quick else 600)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "reason": "timed out"}, []
+    if proc.returncode != 0 or not out.exists():
+        return {"ok": False, "reason": f"exit code {proc.returncode}",
+                "output": (proc.stdout + proc.stderr)[-4000:]}, []
+    data = json.loads(out.read_text())
+    checks = [(f"6. {c['budget']}", c["pass"], c["figures"]) for c in data["checks"]]
+    return {"ok": True, **data}, checks
 
 
 # ---- report ------------------------------------------------------------------------------
@@ -800,6 +832,32 @@ def report(results: dict, checks: list[Check], command: str) -> str:
         out += [f"`bench/bench_process_bag.py` exit code {s5.get('returncode')}, "
                 f"{s5.get('reason', 'output not understood')}:", "", "```",
                 s5.get("output", "").strip()[-3000:], "```"]
+
+    s6 = results.get("input_mix", {})
+    out += ["", "## 6. tracker_node under a robot's input mix", ""]
+    if not s6.get("ok"):
+        out += [f"not run or failed ({s6.get('reason', 'not run')})", "", "```",
+                s6.get("output", "").strip()[-3000:], "```"]
+    else:
+        costs = ", ".join(f"{k} {v:.1f}" for k, v in s6["message_costs_us"].items())
+        out += ["`bench/bench_input_mix.py`: 640x480 mono8 image + camera_info with every image "
+                "+ range 50 Hz + imu, each from its own process; tracker_node as shipped "
+                "(`node`), with the imu queue depth of before, 5 (`before`), and the null node's "
+                f"transport floor (`null`) take turns in {s6['block_s']:g} s blocks "
+                f"({s6['rounds']} per phase). Pipeline alone = frame_from_msg + "
+                "TrackerPipeline.process in one process, paced. Per message CPU us: "
+                f"{costs}.", ""]
+        rows = []
+        for phase, cells in s6["phases"].items():
+            own = s6["pipeline"][phase]
+            rows.append([phase, "pipeline alone", f"{own['p50_ms']:.2f}", f"{own['p99_ms']:.2f}",
+                         "", "", f"velocity stage p50 {own['velocity_p50_ms']:.2f} ms"])
+            for name, c in cells.items():
+                rows.append([phase, name, f"{c['p50_ms']:.2f}", f"{c['p99_ms']:.2f}",
+                             f"{c['answered']}/{c['sent']}",
+                             f"{c['imu_received']}/{c['imu_sent']}", f"{c['cpu_percent']:.0f} %"])
+        out.append(table(["phase", "target", "p50 ms", "p99 ms", "frames answered",
+                          "imu received/sent", "CPU / note"], rows))
     return "\n".join(out) + "\n"
 
 
@@ -858,7 +916,7 @@ def jsonable(value: object) -> object:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs (~2 min)")
-    parser.add_argument("--sections", default="1,2,3,4,5",
+    parser.add_argument("--sections", default="1,2,3,4,5,6",
                         help="comma-separated sections to run (default: all)")
     parser.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--json", type=Path, default=BENCH / "results.json")
@@ -886,6 +944,8 @@ def main() -> int:
              lambda: section_conversion(10 if args.quick else 30, 2 if args.quick else 3)),
             ("5", "process_bag", "5. process-bag throughput",
              lambda: section_process_bag(args.quick)),
+            ("6", "input_mix", "6. tracker_node under a robot's input mix",
+             lambda: section_input_mix(args.quick, Path(tmp))),
         ]
         timings = {}
         for number, key, title, run in sections:

@@ -12,11 +12,12 @@ and skipped; it never reaches the algorithm.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rclpy.node import Node
@@ -118,6 +119,27 @@ def frame_from_msg(msg: Image | CompressedImage, *, max_pixels: int = DEFAULT_MA
                  received_at=time.perf_counter() if received_at is None else received_at)
 
 
+class _MessageInfoCallback:
+    """A subscription callback that takes the message and its MessageInfo, on every executor.
+
+    rclpy makes a callback whose signature takes two arguments a message-info callback. The
+    Python executors then call it with ``(msg, info)``; rclpy 9.1's
+    ``rclpy.experimental.EventsExecutor`` passes the same pair as one tuple instead (a
+    two-argument function fails there). This accepts both.
+    """
+
+    __signature__ = inspect.Signature([
+        inspect.Parameter("msg", inspect.Parameter.POSITIONAL_ONLY),
+        inspect.Parameter("info", inspect.Parameter.POSITIONAL_ONLY)])
+
+    def __init__(self, callback: Callable[[Any, MessageInfo], None]) -> None:
+        self._callback = callback
+
+    def __call__(self, *args: Any) -> None:
+        msg, info = args if len(args) == 2 else args[0]
+        self._callback(msg, info)
+
+
 class ImageInput:
     """Camera subscription of a node.
 
@@ -141,7 +163,7 @@ class ImageInput:
         msg_type, topic = (Image, "image") if config.image_transport == "raw" else (
             CompressedImage, node.resolve_topic_name("image") + "/compressed")
         self.subscription = node.create_subscription(
-            msg_type, topic, self._on_message,
+            msg_type, topic, _MessageInfoCallback(self._on_message),
             keep_last_qos(config.input_reliability, config.input_depth))
         self._drops = DropCounter(
             lambda: node.count_publishers(self.subscription.topic_name))

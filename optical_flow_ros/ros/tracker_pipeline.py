@@ -32,7 +32,12 @@ from optical_flow_ros.ros.image_messages import array_to_image_msg
 from optical_flow_ros.ros.parameter_table import build_node_config, params_from
 from optical_flow_ros.ros.snapshot_service import SnapshotConfig
 from optical_flow_ros.ros.track_cloud import tracks_to_cloud
-from optical_flow_ros.ros.velocity_inputs import VelocityInputConfig, VelocityInputs, velocity_msg
+from optical_flow_ros.ros.velocity_inputs import (
+    SensorQueueConfig,
+    VelocityInputConfig,
+    VelocityInputs,
+    velocity_msg,
+)
 
 __all__ = ["TRACKER_PARAMS", "TrackerNodeConfig", "TrackerOutputConfig", "TrackerPipeline",
            "TrackerResult", "build_tracker_node_config"]
@@ -54,7 +59,8 @@ class TrackerOutputConfig:
 TRACKER_PARAMS = (params_from(InputConfig, read_only=True)
                   + params_from(ComputeConfig, read_only=True)
                   + params_from(TrackerConfig) + params_from(TrackerOutputConfig)
-                  + params_from(VelocityInputConfig) + params_from(VelocityConfig)
+                  + params_from(VelocityInputConfig)
+                  + params_from(SensorQueueConfig, read_only=True) + params_from(VelocityConfig)
                   + params_from(SnapshotConfig))
 
 
@@ -66,6 +72,7 @@ class TrackerNodeConfig(NamedTuple):
     tracker: TrackerConfig
     output: TrackerOutputConfig
     velocity_input: VelocityInputConfig
+    sensor_queues: SensorQueueConfig
     velocity: VelocityConfig
     snapshot: SnapshotConfig
 
@@ -111,7 +118,8 @@ class TrackerPipeline:
         # this frame's tracks and their px/s velocities: no re-serialising of the tracks, no
         # second subscription and no time synchronisation of tracks with range and imu
         # (their latest readings are cached and their age checked against the image stamp).
-        self.velocity_inputs = VelocityInputs(node, diagnostics, config.velocity_input)
+        self.velocity_inputs = VelocityInputs(node, diagnostics, config.velocity_input,
+                                              config.sensor_queues)
         self._fit_window = FitWindow(_fit_window_size(config.tracker), config.tracker.max_dt)
 
     @property

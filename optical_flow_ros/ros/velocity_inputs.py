@@ -1,13 +1,19 @@
 """The velocity stage's ROS edge: distance and gyro inputs in, TwistWithCovarianceStamped out.
 
-Subscribes (best effort, keep last 5):
-    range (sensor_msgs/Range): distance to the scene along the optical axis. Readings that
-        are NaN, +-inf (REP-117: below min_range / beyond max_range) or outside the message's
-        own [min_range, max_range] are ignored and counted (``range_invalid``).
-    imu (sensor_msgs/Imu): angular velocity only, rotated into the camera optical frame by
-        the ``imu_roll``/``imu_pitch``/``imu_yaw`` parameters. Non-finite rates and messages
-        marking angular velocity as not provided (covariance[0] = -1, REP-145) are ignored
-        and counted (``imu_invalid``); an all-zero covariance means unknown (``gyro_std``).
+Subscribes (best effort):
+    range (sensor_msgs/Range, keep last 5): distance to the scene along the optical axis.
+        Readings that are NaN, +-inf (REP-117: below min_range / beyond max_range) or
+        outside the message's own [min_range, max_range] are ignored and counted
+        (``range_invalid``).
+    imu (sensor_msgs/Imu, keep last ``imu_depth``): angular velocity only, rotated into the
+        camera optical frame by the ``imu_roll``/``imu_pitch``/``imu_yaw`` parameters.
+        Non-finite rates and messages marking angular velocity as not provided
+        (covariance[0] = -1, REP-145) are ignored and counted (``imu_invalid``); an all-zero
+        covariance means unknown (``gyro_std``). The queue holds the samples that arrive
+        while the node works on a frame or waits for the CPU: with 5 (the sensor-data
+        default) a 1 kHz IMU lost 27-37 % of its samples, with 100 up to 8 % (60 Hz images),
+        with 1000 none (bench/bench_input_mix.py, a loaded 2-core machine).
+Every message is counted (``range_received``, ``imu_received``).
 
 The latest range and a short history of gyro samples are cached with their header stamps;
 each frame takes the range nearest in time and the gyro samples of the tracks' velocity
@@ -25,7 +31,6 @@ on a body whose IMU is x forward, y left, z up: roll = pi, pitch = 0, yaw = -pi/
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,10 +50,24 @@ from optical_flow_ros.ros.diagnostics import CountSink
 from optical_flow_ros.ros.image_input import stamp_to_seconds
 from optical_flow_ros.ros.qos import keep_last_qos
 
-__all__ = ["VelocityInputConfig", "VelocityInputs", "imu_rotation", "velocity_msg"]
+__all__ = ["SensorQueueConfig", "VelocityInputConfig", "VelocityInputs", "imu_rotation",
+           "velocity_msg"]
 
 _GYRO_HISTORY = 2000      # samples kept at most (2 s at 1 kHz)
 _GYRO_HISTORY_S = 2.0     # and only this far back from the newest, s
+_RANGE_DEPTH = 5          # only the latest range reading is used
+
+
+@dataclass(frozen=True)
+class SensorQueueConfig:
+    """How many range/imu messages the subscriptions keep while the node is busy (start-up)."""
+
+    imu_depth: int = setting(
+        1000, "imu QoS keep-last depth: gyro samples kept while the node is busy (1000 = 1 s "
+        "at 1 kHz), so none of the velocity window is lost", range=(1, 10000))
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
 
 
 @dataclass(frozen=True)
@@ -89,29 +108,81 @@ def imu_rotation(config: VelocityInputConfig) -> np.ndarray:
     return rz @ ry @ rx
 
 
+class _GyroHistory:
+    """Recent gyro samples (stamps s, optical-frame rates rad/s) in preallocated arrays.
+
+    The newest ``capacity`` samples within ``_GYRO_HISTORY_S`` of the newest one, oldest
+    first, as two contiguous views: nothing is converted per frame, and a sample costs two
+    array writes (a 1 kHz IMU keeps 2000 samples).
+    """
+
+    def __init__(self, capacity: int = _GYRO_HISTORY) -> None:
+        self._capacity = capacity
+        self._t = np.empty(2 * capacity, np.float64)
+        self._w = np.empty((2 * capacity, 3), np.float64)
+        self._start = self._end = 0
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    def clear(self) -> None:
+        """Forget every sample."""
+        self._start = self._end = 0
+
+    def newest_stamp(self) -> float:
+        """Stamp of the newest sample (the history must not be empty), s."""
+        return float(self._t[self._end - 1])
+
+    def append(self, stamp: float, rate: np.ndarray) -> None:
+        """Add a sample newer than all kept; drop the ones now too many or too old."""
+        if self._end == self._t.shape[0]:          # full: move the kept samples to the front
+            n = self._end - self._start
+            self._t[:n] = self._t[self._start:self._end]
+            self._w[:n] = self._w[self._start:self._end]
+            self._start, self._end = 0, n
+        self._t[self._end] = stamp
+        self._w[self._end] = rate
+        self._end += 1
+        self._start = max(self._start, self._end - self._capacity)
+        oldest = stamp - _GYRO_HISTORY_S
+        while self._t[self._start] < oldest:
+            self._start += 1
+
+    def samples(self) -> tuple[np.ndarray, np.ndarray]:
+        """(M,) stamps and (M, 3) rates, oldest first (views: valid until the next append)."""
+        return self._t[self._start:self._end], self._w[self._start:self._end]
+
+
 class VelocityInputs:
     """Caches range and gyro readings for the velocity stage.
 
     Args:
         node: the owning node, which subscribes to ``range`` and ``imu``; None to feed
             :meth:`on_range` and :meth:`on_imu` directly (bag processing).
-        diagnostics: ``range_invalid`` and ``imu_invalid`` are counted here.
+        diagnostics: ``range_received``, ``range_invalid``, ``imu_received`` and
+            ``imu_invalid`` are counted here.
         config: read on every message (replace it to reconfigure at runtime).
+        queues: the subscriptions' queue depths (with ``node``).
     """
 
     def __init__(self, node: Node | None, diagnostics: CountSink,
-                 config: VelocityInputConfig) -> None:
+                 config: VelocityInputConfig, queues: SensorQueueConfig | None = None) -> None:
         self._diag = diagnostics
         self.config = config
         self._range: tuple[float, float] | None = None          # (stamp s, distance m)
-        self._gyro_t: deque[float] = deque(maxlen=_GYRO_HISTORY)
-        self._gyro_w: deque[np.ndarray] = deque(maxlen=_GYRO_HISTORY)
-        self._gyro_cov: np.ndarray | None = None
+        self._gyro = _GyroHistory()
+        # the newest valid sample's covariance (IMU frame) and the rotation of that moment;
+        # rotated into the optical frame when a frame asks (once per frame, not per sample)
+        self._gyro_cov_imu: tuple[np.ndarray, np.ndarray] | None = None
+        self._gyro_cov_rotated: tuple[tuple[np.ndarray, np.ndarray] | None,
+                                      np.ndarray | None] = (None, None)
         if node is not None:
-            qos = keep_last_qos("best_effort", 5)
+            queues = queues or SensorQueueConfig()
             self.subscriptions = [
-                node.create_subscription(Range, "range", self.on_range, qos),
-                node.create_subscription(Imu, "imu", self.on_imu, qos),
+                node.create_subscription(Range, "range", self.on_range,
+                                         keep_last_qos("best_effort", _RANGE_DEPTH)),
+                node.create_subscription(Imu, "imu", self.on_imu,
+                                         keep_last_qos("best_effort", queues.imu_depth)),
             ]
 
     @property
@@ -126,6 +197,7 @@ class VelocityInputs:
 
     def on_range(self, msg: Range) -> None:
         """Cache a range reading (invalid ones are counted and dropped)."""
+        self._diag.count("range_received")
         value = float(msg.range)
         if not (math.isfinite(value) and msg.min_range <= value <= msg.max_range):
             self._diag.count("range_invalid")
@@ -134,23 +206,20 @@ class VelocityInputs:
 
     def on_imu(self, msg: Imu) -> None:
         """Cache a gyro sample, rotated into the optical frame (invalid ones are counted)."""
+        self._diag.count("imu_received")
         w = msg.angular_velocity
         rate = np.array([w.x, w.y, w.z], np.float64)
-        cov = np.asarray(msg.angular_velocity_covariance, np.float64).reshape(3, 3)
+        cov = np.array(msg.angular_velocity_covariance, np.float64).reshape(3, 3)
         if not np.isfinite(rate).all() or cov[0, 0] == -1.0:
             self._diag.count("imu_invalid")
             return
         rot = self._rotation
-        self._gyro_cov = rot @ cov @ rot.T if np.any(cov) and np.isfinite(cov).all() else None
+        self._gyro_cov_imu = (cov, rot)
         stamp = stamp_to_seconds(msg.header)
-        if self._gyro_t and stamp <= self._gyro_t[-1]:   # time went back (bag loop): restart
-            self._gyro_t.clear()
-            self._gyro_w.clear()
-        self._gyro_t.append(stamp)
-        self._gyro_w.append(rot @ rate)
-        while self._gyro_t[0] < stamp - _GYRO_HISTORY_S:
-            self._gyro_t.popleft()
-            self._gyro_w.popleft()
+        history = self._gyro
+        if len(history) and stamp <= history.newest_stamp():   # time went back (bag loop)
+            history.clear()
+        history.append(stamp, rot @ rate)
 
     def distance(self, stamp: float) -> tuple[float | None, str]:
         """(distance m, "") for the image at ``stamp`` (s), or (None, why not).
@@ -173,12 +242,28 @@ class VelocityInputs:
 
         None without any sample within ``sensor_max_age`` of the image.
         """
-        if not self._gyro_t:
+        if not len(self._gyro):
             return None
-        return gyro_rates(np.fromiter(self._gyro_t, np.float64, len(self._gyro_t)),
-                          np.array(self._gyro_w), timing,
-                          max_age=self._config.sensor_max_age, covariance=self._gyro_cov,
-                          gyro_std=gyro_std)
+        times, rates = self._gyro.samples()
+        return gyro_rates(times, rates, timing, max_age=self._config.sensor_max_age,
+                          covariance=self._gyro_covariance(), gyro_std=gyro_std)
+
+    def _gyro_covariance(self) -> np.ndarray | None:
+        """The newest sample's gyro covariance in the optical frame, (rad/s)^2; None: unknown.
+
+        Rotated here rather than per sample (a third of a sample's cost at 1 kHz); the same
+        rotation as the sample's, so the same values as rotating on receipt.
+        """
+        key = self._gyro_cov_imu
+        cached_key, cached = self._gyro_cov_rotated
+        if key is cached_key:
+            return None if cached is None else cached.copy()
+        rotated = None
+        if key is not None:
+            cov, rot = key
+            rotated = rot @ cov @ rot.T if np.any(cov) and np.isfinite(cov).all() else None
+        self._gyro_cov_rotated = (key, rotated)
+        return None if rotated is None else rotated.copy()
 
 
 def velocity_msg(estimate: VelocityEstimate, header: Header) -> TwistWithCovarianceStamped:
