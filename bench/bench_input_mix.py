@@ -54,6 +54,7 @@ BENCH = ROOT / "bench"
 for _path in (ROOT, BENCH, ROOT / "test"):
     sys.path.insert(0, str(_path))
 
+from optical_flow_ros.ros.fastdds_profile import profiles_file_variable  # noqa: E402
 from optical_flow_ros.tools.node_process import NodeProcess, confine_dds  # noqa: E402
 
 DOMAIN_ID = confine_dds(int(os.environ["BENCH_DOMAIN_ID"])
@@ -243,8 +244,8 @@ def build_schedule(targets: list[str], block_s: float, rounds: int,
 
 def run_dds(targets: list[str], schedule: list[dict], workdir: Path) -> dict:
     """Start the nodes and the three publishers; return their raw records."""
-    saved = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE")
-    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
+    saved = os.environ.get(profiles_file_variable())
+    os.environ[profiles_file_variable()] = str(FASTDDS_PROFILE)  # Jazzy: FASTRTPS_...
     nodes: dict[str, NodeProcess] = {}
     publishers: dict[str, subprocess.Popen] = {}
     try:
@@ -287,9 +288,9 @@ def run_dds(targets: list[str], schedule: list[dict], workdir: Path) -> dict:
         for proc in nodes.values():
             proc.stop(timeout=20.0)
         if saved is None:
-            os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+            os.environ.pop(profiles_file_variable(), None)
         else:
-            os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = saved
+            os.environ[profiles_file_variable()] = saved
     return {role: json.loads(Path(f"{plan['out']}.{role}.json").read_text())
             for role in publishers}
 

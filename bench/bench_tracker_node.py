@@ -42,9 +42,10 @@ import os
 import random
 import tempfile
 
-# DDS stays on this machine, on a domain of this run's own; set before rclpy is imported.
+# DDS stays on this machine, on the exported ROS_DOMAIN_ID or, when none is set, a domain of
+# this run's own; set before rclpy is imported.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(150, 199))
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(150, 199)))
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="bench_tracker_node_logs_"))
 
@@ -84,6 +85,7 @@ from optical_flow_ros.ros import image_input as image_input_module  # noqa: E402
 from optical_flow_ros.ros import tracker_pipeline as tracker_node_module  # noqa: E402
 from optical_flow_ros.ros.image_messages import array_to_image_msg  # noqa: E402
 from optical_flow_ros.ros.qos import keep_last_qos  # noqa: E402
+from optical_flow_ros.ros.ros_distro import ros_distro  # noqa: E402
 
 SHAPE = (480, 640)
 ENCODINGS = ("mono8", "bgr8")
@@ -566,7 +568,8 @@ def main() -> int:
             messages[enc] = [array_to_image_msg(f, enc) for f in frames[enc]]
             for msg in messages[enc]:
                 msg.header.frame_id = FRAME_ID
-        print(f"OpenCV {cv2.__version__}, numpy {np.__version__}, ROS_DOMAIN_ID "
+        print(f"ROS 2 {ros_distro()}, OpenCV {cv2.__version__}, numpy {np.__version__}, "
+              "ROS_DOMAIN_ID "
               f"{os.environ['ROS_DOMAIN_ID']}; 640x480, {RENDERED} rendered frames per "
               f"encoding (ping-pong), {STEP_PX} px + {np.rad2deg(STEP_RAD):.2f} deg per frame")
         passed = in_process(frames, messages, args)

@@ -19,11 +19,11 @@ count (samples the DDS reader saw go missing in transport; frames neither delive
 were overwritten in the keep-last history before the executor took them).
 
 Each configuration is run twice: without and with ``config/fastdds_large_images.xml``
-(``FASTDDS_DEFAULT_PROFILES_FILE``, the Fast DDS 3.x name; 2.x read
-``FASTRTPS_DEFAULT_PROFILES_FILE``). ``RMW_FASTRTPS_USE_QOS_FROM_XML`` is not needed: the rmw
-always starts from the XML's default participant profile; that variable only concerns
-publisher/subscription QoS. Both variables are removed from the children's environment for
-the run without the profile.
+(``FASTDDS_DEFAULT_PROFILES_FILE`` on Kilted's Fast DDS 3.x, ``FASTRTPS_DEFAULT_PROFILES_FILE``
+on Jazzy's 2.14, which ignores the new name: :mod:`optical_flow_ros.ros.fastdds_profile`).
+``RMW_FASTRTPS_USE_QOS_FROM_XML`` is not needed: the rmw always starts from the XML's default
+participant profile; that variable only concerns publisher/subscription QoS. All three
+variables are removed from the children's environment for the run without the profile.
 
 Per run the script also prints what the two processes hold, read from ``/proc``: the local
 addresses of their UDP sockets, the Fast DDS shared-memory segments they map
@@ -51,9 +51,15 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(200, 21
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from optical_flow_ros.ros.fastdds_profile import (  # noqa: E402
+    PROFILE_VARIABLES,
+    profiles_file_variable,
+)
+from optical_flow_ros.ros.ros_distro import ros_distro  # noqa: E402
+
 PROFILE = ROOT / "config" / "fastdds_large_images.xml"
-PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE",
-                "RMW_FASTRTPS_USE_QOS_FROM_XML")
+PROFILE_VARS = (*PROFILE_VARIABLES, "RMW_FASTRTPS_USE_QOS_FROM_XML")
 
 CASES = (("640x480 mono8", 640, 480, "mono8", 1),
          ("640x480 bgr8", 640, 480, "bgr8", 3),
@@ -247,7 +253,7 @@ def run_config(with_profile: bool, seconds: float, rate: float, workdir: Path,
                xml: Path = PROFILE, case_set: str = "images") -> list[dict]:
     env = {k: v for k, v in os.environ.items() if k not in PROFILE_VARS}
     if with_profile:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(xml)
+        env[profiles_file_variable()] = str(xml)
     env["ROS_LOG_DIR"] = str(workdir / "ros_logs")
     tag = "on" if with_profile else "off"
     sub_out, pub_out = workdir / f"sub_{tag}.json", workdir / f"pub_{tag}.json"
@@ -287,7 +293,7 @@ def run_config(with_profile: bool, seconds: float, rate: float, workdir: Path,
                      "delivered": len({frame for frame, _ in records}),
                      "p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
                      "lost": lost.get(topic, 0), "matched": result["matched"]})
-    print(f"\n[profile {tag}] " + (f"FASTDDS_DEFAULT_PROFILES_FILE={xml}" if with_profile
+    print(f"\n[profile {tag}] " + (f"{profiles_file_variable()}={xml}" if with_profile
                                    else "no XML profile"))
     for name, (sockets, segments) in probes.items():
         print(f"  {name}: UDP bound {', '.join(sockets)}")
@@ -317,8 +323,9 @@ def main() -> None:
         run_publisher(args.out, args.seconds, args.rate, CASE_SETS[args.cases])
         return
 
-    print(f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST "
-          f"{args.seconds:g} s at {args.rate:g} Hz per case; publisher RELIABLE keep-last 5")
+    print(f"ROS 2 {ros_distro()}, ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} "
+          f"ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST {args.seconds:g} s at {args.rate:g} Hz per "
+          "case; publisher RELIABLE keep-last 5")
     configs = {"both": (False, True), "off": (False,), "on": (True,)}[args.profile]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_transport_") as tmp:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from optical_flow_ros.ros.fastdds_profile import PROFILE_VARIABLES  # noqa: E402
 from optical_flow_ros.tools.node_process import NodeProcess, confine_dds  # noqa: E402
 
 TOPICS = ("/flow/image", "/flow/dense/hsv", "/flow/dense/warp")
@@ -107,8 +108,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sizes", nargs="+", default=["640x480", "1280x720"])
     args = parser.parse_args()
-    os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
-    confine_dds(int(os.environ["ROS_DOMAIN_ID"]) if "ROS_DOMAIN_ID" in os.environ else None)
+    for variable in PROFILE_VARIABLES:
+        os.environ.pop(variable, None)
+    confine_dds()  # the exported ROS_DOMAIN_ID, else one of its own
     for size in args.sizes:
         width, height = (int(v) for v in size.split("x"))
         _measure(width, height, args.seconds)

@@ -64,6 +64,11 @@ BENCH = ROOT / "bench"
 for path in (ROOT, BENCH, ROOT / "test"):
     sys.path.insert(0, str(path))
 
+from optical_flow_ros.ros.fastdds_profile import (  # noqa: E402
+    PROFILE_VARIABLES,
+    profiles_file_variable,
+)
+from optical_flow_ros.ros.ros_distro import ros_distro  # noqa: E402
 from optical_flow_ros.tools.node_process import NodeProcess, confine_dds  # noqa: E402
 
 # Before anything imports rclpy; every child process inherits these.
@@ -135,7 +140,7 @@ def machine_info() -> dict:
     return {
         "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(), "opencv": cv2.__version__,
-        "numpy": np.__version__, "rclpy": version("rclpy"),
+        "numpy": np.__version__, "ros_distro": ros_distro(), "rclpy": version("rclpy"),
         "rmw_fastrtps_cpp": version("ros-rmw-fastrtps-cpp"),
         "platform": platform.platform(), "cpu_model": model,
         "cpu_count": os.cpu_count(), "cpu_affinity": len(os.sched_getaffinity(0)),
@@ -359,8 +364,8 @@ def section_e2e(quick: bool, workdir: Path,
     schedule += [{"phase": "profile", "target": "prof", "shape": [480, 640], "rate": 30,
                   "seconds": s, "record": rec} for s, rec in ((1.0, False), (profile_s, True))]
 
-    saved_env = {k: os.environ.get(k) for k in ("FASTDDS_DEFAULT_PROFILES_FILE",)}
-    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
+    saved_env = {k: os.environ.get(k) for k in PROFILE_VARIABLES}
+    os.environ[profiles_file_variable()] = str(FASTDDS_PROFILE)
     prof_path = workdir / "tracker_node.prof"
     nodes: dict[str, NodeProcess] = {}
     hog = None
@@ -456,6 +461,7 @@ def section_e2e(quick: bool, workdir: Path,
                 f"{s['answered']}/{s['sent']} CPU {fmt(s['cpu_percent'], 0)} % RSS "
                 f"{fmt(s['rss_mib_max'], 0)} MiB")
     results = {"encoding": "bgr8", "fastdds_profile": str(FASTDDS_PROFILE.relative_to(ROOT)),
+               "fastdds_profile_variable": profiles_file_variable(),
                "block_s": block_s, "rounds": rounds, "continuous_s": long_s,
                "opencv_threads": trackers, "core_paced": core, "phases": phases,
                "backlog": drift, "profile_breakdown": prof_breakdown, "profile_top": profile,
@@ -639,7 +645,8 @@ def report(results: dict, checks: list[Check], command: str) -> str:
         f"load average {m['load_average_start'][0]:.2f} at the start, "
         f"{m['load_average_end'][0]:.2f} at the end). Python {m['python']}, OpenCV "
         f"{m['opencv']} (default threads {m['cv2_getNumThreads_default']}), numpy "
-        f"{m['numpy']}, rclpy {m['rclpy']}, {m['rmw']}.",
+        f"{m['numpy']}, ROS 2 {m.get('ros_distro', '?')} (rclpy {m['rclpy']}, {m['rmw']} "
+        f"{m['rmw_fastrtps_cpp']}): every figure below was measured on this distro.",
         "",
         "Absolute times on this machine are noisy; each figure stands beside its baseline "
         "measured in the same run, and the budgets compare the two. Times are medians (p50) "
@@ -704,7 +711,9 @@ def report(results: dict, checks: list[Check], command: str) -> str:
                 "(opencv_threads 0 = default) take turns in "
                 f"{s2['block_s']:g} s blocks ({s2['rounds']} rounds), except the continuous "
                 f"run ({s2['continuous_s']:g} s, floor before and after). Every process loads "
-                f"`{s2['fastdds_profile']}` (FASTDDS_DEFAULT_PROFILES_FILE): without it bgr8 "
+                f"`{s2['fastdds_profile']}` "
+                f"({s2.get('fastdds_profile_variable', 'FASTDDS_DEFAULT_PROFILES_FILE')}): "
+                "without it bgr8 "
                 "frames of 640x480 and up are lost in Fast DDS's 512 KiB shared-memory "
                 "segment. CPU % of one core, from /proc/<pid>/stat; RSS max from "
                 "/proc/<pid>/status. `core` = LKTracker.update with the node's defaults on the "
@@ -918,8 +927,9 @@ def main() -> int:
     t_start = time.perf_counter()
     results: dict = {"machine": machine_info(), "quick": args.quick}
     checks: list[Check] = []
-    log(f"ROS_DOMAIN_ID {DOMAIN_ID}, OpenCV {cv2.__version__} default threads "
-        f"{DEFAULT_THREADS}, load {os.getloadavg()[0]:.2f}; {'quick' if args.quick else 'full'}")
+    log(f"ROS 2 {ros_distro()}, ROS_DOMAIN_ID {DOMAIN_ID}, OpenCV {cv2.__version__} default "
+        f"threads {DEFAULT_THREADS}, load {os.getloadavg()[0]:.2f}; "
+        f"{'quick' if args.quick else 'full'}")
     with tempfile.TemporaryDirectory(prefix="bench_run_all_") as tmp:
         sections = [
             ("1", "tracker", "1. tracker core vs seed loop",

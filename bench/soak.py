@@ -55,6 +55,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
+from optical_flow_ros.ros.fastdds_profile import profiles_file_variable  # noqa: E402
 from optical_flow_ros.ros.qos import keep_last_qos  # noqa: E402
 
 SAMPLE_S = 5.0
@@ -234,7 +235,7 @@ def main() -> int:
     duration = args.minutes * 60.0
     minutes = max(1, int(round(args.minutes)))
     if not args.no_fastdds_profile:
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
+        os.environ[profiles_file_variable()] = str(FASTDDS_PROFILE)
 
     sim = dict(rate=args.rate, image_width=640, image_height=480, velocity_x=1.0,
                velocity_amplitude=0.3, yaw_rate=0.2, altitude=5.0)

@@ -1,16 +1,33 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: set up (idempotent), lint, then pytest.
+# The whole test suite, from a fresh clone: set up (idempotent), lint, then pytest, in the
+# environment ROS_DISTRO (jazzy, the default, | kilted) and OPTICAL_FLOW_ROS_STACK (pinned, the
+# default, | ubuntu-noble) select (scripts/select_env.sh).
 # Extra arguments go to pytest (e.g. scripts/run_tests.sh -k tracker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=select_env.sh
+source scripts/select_env.sh
 
 bash scripts/setup_env.sh
 
-# DDS stays on this machine, on a domain of this run's own (test/conftest.py uses the same).
+# DDS stays on this machine, on OPTICAL_FLOW_ROS_TEST_DOMAIN, else the ROS_DOMAIN_ID exported,
+# else a domain of this run's own (test/conftest.py reads OPTICAL_FLOW_ROS_TEST_DOMAIN).
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-OPTICAL_FLOW_ROS_TEST_DOMAIN=${OPTICAL_FLOW_ROS_TEST_DOMAIN:-$(( (RANDOM % 100) + 20 ))}
+OPTICAL_FLOW_ROS_TEST_DOMAIN=${OPTICAL_FLOW_ROS_TEST_DOMAIN:-${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 20 ))}}
 export OPTICAL_FLOW_ROS_TEST_DOMAIN ROS_DOMAIN_ID=$OPTICAL_FLOW_ROS_TEST_DOMAIN
 
+versions=$(.venv/bin/python - <<'PY'
+import importlib.metadata
+
+import cv2
+import numpy
+import yaml
+
+print(f"ros-rclpy {importlib.metadata.version('ros-rclpy')}, numpy {numpy.__version__}, "
+      f"OpenCV {cv2.__version__}, PyYAML {yaml.__version__}")
+PY
+)
+echo "[test] environment $OFR_ENV_NAME ($versions)"
 echo "[test] ruff check"
 .venv/bin/ruff check .
 

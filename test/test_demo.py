@@ -31,6 +31,8 @@ def test_demo_runs_the_pipeline_and_writes_checked_outputs(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[demo] summary" in result.stdout
+    # The domain the suite exported (conftest), not one of the demo's own.
+    assert f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} " in result.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["nodes_alive_at_end"]
     assert summary["frames_tracked"] >= 60  # 30 Hz for 6 s, with slack for a loaded machine
@@ -85,6 +87,17 @@ def test_demo_plays_a_video_file_through_the_same_pipeline(tmp_path):
     assert summary["video_frames"] > 0
     assert summary["video_frames_with_velocity"] == 0
     assert summary["video_no_velocity_reasons"] == {"no camera_info": summary["video_frames"]}
+
+
+def test_demo_refuses_a_domain_id_that_is_none(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "optical_flow_ros", "demo", "--duration", "1", "--out",
+         str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(REPO), ROS_DOMAIN_ID="front"),
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("[demo] ROS_DOMAIN_ID='front' is not a ROS domain id "
+                                     "(an integer 0-232)")
 
 
 def test_demo_refuses_a_missing_video_file(tmp_path):

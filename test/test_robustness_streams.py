@@ -469,6 +469,25 @@ def test_camera_publisher_disappears_and_returns(ros_peer):
     assert "Traceback" not in proc.output()
 
 
+def test_two_camera_publishers_are_not_counted_as_dropped_frames(ros_peer):
+    """Two publishers on one image topic at different rates, every frame processed: nothing
+    is dropped. Their sequence numbers interleave (5 of one, then 1 of the other): Kilted's
+    publisher_gid tells them apart; Jazzy has no gid, so there counting waits while the
+    topic has more than one publisher (ros/frame_drops.py)."""
+    graph = Graph(ros_peer)
+    with NodeProcess("optical_flow_ros.nodes.tracker_node") as proc:
+        assert ros_peer.wait_for_publisher(graph.sub), proc.output()
+        first, second = graph.publisher(), graph.publisher()
+        ros_peer.spin_for(1.0)  # the node's graph knows both publishers
+        for i in range(18):
+            graph.send(second if i % 6 == 5 else first, frame_at(i / 30.0), 30.0 + i / 30.0)
+        received = ros_peer.spin_until(lambda: graph.diag("frames_received") == "18", 10.0)
+        counters = {key: graph.diag(key) for key in ("frames_received", "frames_dropped")}
+        assert received and graph.diag("frames_dropped") in (None, "0"), counters
+        assert proc.alive(), proc.output()
+    assert "Traceback" not in proc.output()
+
+
 def test_frames_faster_than_processing_are_dropped_and_latency_stays_flat(ros_peer):
     graph = Graph(ros_peer)
     frames = [frame_at(i / 100.0, (480, 640)) for i in range(20)]

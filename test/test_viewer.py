@@ -25,6 +25,7 @@ from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
 from optical_flow_ros.core.flow_drawing import draw_hsv
 from optical_flow_ros.core.view_scale import robust_magnitude
+from optical_flow_ros.ros.fastdds_profile import PROFILE_VARIABLES
 from optical_flow_ros.ros.image_messages import (
     array_to_compressed_msg,
     array_to_image_msg,
@@ -266,7 +267,7 @@ def test_viewer_node_receives_every_frame_the_tracker_publishes(ros_peer):
     Every frame the tracker processes gives one flow/tracks and one flow/image with the same
     header, so flow/tracks (small, reliable) counts what was published.
     """
-    env_profile = os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+    env_profile = {k: os.environ.pop(k) for k in PROFILE_VARIABLES if k in os.environ}
     try:
         viewer = ViewerNode(["flow/image"], context=ros_peer.context)
         ros_peer.executor.add_node(viewer)
@@ -296,8 +297,7 @@ def test_viewer_node_receives_every_frame_the_tracker_publishes(ros_peer):
         ros_peer.executor.remove_node(viewer)
         viewer.destroy_node()
     finally:
-        if env_profile is not None:
-            os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = env_profile
+        os.environ.update(env_profile)
 
 
 @pytest.mark.dds

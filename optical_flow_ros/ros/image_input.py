@@ -5,7 +5,8 @@ Subscribes to ``image`` (sensor_msgs/Image) or, with ``transport="compressed"``,
 ``/compressed`` as image_transport names it. Keep-last depth 1 by default: while the
 node is busy the middleware overwrites the waiting frame, so the callback always gets the
 newest one and no backlog builds up; the frames overwritten are counted as dropped from the
-publisher's sequence numbers. A frame that cannot be decoded is counted, logged (throttled)
+publisher's sequence numbers (:mod:`optical_flow_ros.ros.frame_drops`, on Jazzy only while the
+topic has one publisher). A frame that cannot be decoded is counted, logged (throttled)
 and skipped; it never reaches the algorithm.
 """
 
@@ -16,11 +17,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -28,8 +28,12 @@ from optical_flow_ros.core.config_fields import setting, validate_fields
 from optical_flow_ros.core.errors import ImageConversionError
 from optical_flow_ros.core.image_codec import DEFAULT_MAX_PIXELS, to_bgr, to_gray
 from optical_flow_ros.ros.diagnostics import DiagnosticsReporter
+from optical_flow_ros.ros.frame_drops import DropCounter
 from optical_flow_ros.ros.image_messages import compressed_msg_to_array, image_msg_to_array
 from optical_flow_ros.ros.qos import RELIABILITY_CHOICES, keep_last_qos
+
+if TYPE_CHECKING:  # rclpy 9 (Kilted) only; rclpy 7 (Jazzy) passes a plain dict
+    from rclpy.subscription import MessageInfo
 
 __all__ = ["TRANSPORTS", "Frame", "ImageInput", "InputConfig", "frame_from_msg",
            "stamp_to_seconds"]
@@ -153,7 +157,6 @@ class ImageInput:
         self._on_frame = on_frame
         self._diag = diagnostics
         self._max_pixels = config.max_pixels
-        self._last_seq: dict[bytes, int] = {}
         self._shape: tuple[int, ...] | None = None
         # Like image_transport: the compressed topic follows the (remapped) image topic, so
         # image:=/cam/image_raw subscribes to /cam/image_raw/compressed.
@@ -162,17 +165,13 @@ class ImageInput:
         self.subscription = node.create_subscription(
             msg_type, topic, _MessageInfoCallback(self._on_message),
             keep_last_qos(config.input_reliability, config.input_depth))
+        self._drops = DropCounter(
+            lambda: node.count_publishers(self.subscription.topic_name))
 
     def _count_dropped(self, info: MessageInfo) -> None:
-        seq = info.get("publication_sequence_number")
-        gid = info.get("publisher_gid")
-        if not seq or gid is None:
-            return
-        key = bytes(gid["data"]) if isinstance(gid, dict) else bytes(gid)
-        last = self._last_seq.get(key)
-        if last is not None and seq > last + 1:
-            self._diag.count("frames_dropped", seq - last - 1)
-        self._last_seq[key] = seq
+        missed = self._drops.missed(info)
+        if missed:
+            self._diag.count("frames_dropped", missed)
 
     def _on_message(self, msg: Image | CompressedImage, info: MessageInfo) -> None:
         received_at = time.perf_counter()

@@ -16,7 +16,8 @@ simulator, ``--source video:FILE`` starts ``video_source_node`` playing FILE (in
 instead; without the simulator's truth the summary omits the figures scored against it.
 The nodes' settings come from config/demo.yaml, the file ``ros2 launch optical_flow_ros
 demo.launch.py`` starts the same graph with. DDS stays on this machine (LOCALHOST
-discovery, a ROS domain of the demo's own). ``--pictures docs`` then writes the README's
+discovery), on the ``ROS_DOMAIN_ID`` exported, or a random domain of the demo's own when none
+is. ``--pictures docs`` then writes the README's
 pictures from the outputs (``tools/demo_pictures.py``).
 """
 
@@ -110,14 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     recorded are written, exit code 0.
     """
     args = _parse(argv)
+    try:
+        domain = confine_dds()
+    except ValueError as err:
+        print(f"[demo] {err}", file=sys.stderr)
+        return 2
     with stop_signals() as stop:
         if stop.requested:
             return 0
-        return _run(args, stop)
+        return _run(args, stop, domain)
 
 
-def _run(args: argparse.Namespace, stop: StopSignals) -> int:
-    domain = confine_dds()
+def _run(args: argparse.Namespace, stop: StopSignals, domain: int) -> int:
     from optical_flow_ros.tools.demo_listener import DemoListener  # after confine_dds: rclpy
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -18,18 +18,41 @@ from pathlib import Path
 
 from optical_flow_ros.tools.executables import EXECUTABLES
 
-__all__ = ["NodeProcess", "confine_dds", "stop_all"]
+__all__ = ["MAX_DOMAIN_ID", "NodeProcess", "confine_dds", "stop_all"]
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 _EXECUTABLE_OF = {module: name for name, module in EXECUTABLES.items()}
 
 
-def confine_dds(domain_id: int | None = None) -> int:
-    """Keep DDS on this machine, on ``domain_id`` (random in 120-219 when None).
+#: Highest ROS domain id (ROS 2's DDS port mapping allows 0-232).
+MAX_DOMAIN_ID = 232
 
-    Must run before rclpy is initialised. Returns the domain id.
+
+def confine_dds(domain_id: int | None = None) -> int:
+    """Keep DDS on this machine, on ``domain_id``.
+
+    With ``domain_id=None`` the domain is the ``ROS_DOMAIN_ID`` the user exported, or, when
+    none is set, a random one in 120-219 (so a run does not meet other runs' nodes). Must run
+    before rclpy is initialised; node processes started afterwards inherit both settings.
+
+    Returns:
+        The domain id now in ``ROS_DOMAIN_ID``.
+
+    Raises:
+        ValueError: the exported ``ROS_DOMAIN_ID`` (or ``domain_id``) is not an integer in
+            0-232.
     """
+    if domain_id is None:
+        exported = os.environ.get("ROS_DOMAIN_ID", "").strip()
+        if exported:
+            try:
+                domain_id = int(exported)
+            except ValueError:
+                raise ValueError(f"ROS_DOMAIN_ID={exported!r} is not a ROS domain id "
+                                 f"(an integer 0-{MAX_DOMAIN_ID})") from None
     domain = domain_id if domain_id is not None else random.SystemRandom().randint(120, 219)
+    if not 0 <= domain <= MAX_DOMAIN_ID:
+        raise ValueError(f"ROS domain id {domain} is out of range 0-{MAX_DOMAIN_ID}")
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     return domain
