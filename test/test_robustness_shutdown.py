@@ -7,7 +7,7 @@ interpreter starts), and gets 1-3 SIGINTs/SIGTERMs, 0, 1, 5 or 20 ms apart:
 - from spawn: 0, 1, 5, 20, 50, 100 or 200 ms after ``Popen`` returns, to the executables
   colcon installed (during ``env``, the interpreter's start, ``site``, the ros-* wheels'
   re-execution, the imports). Only a signal that lands before the launcher's block (the
-  first ~1 ms of ``env``'s own start: read from /proc/PID/status just before sending) may
+  first 1-5 ms, ``env``'s own start: read from /proc/PID/status just before sending) may
   end the process otherwise (death by that signal); those are counted and printed, every
   other case must end cleanly;
 - at start-up: from the moment the process catches SIGTERM (its first line of package code,

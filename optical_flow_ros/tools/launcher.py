@@ -21,8 +21,9 @@ that is pending because it is blocked. So a launcher:
    at that moment and ends the process with exit code 0.
 
 What remains unprotected is the process's life before the block: ``env``'s own start
-(~1 ms), or, where ``env`` cannot block signals, the interpreter's start (~8 ms, where a
-SIGINT ends the process with -2 or a traceback-free exit 0 and a SIGTERM with -15).
+(its loading: signals up to 1-5 ms after ``Popen`` returned still landed there on a shared
+2-core machine), or, where ``env`` cannot block signals, the interpreter's start (5-20 ms).
+A SIGINT there ends the process with -2 (or a traceback-free exit 0), a SIGTERM with -15.
 
 :func:`command` starts an executable the same way without an installed file, and
 :func:`spawn` starts a launcher (file or :func:`command`) with both signals blocked already in
