@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ os.environ["ROS_DOMAIN_ID"] = os.environ.get(
 os.environ["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
 os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="optical_flow_ros_test_logs_"))
 
+import colcon_workspace  # noqa: E402
 from ros_harness import RosPeer  # noqa: E402  (needs the environment above)
 
 
@@ -30,3 +32,11 @@ def ros_peer():
         yield peer
     finally:
         peer.close()
+
+
+@pytest.fixture(scope="session")
+def colcon_install(tmp_path_factory) -> Path:
+    """The package built by ``colcon build`` into a temporary workspace, once per session:
+    its install base (install/optical_flow_ros/lib/optical_flow_ros/NAME are the
+    executables ``ros2 run`` and ``ros2 launch`` start)."""
+    return colcon_workspace.build(tmp_path_factory.mktemp("ws"))

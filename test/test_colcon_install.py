@@ -11,7 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from colcon_workspace import build, executable, site_packages, workspace_env
 from ros_harness import REPO
+
+from optical_flow_ros.tools import launcher
 
 
 def _declared_executables() -> list[str]:
@@ -25,29 +28,38 @@ def _declared_executables() -> list[str]:
 
 pytestmark = pytest.mark.colcon
 
-COLCON = Path(sys.executable).with_name("colcon")
-
 
 @pytest.fixture(scope="module")
-def install_base(tmp_path_factory) -> Path:
-    ws = tmp_path_factory.mktemp("ws")
-    result = subprocess.run(
-        [str(COLCON), "--log-base", str(ws / "log"), "build", "--paths", str(REPO),
-         "--build-base", str(ws / "build"), "--install-base", str(ws / "install")],
-        cwd=ws, capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, PATH=f"{COLCON.parent}{os.pathsep}{os.environ['PATH']}"),
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return ws / "install"
+def install_base(colcon_install) -> Path:
+    return colcon_install
 
 
 def test_executables_installed_where_ros2_run_looks(install_base):
-    lib = install_base / "optical_flow_ros" / "lib" / "optical_flow_ros"
     names = _declared_executables()
     assert names
     for name in names:
-        exe = lib / name
+        exe = executable(install_base, name)
         assert exe.is_file() and os.access(exe, os.X_OK), exe
+        # The package's launcher (signals blocked from the first instruction), run by the
+        # interpreter that built it, not a setuptools console script.
+        assert exe.read_text() == launcher.script(name, sys.executable), exe
+
+
+@pytest.mark.parametrize("symlink_install", [False, True], ids=["install", "symlink-install"])
+def test_installed_executables_run_as_ros2_run_starts_them(install_base, tmp_path,
+                                                           symlink_install):
+    # colcon build --symlink-install goes through setup.py develop instead of install.
+    base = build(tmp_path, symlink_install=True) if symlink_install else install_base
+    if symlink_install:
+        for name in _declared_executables():
+            assert executable(base, name).read_text() == launcher.script(name, sys.executable)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [*([str(tmp_path / "build" / "optical_flow_ros")] if symlink_install else []),
+         str(site_packages(base))]))
+    result = subprocess.run([str(executable(base, "process_bag")), "--help"],
+                            capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: process_bag "), result.stdout
 
 
 def test_share_has_package_xml_launch_and_config(install_base):
@@ -67,7 +79,7 @@ def test_ament_index_marker(install_base):
 
 def test_installed_package_is_importable_from_the_workspace(install_base):
     # What `source install/setup.bash` puts on the path, without the source tree.
-    site = next((install_base / "optical_flow_ros" / "lib").glob("python3*/site-packages"))
+    site = site_packages(install_base)
     result = subprocess.run(
         [sys.executable, "-c", "import optical_flow_ros.core, optical_flow_ros.nodes.tracker_node;"
          "print(optical_flow_ros.core.__file__)"],
@@ -78,10 +90,6 @@ def test_installed_package_is_importable_from_the_workspace(install_base):
     assert str(site) in result.stdout
 
 
-def _site(install_base: Path) -> Path:
-    return next((install_base / "optical_flow_ros" / "lib").glob("python3*/site-packages"))
-
-
 def _catches_sigterm(pid: int) -> bool:
     with open(f"/proc/{pid}/status") as status:
         line = next(line for line in status if line.startswith("SigCgt:"))
@@ -90,11 +98,11 @@ def _catches_sigterm(pid: int) -> bool:
 
 @pytest.mark.parametrize("name", ["tracker_node", "process_bag"])
 def test_installed_executables_honour_a_stop_from_their_first_line(install_base, name):
-    # As ros2 run starts it: the console script goes through tools/executables.py, which takes
+    # As ros2 run starts it: the launcher goes through tools/executables.py, which takes
     # SIGINT/SIGTERM over before the node's imports; a stop then ends it at once, exit 0.
-    exe = install_base / "optical_flow_ros" / "lib" / "optical_flow_ros" / name
-    proc = subprocess.Popen([str(exe)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, PYTHONPATH=str(_site(install_base))))
+    # (Stops before that point: test_robustness_shutdown.py and test_launcher.py.)
+    proc = subprocess.Popen([str(executable(install_base, name))], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=workspace_env(install_base))
     try:
         end = time.monotonic() + 30.0
         while not _catches_sigterm(proc.pid):
@@ -118,10 +126,10 @@ def test_installed_bag_tool_names_a_missing_rosbags(install_base, tmp_path):
         "        if name.split('.')[0] == 'rosbags':\n"
         "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
         "sys.meta_path.insert(0, Hide())\n")
-    exe = install_base / "optical_flow_ros" / "lib" / "optical_flow_ros" / "play_bag"
+    exe = executable(install_base, "play_bag")
     result = subprocess.run([str(exe), str(tmp_path / "bag")], capture_output=True, text=True,
                             timeout=60, env=dict(os.environ, PYTHONPATH=os.pathsep.join(
-                                (str(tmp_path), str(_site(install_base))))))
+                                (str(tmp_path), str(site_packages(install_base))))))
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines() == [
         "play_bag: the Python package 'rosbags' is not installed; install it with: "

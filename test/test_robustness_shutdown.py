@@ -1,9 +1,15 @@
 """Clean stops: every executable ends with exit 0, no traceback, within 2 s, whatever signals.
 
 Each node executable and tool runs as its own process, started as ``ros2 run`` starts it
-(``python -m optical_flow_ros NAME``: the launcher behind the installed console scripts), and
-gets 1-3 SIGINTs/SIGTERMs, 0, 1, 5 or 20 ms apart:
+(the installed launcher, tools/launcher.py: SIGINT and SIGTERM blocked before the
+interpreter starts), and gets 1-3 SIGINTs/SIGTERMs, 0, 1, 5 or 20 ms apart:
 
+- from spawn: 0, 1, 5, 20, 50, 100 or 200 ms after ``Popen`` returns, to the executables
+  colcon installed (during ``env``, the interpreter's start, ``site``, the ros-* wheels'
+  re-execution, the imports). Only a signal that lands before the launcher's block (the
+  first 1-5 ms, ``env``'s own start: read from /proc/PID/status just before sending) may
+  end the process otherwise (death by that signal); those are counted and printed, every
+  other case must end cleanly;
 - at start-up: from the moment the process catches SIGTERM (its first line of package code,
   read from /proc/PID/status) plus 0-0.8 s, so during its imports, rclpy.init, the building of
   its node or its first callbacks;
@@ -27,7 +33,6 @@ import select
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -38,6 +43,7 @@ from pathlib import Path
 
 import pytest
 import rclpy
+from colcon_workspace import executable, workspace_env
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -46,7 +52,7 @@ from sensor_msgs.msg import Image, PointCloud2
 from video_files import panning_frames, write_video
 
 from optical_flow_ros.ros.qos import keep_last_qos
-from optical_flow_ros.tools import sample_bag
+from optical_flow_ros.tools import launcher, sample_bag
 from optical_flow_ros.tools.bag_io import BagReader
 
 pytestmark = pytest.mark.dds
@@ -55,6 +61,7 @@ LIMIT_S = 2.0           # a stopped process is gone this long after the first si
 HANG_S = 6.0            # after this it is killed and the case fails
 START_S = 40.0          # deadline to reach the state a case signals in
 GAPS_S = (0.0, 0.001, 0.005, 0.020)
+SPAWN_DELAYS_S = (0.0, 0.001, 0.005, 0.020, 0.050, 0.100, 0.200)
 REPEATS = int(os.environ.get("OPTICAL_FLOW_ROS_STOP_REPEATS", "1"))
 XVFB = shutil.which("Xvfb")
 FEED = {"rate": 30.0, "image_width": 320, "image_height": 240, "velocity_x": 0.5}
@@ -78,7 +85,7 @@ sys.exit(run_program(lambda: run_node(make_node,
 class Stop:
     """One way to stop a process: the signals and when."""
 
-    when: str                                   # "startup" or "busy"
+    when: str                                   # "spawn", "startup" or "busy"
     delay: float                                # s after the state is reached
     signals: list[tuple[signal.Signals, float]]  # (signal, gap before it, s)
 
@@ -108,18 +115,33 @@ class Outcome:
     seconds: float | None = None
     output: str = ""
     problems: list[str] = field(default_factory=list)
+    unprotected: bool = False   # signalled before the launcher blocked the signals
+
+
+def _signal_bits(pid: int, key: str) -> int:
+    """The SigBlk/SigCgt/... mask of ``/proc/PID/status`` (0 when the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return 0
+
+
+_STOP_BITS = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+
+
+def protected(pid: int) -> bool:
+    """True once SIGINT and SIGTERM are blocked (the launcher) or SIGTERM is caught (ours)."""
+    return (_signal_bits(pid, "SigBlk") & _STOP_BITS == _STOP_BITS
+            or catches_sigterm(pid))
 
 
 def catches_sigterm(pid: int) -> bool:
     """True once the process has a SIGTERM handler: the package's first line has run."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("SigCgt:"):
-                    return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
-    except OSError:
-        pass
-    return False
+    return bool(_signal_bits(pid, "SigCgt") & (1 << (signal.SIGTERM - 1)))
 
 
 def wait_until(done: Callable[[], bool], timeout: float, period: float = 0.002) -> bool:
@@ -151,14 +173,15 @@ def run_case(label: str, start: Callable[[], subprocess.Popen], stop: Stop,
     proc = start()
     target = (lambda s: os.killpg(proc.pid, s)) if signal_group else proc.send_signal
     try:
-        reached = wait_until(lambda: catches_sigterm(proc.pid) or proc.poll() is not None,
-                             START_S)
+        reached = stop.when == "spawn" or wait_until(
+            lambda: catches_sigterm(proc.pid) or proc.poll() is not None, START_S)
         if reached and stop.when == "busy":
             reached = wait_until(lambda: busy(proc) or proc.poll() is not None, START_S, 0.01)
         if not reached or proc.poll() is not None:
             outcome.problems.append(f"never reached {stop.when} (exit {proc.poll()})")
             return outcome
         time.sleep(stop.delay)
+        outcome.unprotected = not protected(proc.pid)
         first = time.monotonic()
         for sig, gap in stop.signals:
             time.sleep(gap)
@@ -181,11 +204,14 @@ def run_case(label: str, start: Callable[[], subprocess.Popen], stop: Stop,
             proc.kill()
         proc.wait(10)
         outcome.output = output()
-    if outcome.code != 0:
-        outcome.problems.append(f"exit code {outcome.code}")
     if outcome.seconds is not None and outcome.seconds > LIMIT_S:
         outcome.problems.append(f"took {outcome.seconds:.2f} s")
-    for bad in ("Traceback", "Exception ignored", "[FATAL]", "teardown watchdog"):
+    if outcome.unprotected:   # before the launcher's block: only gone in time is required
+        return outcome
+    if outcome.code != 0:
+        outcome.problems.append(f"exit code {outcome.code}")
+    for bad in ("Traceback", "KeyboardInterrupt", "Exception ignored", "[FATAL]",
+                "teardown watchdog"):
         if bad in outcome.output:
             outcome.problems.append(f"printed {bad!r}")
     return outcome
@@ -325,22 +351,73 @@ def test_nodes_stop_cleanly_in_the_events_executor(watcher, tmp_path):
     judge(run_all(cases, workers=3))
 
 
+# ----- from spawn: the installed executables -------------------------------------------------
+
+def spawn_report(outcomes: list[Outcome], delays: list[float]) -> str:
+    """Per delay: cases, how many were signalled before the launcher's block, how they ended."""
+    lines = ["signals at spawn + delay (installed executables):"]
+    for delay in sorted(set(delays)):
+        mine = [o for o, d in zip(outcomes, delays, strict=True) if d == delay]
+        early = [o for o in mine if o.unprotected]
+        killed = [o.code for o in early if o.code != 0]
+        lines.append(f"  +{delay * 1e3:5.0f} ms: {len(mine):3d} cases; {len(early):3d} signalled "
+                     f"before the launcher's block, {len(killed)} of them not exit 0 "
+                     f"{sorted(killed)}; {sum(not o.problems for o in mine if not o.unprotected)}"
+                     f" of the other {len(mine) - len(early)} clean")
+    return "\n".join(lines)
+
+
+@pytest.mark.colcon
+def test_installed_executables_stop_cleanly_from_spawn(colcon_install, tmp_path):
+    """1-3 signals 0-200 ms after ``Popen`` returns, to the executables ``ros2 run`` starts."""
+    rng = random.Random(1414)
+    video = write_video(tmp_path / "clip.mkv", panning_frames(30), 30.0)
+    kinds = [("tracker_node", []), ("dense_flow_node", []),
+             ("sim_camera_node", [f"{k}:={v}" for k, v in SMALL.items()]),
+             ("video_source_node", [f"source:={video}", "loop:=true"]),
+             ("sample_bag", None)]
+    cases, delays = [], []
+    for _ in range(2 * REPEATS):
+        for delay in SPAWN_DELAYS_S:
+            for name, params in kinds:
+                n = rng.randint(1, 3)
+                stop = Stop("spawn", delay, [(rng.choice((signal.SIGINT, signal.SIGTERM)),
+                                              rng.choice(GAPS_S) if j else 0.0)
+                                             for j in range(n)])
+                if params is None:   # a tool: writes a long bag unless stopped
+                    args = [str(tmp_path / f"bag{len(cases)}"), "--frames", "3000"]
+                else:
+                    args = ["--ros-args", "-r", f"__ns:=/s{len(cases)}",
+                            *(a for kv in params for a in ("-p", kv))]
+                start, output = _tool(name, args, argv=[str(executable(colcon_install, name))],
+                                      env=workspace_env(colcon_install, PYTHONUNBUFFERED="1"))
+                cases.append(lambda n=name, s=start, o=output, st=stop:
+                             run_case(f"installed {n}", s, st, None, o))
+                delays.append(delay)
+    outcomes = run_all(cases, workers=3)
+    print(spawn_report(outcomes, delays))
+    judge(outcomes)
+
+
 # ----- tools ------------------------------------------------------------------------------------
 
 def _tool(name: str, args: list[str], *, env: dict[str, str] | None = None,
-          group: bool = False) -> tuple[Callable[[], subprocess.Popen], Callable[[], str]]:
-    """start() and output() of ``python -m optical_flow_ros NAME ARGS``."""
+          group: bool = False, argv: list[str] | None = None,
+          ) -> tuple[Callable[[], subprocess.Popen], Callable[[], str]]:
+    """start() and output() of executable NAME with ARGS, started as its launcher starts it
+    (``argv``: the launcher file itself; ``env``: the whole environment then)."""
     holder: dict[str, subprocess.Popen] = {}
     fd, path = tempfile.mkstemp(prefix=f"{name}_", suffix=".log")
     os.close(fd)
     log = Path(path)
+    full_env = (env if argv else
+                dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **(env or {})))
+    cmd = [*(argv or launcher.command(name)), *args]
 
     def start() -> subprocess.Popen:
-        full_env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **(env or {}))
         with open(log, "wb") as out:
-            holder["p"] = subprocess.Popen(
-                [sys.executable, "-m", "optical_flow_ros", name, *args], stdout=out,
-                stderr=subprocess.STDOUT, env=full_env, start_new_session=group)
+            holder["p"] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                           env=full_env, start_new_session=group)
         return holder["p"]
 
     return start, lambda: log.read_text(errors="replace")

@@ -14,14 +14,19 @@ chaining to them: a signal then also shuts the rclpy contexts down, and is still
 Two ways in:
 
 - :func:`install_for_process`, for the package's executables (called on their first line,
-  before the heavy imports): kept until the process ends. While the program is still starting
-  (:meth:`StopSignals.exit_at_once`) a stop ends the process at once, since nothing exists
-  yet that needs tearing down. A watchdog thread ends the process if it is still running
-  :data:`WATCHDOG_S` after the first stop request (a teardown that overran; it says so on
-  stderr): nothing of the package outlives its launch. It is woken by the C-level signal
-  handler (``signal.set_wakeup_fd``), so it also fires while the main thread is stuck in C.
-  :func:`run_program` runs ``main()``, then ignores the signals while the interpreter exits,
-  and bounds that exit with faulthandler's timer (see :meth:`StopSignals.finish`).
+  before the heavy imports): kept until the process ends. It then unblocks SIGINT and
+  SIGTERM, which the installed executables' launchers block before the interpreter starts
+  (:mod:`optical_flow_ros.tools.launcher`): a stop that came during the start-up is handled
+  at that moment (threads started before, the watchdog's, keep them blocked: harmless, as
+  Python runs the handlers in the main thread whichever thread the kernel interrupts).
+  While the program is still starting (:meth:`StopSignals.exit_at_once`) a stop ends the
+  process at once, since nothing exists yet that needs tearing down. A watchdog thread ends
+  the process if it is still running :data:`WATCHDOG_S` after the first stop request (a
+  teardown that overran; it says so on stderr): nothing of the package outlives its launch.
+  It is woken by the C-level signal handler (``signal.set_wakeup_fd``), so it also fires
+  while the main thread is stuck in C. :func:`run_program` runs ``main()``, then ignores
+  the signals while the interpreter exits, and bounds that exit with faulthandler's timer
+  (see :meth:`StopSignals.finish`).
 - :func:`stop_signals`, for a ``main()`` that tests also call in-process: the process's
   handlers when installed, else its own for the duration of the ``with`` block, restored after
   (no watchdog then).
@@ -229,6 +234,9 @@ def install_for_process(watchdog_s: float = WATCHDOG_S) -> StopSignals:
         stop.start_watchdog(watchdog_s)
         stop._owns_process = True
         _process = stop
+        # The executables' launchers block both signals before the interpreter's start-up
+        # (tools/launcher.py); one that came in since is delivered to the handler now.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     return _process
 
 

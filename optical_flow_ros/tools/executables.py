@@ -1,13 +1,19 @@
 """The package's executables, started so that a stop is honoured from their first line.
 
-``ros2 run optical_flow_ros NAME`` (the console scripts of setup.py, which ``ros2 launch``
-starts too) and ``python -m optical_flow_ros NAME`` both come through :func:`run`: it
+``ros2 run optical_flow_ros NAME`` (the launchers that setup.py installs, which ``ros2
+launch`` starts too) and ``python -m optical_flow_ros NAME`` both come through :func:`run`: it
 installs the stop handlers (:mod:`optical_flow_ros.ros.stop_signals`) before the executable's
 module and its heavy imports (rclpy, OpenCV, numpy: most of a second) load, and a SIGINT or
 SIGTERM during those imports ends the process at once with exit code 0. From then on the
-program's own loop sees the request and tears down once. Only the interpreter's own start
-comes before this module (python, site and the ros-* wheels' ``.pth``, which may re-execute
-the interpreter once), where Python's defaults still apply.
+program's own loop sees the request and tears down once.
+
+What comes before this module differs. The installed launchers
+(:mod:`optical_flow_ros.tools.launcher`) block SIGINT and SIGTERM before the interpreter
+starts and :func:`run` unblocks them once the handlers are in place, so a stop that arrives
+during the interpreter's start, ``site`` or the ros-* wheels' ``.pth`` (which re-executes the
+interpreter once) is handled too. ``python -m optical_flow_ros NAME`` has Python's defaults
+until this module runs (~60 ms: a SIGINT gives a ``KeyboardInterrupt`` traceback, a SIGTERM
+exit code -15).
 
 A third-party module that is not installed ends the executable with one line naming it and
 the command that installs it (:func:`~optical_flow_ros.tools.dependencies.missing_message`),
@@ -69,45 +75,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     sys.argv = [argv[1], *argv[2:]]
     return run(argv[1])
-
-
-# One function per console script (setup.py's entry points name them).
-
-def tracker_node() -> int:
-    """``tracker_node``."""
-    return run("tracker_node")
-
-
-def dense_flow_node() -> int:
-    """``dense_flow_node``."""
-    return run("dense_flow_node")
-
-
-def sim_camera_node() -> int:
-    """``sim_camera_node``."""
-    return run("sim_camera_node")
-
-
-def video_source_node() -> int:
-    """``video_source_node``."""
-    return run("video_source_node")
-
-
-def view() -> int:
-    """``view``."""
-    return run("view")
-
-
-def process_bag() -> int:
-    """``process_bag``."""
-    return run("process_bag")
-
-
-def play_bag() -> int:
-    """``play_bag``."""
-    return run("play_bag")
-
-
-def sample_bag() -> int:
-    """``sample_bag``."""
-    return run("sample_bag")

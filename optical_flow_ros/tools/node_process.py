@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from optical_flow_ros.tools import launcher
 from optical_flow_ros.tools.executables import EXECUTABLES
 
 __all__ = ["MAX_DOMAIN_ID", "NodeProcess", "confine_dds", "stop_all"]
@@ -70,9 +71,10 @@ class NodeProcess:
     """A node in its own process, its output captured to a file.
 
     Runs ``python -m <module> --ros-args ...`` (or a script path). The module of one of the
-    package's executables runs as ``python -m optical_flow_ros <name>``, the way ``ros2 run``
-    starts it (:mod:`optical_flow_ros.tools.executables`: stop signals honoured from the
-    first line).
+    package's executables runs as its installed launcher runs it, the way ``ros2 run`` and
+    ``ros2 launch`` start it (:func:`optical_flow_ros.tools.launcher.command`), and with
+    SIGINT and SIGTERM blocked from the child's creation (:func:`launcher.spawn`), so a stop
+    is honoured however early it comes.
 
     Args:
         module: module with a ``main`` (e.g. ``optical_flow_ros.nodes.tracker_node``) or a
@@ -91,9 +93,10 @@ class NodeProcess:
                  params_file: str | os.PathLike[str] | None = None,
                  args: list[str] | None = None) -> None:
         executable = _EXECUTABLE_OF.get(module)
-        entry = ([module] if module.endswith(".py") else
-                 ["-m", "optical_flow_ros", executable] if executable else ["-m", module])
-        cmd = [sys.executable, *entry, *(args or []), "--ros-args"]
+        entry = (launcher.command(executable) if executable else
+                 [sys.executable, module] if module.endswith(".py") else
+                 [sys.executable, "-m", module])
+        cmd = [*entry, *(args or []), "--ros-args"]
         if name:
             cmd += ["-r", f"__node:={name}"]
         if namespace:
@@ -109,7 +112,8 @@ class NodeProcess:
         pythonpath = os.pathsep.join(p for p in (str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH"))
                                      if p)
         env = dict(os.environ, PYTHONPATH=pythonpath, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        start = launcher.spawn if executable else subprocess.Popen
+        self.proc = start(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     def output(self) -> str:
         """Everything the process printed so far (stdout and stderr)."""
