@@ -25,6 +25,7 @@ from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig, TrackerSt
 from optical_flow_ros.core.track_drawing import draw_tracks
 from optical_flow_ros.core.track_types import Tracks
 from optical_flow_ros.core.velocity_estimator import FitWindow, VelocityConfig, estimate_velocity
+from optical_flow_ros.core.world_acceleration import AccelerationEstimator
 from optical_flow_ros.ros.compute_config import ComputeConfig
 from optical_flow_ros.ros.diagnostics import DiagnosticsSink
 from optical_flow_ros.ros.image_input import Frame, InputConfig
@@ -75,9 +76,14 @@ def build_tracker_node_config(values: dict[str, Any]) -> TrackerNodeConfig:
     return build_node_config(TrackerNodeConfig, values)
 
 
-def _fit_window_size(config: TrackerConfig) -> int:
-    """Frames the tracker fits a velocity over."""
-    return min(config.velocity_window, config.track_len)
+def _fit_window(config: TrackerConfig) -> tuple[int, float, bool]:
+    """FitWindow's settings for this tracker.
+
+    Frames the slope fits over (and the gyro samples are fitted over), max_dt, and whether
+    the velocities are at the stamp.
+    """
+    return (min(config.velocity_window, config.track_len), config.max_dt,
+            config.velocity_estimator == "motion_field")
 
 
 class TrackerResult(NamedTuple):
@@ -112,7 +118,11 @@ class TrackerPipeline:
         # second subscription and no time synchronisation of tracks with range and imu
         # (their latest readings are cached and their age checked against the image stamp).
         self.velocity_inputs = VelocityInputs(node, diagnostics, config.velocity_input)
-        self._fit_window = FitWindow(_fit_window_size(config.tracker), config.tracker.max_dt)
+        window, max_dt, at_stamp = _fit_window(config.tracker)
+        self._fit_window = FitWindow(window, max_dt, at_stamp=at_stamp)
+        # The camera's acceleration from its recent estimates: what the velocity changes
+        # between the instant it is measured and the image stamp.
+        self._acceleration = AccelerationEstimator()
 
     @property
     def config(self) -> TrackerNodeConfig:
@@ -122,7 +132,8 @@ class TrackerPipeline:
     def configure(self, config: TrackerNodeConfig) -> bool:
         """Apply a new configuration; True if the tracker itself was reconfigured."""
         self._config = config
-        self._fit_window.configure(_fit_window_size(config.tracker), config.tracker.max_dt)
+        window, max_dt, at_stamp = _fit_window(config.tracker)
+        self._fit_window.configure(window, max_dt, at_stamp=at_stamp)
         self.velocity_inputs.config = config.velocity_input
         if config.tracker == self.tracker.config:
             return False
@@ -132,6 +143,7 @@ class TrackerPipeline:
     def reset(self) -> None:
         """Drop all tracks (ids continue, never reused)."""
         self.tracker.reset()
+        self._acceleration.reset()
         self._diag.count("resets")
 
     def on_camera_info(self, msg: CameraInfo) -> str | None:
@@ -201,12 +213,15 @@ class TrackerPipeline:
         distance, why_no_distance = self.velocity_inputs.distance(frame.stamp)
         estimate = estimate_velocity(
             tracks, camera, distance=distance,
+            distance_variance=self.velocity_inputs.distance_variance(),
             gyro=self.velocity_inputs.gyro(timing, config.velocity.gyro_std), timing=timing,
-            config=config.velocity)
+            acceleration=self._acceleration.estimate(), config=config.velocity)
         self._diag.set(velocity_tracks=estimate.n_tracks, velocity_inliers=estimate.n_inliers,
                        velocity_residual_px_s=estimate.residual_std,
                        velocity_gyro=estimate.gyro_used)
         if estimate.valid:
+            self._acceleration.update(frame.stamp, estimate.measured_linear, estimate.angular,
+                                      float(np.trace(estimate.covariance[:3, :3])) / 3.0)
             self._diag.clear("velocity")
             self._diag.count("velocity_published")
             return velocity_msg(estimate, frame.header)

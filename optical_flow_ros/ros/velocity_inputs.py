@@ -3,7 +3,9 @@
 Subscribes (best effort, keep last 5):
     range (sensor_msgs/Range): distance to the scene along the optical axis. Readings that
         are NaN, +-inf (REP-117: below min_range / beyond max_range) or outside the message's
-        own [min_range, max_range] are ignored and counted (``range_invalid``).
+        own [min_range, max_range] are ignored and counted (``range_invalid``). Its
+        ``variance`` (m^2; Kilted and later) is the distance's variance when > 0, else
+        ``distance_rel_std`` applies.
     imu (sensor_msgs/Imu): angular velocity only, rotated into the camera optical frame by
         the ``imu_roll``/``imu_pitch``/``imu_yaw`` parameters. Non-finite rates and messages
         marking angular velocity as not provided (covariance[0] = -1, REP-145) are ignored
@@ -103,7 +105,7 @@ class VelocityInputs:
                  config: VelocityInputConfig) -> None:
         self._diag = diagnostics
         self.config = config
-        self._range: tuple[float, float] | None = None          # (stamp s, distance m)
+        self._range: tuple[float, float, float] | None = None   # (stamp s, m, variance m^2)
         self._gyro_t: deque[float] = deque(maxlen=_GYRO_HISTORY)
         self._gyro_w: deque[np.ndarray] = deque(maxlen=_GYRO_HISTORY)
         self._gyro_cov: np.ndarray | None = None
@@ -130,7 +132,9 @@ class VelocityInputs:
         if not (math.isfinite(value) and msg.min_range <= value <= msg.max_range):
             self._diag.count("range_invalid")
             return
-        self._range = (stamp_to_seconds(msg.header), value)
+        variance = float(getattr(msg, "variance", 0.0))   # no such field before Kilted
+        self._range = (stamp_to_seconds(msg.header), value,
+                       variance if math.isfinite(variance) and variance > 0.0 else 0.0)
 
     def on_imu(self, msg: Imu) -> None:
         """Cache a gyro sample, rotated into the optical frame (invalid ones are counted)."""
@@ -162,11 +166,21 @@ class VelocityInputs:
             return self._config.distance, ""
         if self._range is None:
             return None, "no valid range reading received and the distance parameter is 0"
-        when, value = self._range
+        when, value, _ = self._range
         if abs(stamp - when) > self._config.sensor_max_age:
             return None, (f"the latest valid range reading is {stamp - when:.3f} s from the "
                           f"image (sensor_max_age {self._config.sensor_max_age} s)")
         return value, ""
+
+    def distance_variance(self) -> float | None:
+        """The variance (m^2) the range reading in use states.
+
+        None when it states none (0, or a message without the field) or the fixed
+        ``distance`` is in use.
+        """
+        if self._config.distance > 0.0 or self._range is None or self._range[2] <= 0.0:
+            return None
+        return self._range[2]
 
     def gyro(self, timing: VelocityTiming, gyro_std: float) -> GyroRates | None:
         """Gyro rates (optical frame) for the tracks' velocity window.
