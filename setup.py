@@ -6,16 +6,17 @@ from setuptools import find_packages, setup
 
 PACKAGE = "optical_flow_ros"
 
-# One line per executable: installed to lib/optical_flow_ros/<name> so `ros2 run` finds it.
+# One line per executable: installed to lib/optical_flow_ros/<name> so `ros2 run` finds it. Each
+# goes through tools/executables.py, which takes over SIGINT/SIGTERM before the node's imports.
 NODES = {
-    "tracker_node": "optical_flow_ros.nodes.tracker_node:main",
-    "dense_flow_node": "optical_flow_ros.nodes.dense_flow_node:main",
-    "sim_camera_node": "optical_flow_ros.nodes.sim_camera_node:main",
-    "video_source_node": "optical_flow_ros.nodes.video_source_node:main",
-    "view": "optical_flow_ros.tools.viewer:main",
-    "process_bag": "optical_flow_ros.tools.process_bag:main",
-    "play_bag": "optical_flow_ros.tools.play_bag:main",
-    "sample_bag": "optical_flow_ros.tools.sample_bag:main",
+    "tracker_node": "optical_flow_ros.tools.executables:tracker_node",
+    "dense_flow_node": "optical_flow_ros.tools.executables:dense_flow_node",
+    "sim_camera_node": "optical_flow_ros.tools.executables:sim_camera_node",
+    "video_source_node": "optical_flow_ros.tools.executables:video_source_node",
+    "view": "optical_flow_ros.tools.executables:view",
+    "process_bag": "optical_flow_ros.tools.executables:process_bag",
+    "play_bag": "optical_flow_ros.tools.executables:play_bag",
+    "sample_bag": "optical_flow_ros.tools.executables:sample_bag",
 }
 
 setup(

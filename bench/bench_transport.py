@@ -3,18 +3,20 @@
 Run from the repository root::
 
     .venv/bin/python bench/bench_transport.py [--seconds 4] [--rate 30] [--profile both|off|on]
+        [--cases images|flow]
 
-One publisher process and one subscriber process (this script, re-run with ``--role``),
-both with ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and a domain id of this run's own
-(200-210). For 640x480 mono8, 640x480 bgr8, 1280x720 bgr8 and 1920x1080 bgr8 the
-publisher (RELIABLE, keep-last 5, volatile) sends ``--seconds`` of frames at ``--rate``
-Hz, each stamped with ``time.time_ns()`` just before ``publish``; the subscriber is either
-BEST_EFFORT keep-last 1 (REP-2003 sensor QoS, what the package's nodes use) or RELIABLE
-keep-last 5. Printed per case: frames delivered / sent and latency p50/p99 in ms (receive
-time in the callback - header stamp; one machine, one clock) and ``lost``, the
-subscription's message-lost event count (samples the DDS reader saw go missing in transport;
-frames neither delivered nor lost were overwritten in the keep-last history before the
-executor took them).
+One publisher process and one subscriber process (this script, re-run with ``--role``), both
+with ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and a domain id of this run's own
+(200-210). For 640x480 mono8, 640x480 bgr8, 1280x720 bgr8 and 1920x1080 bgr8 (``--cases
+flow``: dense_flow_node's ``flow/dense``, 32FC2, at 640x480, 320x240, 160x120, 1280x720 and
+640x360, i.e. full size and ``flow_publish_scale`` 0.5 and 0.25) the publisher (RELIABLE,
+keep-last 5, volatile) sends ``--seconds`` of frames at ``--rate`` Hz, each stamped with
+``time.time_ns()`` just before ``publish``; the subscriber is either BEST_EFFORT keep-last 1
+(REP-2003 sensor QoS, what the package's nodes use) or RELIABLE keep-last 5. Printed per
+case: frames delivered / sent and latency p50/p99 in ms (receive time in the callback -
+header stamp; one machine, one clock) and ``lost``, the subscription's message-lost event
+count (samples the DDS reader saw go missing in transport; frames neither delivered nor lost
+were overwritten in the keep-last history before the executor took them).
 
 Each configuration is run twice: without and with ``config/fastdds_large_images.xml``
 (``FASTDDS_DEFAULT_PROFILES_FILE``, the Fast DDS 3.x name; 2.x read
@@ -57,6 +59,14 @@ CASES = (("640x480 mono8", 640, 480, "mono8", 1),
          ("640x480 bgr8", 640, 480, "bgr8", 3),
          ("1280x720 bgr8", 1280, 720, "bgr8", 3),
          ("1920x1080 bgr8", 1920, 1080, "bgr8", 3))
+# dense_flow_node's flow/dense (32FC2, 8 bytes/px) at full size and at flow_publish_scale
+# 0.5 and 0.25 of a 640x480 and a 1280x720 camera.
+FLOW_CASES = (("640x480 32FC2", 640, 480, "32FC2", 8),
+              ("320x240 32FC2", 320, 240, "32FC2", 8),
+              ("160x120 32FC2", 160, 120, "32FC2", 8),
+              ("1280x720 32FC2", 1280, 720, "32FC2", 8),
+              ("640x360 32FC2", 640, 360, "32FC2", 8))
+CASE_SETS = {"images": CASES, "flow": FLOW_CASES}
 RELIABILITIES = ("best_effort", "reliable")
 
 
@@ -67,7 +77,7 @@ def topic_name(case_index: int, reliability: str) -> str:
 # --------------------------------------------------------------------------- children
 
 
-def run_subscriber(out: Path, stop: Path) -> None:
+def run_subscriber(out: Path, stop: Path, cases: tuple) -> None:
     import rclpy
     from rclpy.event_handler import SubscriptionEventCallbacks
     from rclpy.executors import SingleThreadedExecutor
@@ -96,7 +106,7 @@ def run_subscriber(out: Path, stop: Path) -> None:
         return callback
 
     subscriptions = []
-    for index in range(len(CASES)):
+    for index in range(len(cases)):
         for reliability in RELIABILITIES:
             if reliability == "reliable":
                 qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
@@ -119,7 +129,7 @@ def run_subscriber(out: Path, stop: Path) -> None:
     rclpy.try_shutdown()
 
 
-def run_publisher(out: Path, seconds: float, rate: float) -> None:
+def run_publisher(out: Path, seconds: float, rate: float, cases: tuple) -> None:
     import numpy as np
     import rclpy
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -132,7 +142,7 @@ def run_publisher(out: Path, seconds: float, rate: float) -> None:
                      durability=DurabilityPolicy.VOLATILE)
     rng = np.random.default_rng(0)
     results = []
-    for index, (_, width, height, encoding, channels) in enumerate(CASES):
+    for index, (_, width, height, encoding, channels) in enumerate(cases):
         msg = Image(height=height, width=width, encoding=encoding, is_bigendian=0,
                     step=width * channels)
         msg.data = rng.integers(0, 256, height * width * channels, dtype=np.uint8).tobytes()
@@ -234,7 +244,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_config(with_profile: bool, seconds: float, rate: float, workdir: Path,
-               xml: Path = PROFILE) -> list[dict]:
+               xml: Path = PROFILE, case_set: str = "images") -> list[dict]:
     env = {k: v for k, v in os.environ.items() if k not in PROFILE_VARS}
     if with_profile:
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(xml)
@@ -245,13 +255,14 @@ def run_config(with_profile: bool, seconds: float, rate: float, workdir: Path,
     me = str(Path(__file__).resolve())
     # cwd = workdir: Fast DDS also loads ./DEFAULT_FASTDDS_PROFILES.xml when present.
     sub = subprocess.Popen([sys.executable, me, "--role", "sub", "--out", str(sub_out),
-                            "--stop", str(stop)], env=env, cwd=workdir,
+                            "--stop", str(stop), "--cases", case_set], env=env, cwd=workdir,
                            stdout=subprocess.PIPE, text=True)
     assert sub.stdout is not None
     sub.stdout.readline()  # "ready"
     errors0, tx0 = udp_rcvbuf_errors(), external_tx_bytes()
     pub = subprocess.Popen([sys.executable, me, "--role", "pub", "--out", str(pub_out),
-                            "--seconds", str(seconds), "--rate", str(rate)], env=env,
+                            "--seconds", str(seconds), "--rate", str(rate),
+                            "--cases", case_set], env=env,
                            cwd=workdir, stdout=subprocess.PIPE, text=True)
     assert pub.stdout is not None
     probes = {}
@@ -271,7 +282,7 @@ def run_config(with_profile: bool, seconds: float, rate: float, workdir: Path,
         topic = topic_name(result["case"], result["reliability"])
         records = received.get(topic, [])
         latencies = [lat for _, lat in records]
-        rows.append({"profile": tag, "case": CASES[result["case"]][0],
+        rows.append({"profile": tag, "case": CASE_SETS[case_set][result["case"]][0],
                      "reliability": result["reliability"], "sent": result["sent"],
                      "delivered": len({frame for frame, _ in records}),
                      "p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
@@ -293,15 +304,17 @@ def main() -> None:
     parser.add_argument("--profile", choices=("both", "off", "on"), default="both")
     parser.add_argument("--xml", type=Path, default=PROFILE,
                         help="Fast DDS XML for the runs with a profile (default: %(default)s)")
+    parser.add_argument("--cases", choices=tuple(CASE_SETS), default="images",
+                        help="images: camera frames; flow: flow/dense (32FC2) sizes")
     parser.add_argument("--role", choices=("sub", "pub"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--stop", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "sub":
-        run_subscriber(args.out, args.stop)
+        run_subscriber(args.out, args.stop, CASE_SETS[args.cases])
         return
     if args.role == "pub":
-        run_publisher(args.out, args.seconds, args.rate)
+        run_publisher(args.out, args.seconds, args.rate, CASE_SETS[args.cases])
         return
 
     print(f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST "
@@ -311,7 +324,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_transport_") as tmp:
         for with_profile in configs:
             rows += run_config(with_profile, args.seconds, args.rate, Path(tmp),
-                               args.xml.resolve())
+                               args.xml.resolve(), args.cases)
     print(f"\n{'profile':8}{'image':15}{'subscriber':13}{'delivered':>15}"
           f"{'p50 ms':>9}{'p99 ms':>9}{'lost':>6}")
     for row in rows:

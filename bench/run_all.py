@@ -18,7 +18,12 @@ Sections (each with its baseline measured in this run):
    1-core CPU hog, and a cProfile of the node process. Budget: tracker p50 <= floor p50 +
    core p50 + 2 ms; no backlog.
 3. Dense flow (``bench/bench_dense.py``): ms/frame and EPE per method at 320x240, 640x480,
-   1280x720, Farneback the baseline.
+   1280x720, Farneback the baseline. Then the speed-accuracy frontier of DIS's settings: the
+   table from the committed sweep (``bench/dense_sweep.json``, with its date; the sweep
+   itself takes ~1 h: ``bench/sweep_dense.py``) and a re-measure, in this run, of the named
+   methods on the motorcycle pair and the held-out Middlebury smooth fields, timed against
+   DIS medium (``bench/dense_frontier.py``). Budgets: default <= 0.5x DIS medium's time at
+   640x480 and within 1.1x of the better of Farneback / DIS medium on each of those scenes.
 4. Image <-> numpy conversion (``bench/bench_image_conversion.py``), 640x480 and 1920x1080.
 5. Bag processing throughput (``bench/bench_process_bag.py``) when it exists.
 
@@ -64,6 +69,7 @@ import bench_dense  # noqa: E402
 import bench_image_conversion  # noqa: E402
 import bench_tracker  # noqa: E402
 import cv2  # noqa: E402
+import dense_frontier  # noqa: E402
 import e2e_camera  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -483,18 +489,46 @@ def section_dense(seconds: float) -> tuple[dict, list[Check]]:
 
     fps = cell(bench_dense.DEFAULT, "640x480", 2)["fps"]
     checks = [
-        (f"3. dense default (DIS fast) >= {bench_dense.TARGET_FPS:g} frames/s at 640x480, "
+        (f"3. dense default (dis_balanced) >= {bench_dense.TARGET_FPS:g} frames/s at 640x480, "
          "2 threads", fps >= bench_dense.TARGET_FPS,
          f"{fps:.0f} fps = {cell(bench_dense.DEFAULT, '640x480', 2)['speedup_vs_farneback']:.0f}"
          " x Farneback"),
         (f"3. dense default EPE <= {bench_dense.TARGET_EPE} px on Middlebury motorcycle",
          moto[bench_dense.DEFAULT] <= bench_dense.TARGET_EPE,
          f"{moto[bench_dense.DEFAULT]:.2f} px (Farneback {moto[bench_dense.BASELINE]:.2f})"),
-        (f"3. dense quality (DIS medium) EPE <= {bench_dense.TARGET_QUALITY_EPE} px on "
+        (f"3. dense DIS medium EPE <= {bench_dense.TARGET_QUALITY_EPE} px on "
          "motorcycle", moto[bench_dense.QUALITY] <= bench_dense.TARGET_QUALITY_EPE,
          f"{moto[bench_dense.QUALITY]:.2f} px"),
     ]
     return {"cells": cells, "motorcycle_epe_px": moto, "seconds_per_cell": seconds}, checks
+
+
+def section_dense_frontier(quick: bool) -> tuple[dict, list[Check]]:
+    """The committed sweep's frontier and a re-measure of the shipped methods now."""
+    results = dense_frontier.sw.load(dense_frontier.sw.RESULTS)
+    chosen, _ = dense_frontier.sw.choose_default(results)
+    data = dense_frontier.remeasure(7 if quick else 15)
+    set_threads(0)
+    default = data["methods"]["dis_balanced"]
+    ratio = default["time"]["2"]["ratio"]
+    within, total = dense_frontier.remeasure_within(data, "dis_balanced")
+    checks = [
+        (f"3. dense default (dis_balanced) <= {dense_frontier.TIME_LIMIT:g}x DIS medium's time "
+         "at 640x480, 2 threads", ratio <= dense_frontier.TIME_LIMIT,
+         f"{ratio:.2f}x ({default['time']['2']['ms']:.1f} vs "
+         f"{default['time']['2']['baseline_ms']:.1f} ms; 1 thread "
+         f"{default['time']['1']['ratio']:.2f}x)"),
+        (f"3. dense default within {dense_frontier.TOLERANCE:g}x EPE of the better of Farneback "
+         "/ DIS medium on the motorcycle pair and 10 Middlebury smooth fields",
+         within == total, f"{within}/{total} scenes"),
+    ]
+    return {"remeasure": data, "sweep_date": results["meta"].get("updated"),
+            "sweep_chosen": chosen,
+            "sweep_table": dense_frontier.markdown_table(results, chosen,
+                                                         dense_frontier.table_names(chosen)),
+            "sweep_sizes_table": dense_frontier.sizes_table(results, chosen,
+                                                            dense_frontier.table_names(chosen)),
+            "sweep_settings": len(results["configs"])}, checks
 
 
 # ---- section 4: conversion ---------------------------------------------------------------
@@ -713,6 +747,25 @@ def report(results: dict, checks: list[Check], command: str) -> str:
                 "Middlebury stereo_motorcycle EPE (px): " + ", ".join(
                     f"{name} {epe:.2f}" for name, epe in moto.items())]
 
+    s3b = results.get("dense_frontier")
+    if s3b:
+        out += ["", "### Dense flow: the speed-accuracy frontier of DIS's settings", "",
+                f"From the sweep of {s3b['sweep_date']} (`bench/dense_sweep.json`, "
+                f"{s3b['sweep_settings']} settings, `bench/sweep_dense.py`; plot "
+                "`docs/dense_frontier.png`): single pairs, no temporal initialisation; EPE "
+                "over 40 training scenes (smooth random fields and simulated camera motions "
+                "over real photos, 0.3-40 px, and the motorcycle pair) and 42 held-out ones; "
+                "ms at 640x480 = the ratio to DIS medium measured alongside x DIS medium's "
+                "median ms over the sweep. 'within 1.1x' counts scenes where the setting's "
+                "EPE <= 1.1 x the better of Farneback and DIS medium there.", "",
+                s3b["sweep_table"], "",
+                "The same settings at each size (sweep; ms as measured then, ratio to DIS "
+                "medium alongside; geo-mean EPE over the training scenes built at that size):",
+                "", s3b["sweep_sizes_table"], "",
+                "Re-measured in this run (the shipped methods; EPE px per scene; time "
+                "alternating with DIS medium):", "",
+                dense_frontier.remeasure_markdown(s3b["remeasure"])]
+
     s4 = results.get("conversion")
     if s4:
         rows = [[r["case"], r["direction"], f"{r['ours_ms']:.3f}", r["baseline"],
@@ -770,7 +823,7 @@ def threads_summary(results: dict) -> list[str]:
             ms = {c["threads"]: c["ms"] for c in s3["cells"]
                   if c["method"] == bench_dense.DEFAULT and c["size"] == size}
             if 1 in ms and 2 in ms:
-                add(f"3. dense DIS fast {size}", ms[1], ms[2])
+                add(f"3. dense default (dis_balanced) {size}", ms[1], ms[2])
     if not rows:
         return []
     return ["", "## cv2.setNumThreads: 1 vs 2 threads, every figure of this run", "",
@@ -817,6 +870,8 @@ def main() -> int:
              lambda: section_e2e(args.quick, Path(tmp), args.profile_out)),
             ("3", "dense", "3. dense flow",
              lambda: section_dense(0.2 if args.quick else 0.5)),
+            ("3", "dense_frontier", "3. dense flow: speed-accuracy frontier",
+             lambda: section_dense_frontier(args.quick)),
             ("4", "conversion", "4. image conversion",
              lambda: section_conversion(10 if args.quick else 30, 2 if args.quick else 3)),
             ("5", "process_bag", "5. process-bag throughput",

@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 # DDS stays on this machine; the demo picks a ROS domain of its own.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-exec .venv/bin/python -m optical_flow_ros.tools.demo "$@"
+exec .venv/bin/python -m optical_flow_ros demo "$@"

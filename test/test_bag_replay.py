@@ -149,6 +149,6 @@ def test_player_stops_cleanly_on_sigterm_and_ctrl_c(ros_peer, tmp_path, sig):
         code = player.stop(sig)
         waited = time.monotonic() - started
         log = player.output()
-    assert code == 130, log                             # interrupted, not killed (-15)
-    assert waited < 5.0
-    assert "Traceback" not in log, log
+    assert code == 0, log                               # a stop asked for: a normal end
+    assert waited < 2.0
+    assert "Traceback" not in log and "stopped after" in log, log

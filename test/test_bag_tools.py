@@ -74,7 +74,7 @@ def read(path, topics=None) -> list[tuple[str, int, bytes]]:
 def run_tool(module: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
-    return subprocess.run([sys.executable, "-m", f"optical_flow_ros.tools.{module}", *args],
+    return subprocess.run([sys.executable, "-m", "optical_flow_ros", module, *args],
                           capture_output=True, text=True, env=env, timeout=120, **kwargs)
 
 
@@ -290,7 +290,7 @@ def test_dense_and_drawing_outputs(tmp_path):
 
 def test_parameters_files_are_read_like_ros(tmp_path):
     yaml_file = tmp_path / "p.yaml"
-    yaml_file.write_text("/**:\n  ros__parameters:\n    max_corners: 300\n    method: dis\n"
+    yaml_file.write_text("/**:\n  ros__parameters:\n    max_corners: 300\n    method: dis_fast\n"
                          "tracker_node:\n  ros__parameters:\n    win_size: 21\n"
                          "dense_flow_node:\n  ros__parameters:\n    max_corners: 7\n")
     params = params_file.node_parameters(yaml_file, "tracker_node", TRACKER_PARAMS)
@@ -439,7 +439,7 @@ def test_ctrl_c_closes_a_valid_bag_with_the_frames_so_far(tmp_path):
     assert sample_bag.main([str(bag), "--frames", "900", *sim_args()]) == 0
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "optical_flow_ros.tools.process_bag",
+    proc = subprocess.Popen([sys.executable, "-m", "optical_flow_ros", "process_bag",
                              str(bag), str(out), "--draw"], env=env,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60.0
@@ -449,8 +449,8 @@ def test_ctrl_c_closes_a_valid_bag_with_the_frames_so_far(tmp_path):
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "interrupted after" in err
+    assert proc.returncode == 0, err             # a stop asked for is a normal end
+    assert "stopped after" in err and "Traceback" not in err
     with BagReader(out) as reader:
         n = reader.topics["/flow/tracks"].count
         assert 0 < n < 900

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,53 @@ def test_installed_package_is_importable_from_the_workspace(install_base):
     )
     assert result.returncode == 0, result.stderr
     assert str(site) in result.stdout
+
+
+def _site(install_base: Path) -> Path:
+    return next((install_base / "optical_flow_ros" / "lib").glob("python3*/site-packages"))
+
+
+def _catches_sigterm(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("SigCgt:"))
+    return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+
+
+@pytest.mark.parametrize("name", ["tracker_node", "process_bag"])
+def test_installed_executables_honour_a_stop_from_their_first_line(install_base, name):
+    # As ros2 run starts it: the console script goes through tools/executables.py, which takes
+    # SIGINT/SIGTERM over before the node's imports; a stop then ends it at once, exit 0.
+    exe = install_base / "optical_flow_ros" / "lib" / "optical_flow_ros" / name
+    proc = subprocess.Popen([str(exe)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, PYTHONPATH=str(_site(install_base))))
+    try:
+        end = time.monotonic() + 30.0
+        while not _catches_sigterm(proc.pid):
+            assert proc.poll() is None and time.monotonic() < end, proc.stdout.read()
+            time.sleep(0.001)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.001)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0 and b"Traceback" not in out, out
+
+
+def test_installed_bag_tool_names_a_missing_rosbags(install_base, tmp_path):
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'rosbags':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Hide())\n")
+    exe = install_base / "optical_flow_ros" / "lib" / "optical_flow_ros" / "play_bag"
+    result = subprocess.run([str(exe), str(tmp_path / "bag")], capture_output=True, text=True,
+                            timeout=60, env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                                (str(tmp_path), str(_site(install_base))))))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "play_bag: the Python package 'rosbags' is not installed; install it with: "
+        "python3 -m pip install rosbags (rosdep key python3-rosbags-pip)"]

@@ -24,8 +24,8 @@ pytestmark = pytest.mark.dds
 def test_demo_runs_the_pipeline_and_writes_checked_outputs(tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "optical_flow_ros.tools.demo", "--duration", "6", "--out",
-         str(out)],
+        [sys.executable, "-m", "optical_flow_ros", "demo", "--duration", "6", "--out",
+         str(out), "--pictures", str(tmp_path / "docs")],
         cwd=REPO, capture_output=True, text=True, timeout=120,
         env=dict(os.environ, PYTHONPATH=str(REPO)),
     )
@@ -46,6 +46,18 @@ def test_demo_runs_the_pipeline_and_writes_checked_outputs(tmp_path):
         assert image is not None and image.std() > 10.0, name
     video = cv2.VideoCapture(str(out / "tracks.mp4"))
     assert video.isOpened() and video.get(cv2.CAP_PROP_FRAME_COUNT) >= 30
+    # H.264 (plays anywhere), under 5 MB per 15 s (the cap: 2.2 Mbit/s over a 1 s buffer)
+    fourcc = int(video.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode()
+    assert fourcc in ("avc1", "h264"), fourcc
+    assert (out / "tracks.mp4").stat().st_size < 5e6 * summary["duration_s"] / 15.0
+    # The velocity is drawn once flow/velocity flows: on most frames of the simulator.
+    assert summary["video_frames"] >= 30
+    assert summary["video_frames_with_velocity"] >= 0.7 * summary["video_frames"], summary
+    # The README's pictures, web-sized.
+    for name in ("demo_tracks.jpg", "demo_dense_hsv.png", "demo_velocity.png"):
+        picture = cv2.imread(str(tmp_path / "docs" / name))
+        assert picture is not None and picture.shape[1] <= 640, name
+    assert (tmp_path / "docs" / "demo_tracks.jpg").stat().st_size < 200_000
 
 
 def test_demo_plays_a_video_file_through_the_same_pipeline(tmp_path):
@@ -54,7 +66,7 @@ def test_demo_plays_a_video_file_through_the_same_pipeline(tmp_path):
                                                              texture="astronaut"), 30.0)
     out = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "optical_flow_ros.tools.demo", "--duration", "5", "--source",
+        [sys.executable, "-m", "optical_flow_ros", "demo", "--duration", "5", "--source",
          f"video:{video}", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
         env=dict(os.environ, PYTHONPATH=str(REPO)),
@@ -69,11 +81,15 @@ def test_demo_plays_a_video_file_through_the_same_pipeline(tmp_path):
                 "track_velocity_error_median_pct"} & set(summary)
     image = cv2.imread(str(out / "tracks.png"))
     assert image is not None and image.shape == (240, 320, 3)
+    # No calibration, no distance: no frame claims a velocity, each says why.
+    assert summary["video_frames"] > 0
+    assert summary["video_frames_with_velocity"] == 0
+    assert summary["video_no_velocity_reasons"] == {"no camera_info": summary["video_frames"]}
 
 
 def test_demo_refuses_a_missing_video_file(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "optical_flow_ros.tools.demo", "--source",
+        [sys.executable, "-m", "optical_flow_ros", "demo", "--source",
          f"video:{tmp_path / 'none.mp4'}", "--out", str(tmp_path / "demo")],
         cwd=REPO, capture_output=True, text=True, timeout=60,
         env=dict(os.environ, PYTHONPATH=str(REPO)),

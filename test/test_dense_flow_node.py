@@ -8,13 +8,13 @@ import ground_truth as gt
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
 from ros_harness import NodeProcess, stamp_msg
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
+from optical_flow_ros.core.dense_flow import DenseFlow, DenseFlowConfig
 from optical_flow_ros.ros.dense_pipeline import (
     DENSE_FLOW_PARAMS,
     DensePipeline,
@@ -39,10 +39,9 @@ def _frames(n: int) -> list[np.ndarray]:
             for i in range(n)]
 
 
-def _set_param(peer, node_name: str, name: str, value: str) -> SetParameters.Response:
+def _set_param(peer, node_name: str, name: str, value: str | float) -> SetParameters.Response:
     client = peer.node.create_client(SetParameters, f"/{node_name}/set_parameters")
-    msg = ParameterMsg(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING,
-                                                       string_value=value))
+    msg = Parameter(name, value=value).to_parameter_msg()
     return peer.call(client, SetParameters.Request(parameters=[msg])).results[0]
 
 
@@ -67,39 +66,90 @@ def _run_sequence(peer, pub, frames, got, *, start_index=0):
             assert peer.spin_until(lambda c=count: len(got) > c, 10.0)
 
 
-def test_flow_matches_translation_and_method_switches_at_runtime(ros_peer):
+def _expected_flow(method: str, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    """What the node's flow method computes, with its one OpenCV thread."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        return DenseFlow(DenseFlowConfig(method=method)).compute(prev, nxt)
+    finally:
+        cv2.setNumThreads(threads)
+
+
+def test_flow_matches_translation_and_method_switches_by_name(ros_peer):
     got: list[Image] = []
     pub = ros_peer.node.create_publisher(Image, "image", keep_last_qos("reliable", 10))
     flow_sub = ros_peer.node.create_subscription(Image, "flow/dense", got.append,
                                                  keep_last_qos("reliable", 10))
     diagnostics: list[DiagnosticArray] = []
     ros_peer.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    frames = _frames(10)
+    # The method of each pair (frames[i], frames[i + 1]): the default, then switched by name.
+    methods = ["dis_balanced"] * 2 + ["dis_medium"] * 3 + ["dis_ultrafast"] * 2 + ["farneback"] * 2
     with NodeProcess("optical_flow_ros.nodes.dense_flow_node") as node:
         assert ros_peer.wait_for_subscriber(pub), node.output()
         assert ros_peer.wait_for_publisher(flow_sub), node.output()
-        frames = _frames(8)
-        _run_sequence(ros_peer, pub, frames[:4], got)
-        reply = _set_param(ros_peer, "dense_flow_node", "method", "farneback")
-        assert reply.successful, reply.reason
-        refused = _set_param(ros_peer, "dense_flow_node", "dis_preset", "slowest")
-        assert not refused.successful and "dis_preset" in refused.reason
-        _run_sequence(ros_peer, pub, frames[4:], got, start_index=4)
+        _run_sequence(ros_peer, pub, frames[:3], got)
+        start = 3
+        for method, count in (("dis_medium", 3), ("dis_ultrafast", 2), ("farneback", 2)):
+            reply = _set_param(ros_peer, "dense_flow_node", "method", method)
+            assert reply.successful, reply.reason
+            _run_sequence(ros_peer, pub, frames[start:start + count], got, start_index=start)
+            start += count
+        for old_name in ("dis", "DIS_MEDIUM"):
+            refused = _set_param(ros_peer, "dense_flow_node", "method", old_name)
+            assert not refused.successful and "method" in refused.reason
+            assert "dis_balanced" in refused.reason  # the reason lists the names
         assert ros_peer.spin_until(
-            lambda: _diag_value(diagnostics, "frames_processed") == "7", 5.0)
+            lambda: _diag_value(diagnostics, "frames_processed") == "9", 5.0)
         assert _diag_value(diagnostics, "method") == "farneback"
         assert node.alive(), node.output()
-    assert len(got) == 7, len(got)  # one flow per frame after the first; the switch keeps going
+    assert len(got) == 9, len(got)  # one flow per frame after the first; switches keep going
     truth = np.broadcast_to(np.float32(SHIFT), SHAPE + (2,))
-    margin = 16
-    for msg in got:
+    inner = (slice(16, -16), slice(16, -16))
+    for i, (msg, method) in enumerate(zip(got, methods, strict=True)):
         assert msg.encoding == "32FC2" and msg.header.frame_id == "camera_optical_frame"
         flow = image_msg_to_array(msg)
-        inner = (slice(margin, -margin), slice(margin, -margin))
+        np.testing.assert_array_equal(flow, _expected_flow(method, frames[i], frames[i + 1]),
+                                      err_msg=f"pair {i}: {method}")
         epe = gt.endpoint_error(flow[inner], truth[inner])
-        assert epe < 0.3, epe
+        assert epe < 0.3, (method, epe)
     # Stamps of the outputs are the current frames'.
     stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in got]
-    np.testing.assert_allclose(stamps, [10.0 + i / 30.0 for i in range(1, 8)], atol=1e-6)
+    np.testing.assert_allclose(stamps, [10.0 + i / 30.0 for i in range(1, 10)], atol=1e-6)
+
+
+def test_flow_publish_scale_sends_smaller_flow_in_its_own_px(ros_peer):
+    got: list[Image] = []
+    pub = ros_peer.node.create_publisher(Image, "image", keep_last_qos("reliable", 10))
+    flow_sub = ros_peer.node.create_subscription(Image, "flow/dense", got.append,
+                                                 keep_last_qos("reliable", 10))
+    frames = _frames(4)
+    with NodeProcess("optical_flow_ros.nodes.dense_flow_node",
+                     params={"flow_publish_scale": 0.5}) as node:
+        assert ros_peer.wait_for_subscriber(pub), node.output()
+        assert ros_peer.wait_for_publisher(flow_sub), node.output()
+        _run_sequence(ros_peer, pub, frames[:2], got)
+        reply = _set_param(ros_peer, "dense_flow_node", "flow_publish_scale", 0.25)
+        assert reply.successful, reply.reason
+        refused = _set_param(ros_peer, "dense_flow_node", "flow_publish_scale", 0.0)
+        assert not refused.successful and "flow_publish_scale" in refused.reason
+        _run_sequence(ros_peer, pub, frames[2:], got, start_index=2)
+        assert node.alive(), node.output()
+    assert [(m.height, m.width) for m in got] == [(120, 160), (60, 80), (60, 80)]
+    for i, (msg, scale) in enumerate(zip(got, (0.5, 0.25, 0.25), strict=True)):
+        flow = image_msg_to_array(msg)
+        full = _expected_flow("dis_balanced", frames[i], frames[i + 1])
+        # Each published pixel is the mean of the full-resolution pixels it covers, times
+        # the scale: exactly resize_flow's INTER_AREA (checked on its own in test_flow_resize).
+        k = round(1 / scale)
+        blocks = full.reshape(flow.shape[0], k, flow.shape[1], k, 2).mean(axis=(1, 3)) * scale
+        np.testing.assert_allclose(flow, blocks, atol=1e-4)
+        # In px of the published image: the true shift times the scale.
+        border = round(16 * scale)
+        inner = flow[border:-border, border:-border].reshape(-1, 2)
+        np.testing.assert_allclose(np.median(inner, axis=0), np.float32(SHIFT) * scale,
+                                   atol=0.05 * scale + 0.01)
 
 
 OUTPUTS = ("flow/dense", "flow/dense/hsv", "flow/dense/arrows", "flow/dense/warp")

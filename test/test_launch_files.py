@@ -1,12 +1,23 @@
-"""The launch files load and declare the documented arguments (needs ROS 2 ``launch``).
+"""The launch files load, declare the documented arguments, and stop cleanly (needs ``launch``).
 
 ``launch``/``launch_ros`` have no PyPI wheels, so in the project's venv this test skips; in a
-ROS 2 install (or a venv with them) it runs.
+ROS 2 install (or a venv with them) it runs. Stopping: ``ros2 launch`` of each file, stopped
+as CI scripts stop it (``timeout -s INT``) and as a terminal's Ctrl-C does (SIGINT to the whole
+process group, so every node gets it twice: from the group and from launch), must report every
+node as "process has finished cleanly", never "process has died", print no traceback and
+leave no process behind. It runs the package installed in ``install/`` (scripts/setup_env.sh
+builds it) and needs ``ros2`` (ros2cli with ros2launch) on the PATH.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 from ros_harness import REPO
@@ -60,3 +71,75 @@ def test_demo_launch_starts_the_demo_graph_per_source():
     assert started("video") == pipeline | {"video_source_node"}
     assert started("topic") == pipeline
     assert started("topic", view="true") == pipeline | {"view"}
+
+
+# ----- stopping a launch ------------------------------------------------------------------------
+
+ROS2 = shutil.which("ros2")
+INSTALL = REPO / "install" / "optical_flow_ros"
+STOP_REPEATS = int(os.environ.get("OPTICAL_FLOW_ROS_STOP_REPEATS", "1"))
+NODES_OF = {"tracker.launch.py": 1, "flow.launch.py": 1, "demo.launch.py": 3}
+RUN_S = 8.0   # nodes up and working before the stop
+
+
+def _launch_env() -> dict[str, str]:
+    site = next(INSTALL.glob("lib/python3*/site-packages"), None)
+    if ROS2 is None or site is None:
+        pytest.skip("needs ros2 (ros2cli, ros2launch) on the PATH and install/ (setup_env.sh)")
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
+    prefixes = os.pathsep.join(p for p in (str(INSTALL), os.environ.get("AMENT_PREFIX_PATH"))
+                               if p)
+    return dict(os.environ, PYTHONPATH=path, AMENT_PREFIX_PATH=prefixes, PYTHONUNBUFFERED="1")
+
+
+def _package_processes(pgid: int) -> list[str]:
+    """Command lines of the package's executables still running in process group ``pgid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            stat = (Path("/proc") / entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (Path("/proc") / entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except (OSError, ValueError, IndexError):
+            continue
+        if int(stat[2]) == pgid and b"lib/optical_flow_ros/" in cmdline:
+            found.append(cmdline.decode(errors="replace"))
+    return found
+
+
+@pytest.mark.parametrize("how", ["timeout -s INT", "SIGINT to the process group"])
+@pytest.mark.parametrize("file", sorted(NODES_OF))
+def test_stopping_a_launch_never_reports_a_node_as_died(file, how):
+    env = _launch_env()
+    for _ in range(STOP_REPEATS):
+        cmd = [ROS2, "launch", "optical_flow_ros", file]
+        if how.startswith("timeout"):
+            cmd = ["timeout", "-s", "INT", str(RUN_S), *cmd]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env=env, text=True, start_new_session=True)
+        left: list[str] = []
+        try:
+            if not how.startswith("timeout"):
+                time.sleep(RUN_S)
+                os.killpg(proc.pid, signal.SIGINT)
+            try:
+                out, _ = proc.communicate(timeout=RUN_S + 30.0)
+            except subprocess.TimeoutExpired:
+                # launch itself (not this package) now and then waits in its event loop
+                # after every node has ended: judge the nodes by what launch reported.
+                left = _package_processes(proc.pid)
+                os.killpg(proc.pid, signal.SIGKILL)
+                out, _ = proc.communicate(timeout=10.0)
+            end = time.monotonic() + 2.0
+            while (still := _package_processes(proc.pid)) and time.monotonic() < end:
+                time.sleep(0.02)
+            left = left or still
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(10)
+        assert "process has died" not in out, out
+        assert "Traceback" not in out, out
+        assert out.count("process has finished cleanly") == NODES_OF[file], out
+        assert not left, f"outlived the launch: {left}\n{out}"

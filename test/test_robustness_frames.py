@@ -211,9 +211,10 @@ TRACKER_CHANGES = {
     "distance": [0.0, 2.0],
 }
 DENSE_CHANGES = {
-    "method": ["dis", "farneback"], "downscale": [1.0, 0.5, 0.1],
-    "validity": ["none", "texture", "fb", "both"], "temporal_init": [True, False],
-    "dis_preset": ["ultrafast", "fast", "medium"], "levels": [1, 3, 8], "winsize": [1, 15],
+    "method": ["dis_balanced", "dis_ultrafast", "dis_fast", "dis_medium", "farneback"],
+    "downscale": [1.0, 0.5, 0.1], "validity": ["none", "texture", "fb", "both"],
+    "temporal_init": [True, False], "flow_publish_scale": [1.0, 0.5, 0.01],
+    "levels": [1, 3, 8], "winsize": [1, 15],
 }
 
 

@@ -18,6 +18,7 @@ from std_srvs.srv import Trigger
 from optical_flow_ros.core.dense_flow import DenseFlow, DenseFlowConfig
 from optical_flow_ros.core.errors import ConfigError
 from optical_flow_ros.core.flow_drawing import draw_hsv
+from optical_flow_ros.core.view_scale import robust_magnitude
 from optical_flow_ros.ros.image_messages import array_to_image_msg, image_msg_to_array
 from optical_flow_ros.ros.qos import keep_last_qos
 from optical_flow_ros.ros.snapshot_service import SnapshotConfig, SnapshotError, save_pngs
@@ -95,7 +96,9 @@ def test_snapshot_matches_published_view_and_failures_answer(ros_peer, tmp_path)
         assert idle.success, idle.message
         input_path, view_path = idle.message.splitlines()
         np.testing.assert_array_equal(_read(input_path), frames[4])
-        expected = draw_hsv(DenseFlow(DenseFlowConfig()).compute(frames[3], frames[4]))
+        flow = DenseFlow(DenseFlowConfig()).compute(frames[3], frames[4])
+        # auto brightness (the default): this flow's own robust maximum is full brightness
+        expected = draw_hsv(flow, scale=255.0 / max(robust_magnitude(flow, 99.0), 1.0))
         assert np.abs(_read(view_path).astype(int) - expected).mean() < 1.0
 
         # Unwritable folders (tests run as root, so no chmod): under a regular file, and /proc.

@@ -113,6 +113,7 @@ def test_without_camera_info_there_is_no_velocity_and_the_diagnostics_say_why(ro
     counts = {kv.key: kv.value for kv in status.values}
     assert int(counts["velocity_no_intrinsics"]) > 0
     assert "velocity_published" not in counts
+    assert counts["velocity"] == status.message      # the condition's own entry (the demo reads it)
 
 
 # ----- the inputs' cache and the message, in this process ---------------------------------------

@@ -21,16 +21,17 @@ import numpy as np
 import pytest
 from rcl_interfaces.srv import GetParameters
 from ros_harness import REPO, NodeProcess
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
 from optical_flow_ros.core.flow_drawing import draw_hsv
+from optical_flow_ros.core.view_scale import robust_magnitude
 from optical_flow_ros.ros.image_messages import (
     array_to_compressed_msg,
     array_to_image_msg,
     image_msg_to_array,
 )
 from optical_flow_ros.ros.qos import keep_last_qos
-from optical_flow_ros.tools.viewer_node import FeedStatus, ImageFeed, to_display
+from optical_flow_ros.tools.viewer_node import FeedStatus, ImageFeed, ViewerNode, to_display
 from optical_flow_ros.tools.viewer_window import (
     PLACEHOLDER_SHAPE,
     STATUS_HEIGHT,
@@ -133,7 +134,7 @@ def test_window_shows_the_published_view_and_keys_act(ros_peer, xvfb, tmp_path, 
                                        keep_last_qos("reliable", 10))
     params = node.create_client(GetParameters, "/dense_flow_node/get_parameters")
     with NodeProcess("optical_flow_ros.nodes.dense_flow_node",
-                     params={"hsv_scale": 25.0}) as dense:
+                     params={"hsv_scale_mode": "fixed", "hsv_scale": 25.0}) as dense:
         with monkeypatch.context() as env:  # DISPLAY for the viewer process only
             env.setenv("DISPLAY", xvfb)
             viewer = NodeProcess("optical_flow_ros.tools.viewer",
@@ -244,7 +245,9 @@ def test_any_supported_encoding_is_displayable(encoding):
     shown = to_display(array_to_image_msg(arrays[encoding], encoding))
     assert shown.shape == (6, 8, 3) and shown.dtype == np.uint8
     if encoding == "32FC2":
-        np.testing.assert_array_equal(shown, draw_hsv(arrays[encoding]))
+        flow = arrays[encoding]   # its robust maximum (or 1 px, the least) at full brightness
+        scale = 255.0 / max(robust_magnitude(flow, 99.0), 1.0)
+        np.testing.assert_array_equal(shown, draw_hsv(flow, scale=scale))
 
 
 def test_compressed_images_are_displayable():
@@ -253,3 +256,59 @@ def test_compressed_images_are_displayable():
     assert isinstance(msg, CompressedImage)
     np.testing.assert_array_equal(to_display(msg), image)
 
+
+
+@pytest.mark.dds
+def test_viewer_node_receives_every_frame_the_tracker_publishes(ros_peer):
+    """640x480 bgr8 flow/image at 30 Hz, no Fast DDS profile: the viewer's subscription gets
+    the frames (best effort lost ~2/3 of them to the default 512 KiB shared-memory segment).
+
+    Every frame the tracker processes gives one flow/tracks and one flow/image with the same
+    header, so flow/tracks (small, reliable) counts what was published.
+    """
+    env_profile = os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+    try:
+        viewer = ViewerNode(["flow/image"], context=ros_peer.context)
+        ros_peer.executor.add_node(viewer)
+        tracks: list[float] = []
+        sub = ros_peer.node.create_subscription(
+            PointCloud2, "flow/tracks",
+            lambda m: tracks.append(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9),
+            keep_last_qos("reliable", 100))
+        with NodeProcess("optical_flow_ros.nodes.tracker_node") as tracker:
+            assert ros_peer.spin_until(
+                lambda: ros_peer.node.count_publishers("/flow/image") == 1
+                and sub.get_publisher_count() == 1, 20.0), tracker.output()
+            ros_peer.spin_for(0.5)
+            with NodeProcess("optical_flow_ros.nodes.sim_camera_node",
+                             params={"frame_count": 120, "rate": 30.0}) as camera:
+                assert ros_peer.spin_until(lambda: len(tracks) > 0, 30.0), camera.output()
+                last, since = -1, time.monotonic()
+                end = time.monotonic() + 40.0
+                while time.monotonic() < end and time.monotonic() - since < 2.0:
+                    ros_peer.spin_for(0.25)
+                    if len(tracks) != last:
+                        last, since = len(tracks), time.monotonic()
+                assert len(tracks) >= 30, camera.output() + tracker.output()
+        frames = viewer.feeds()[0].status().frames
+        assert frames >= 0.95 * len(tracks), (frames, len(tracks))
+        assert frames <= len(tracks)
+        ros_peer.executor.remove_node(viewer)
+        viewer.destroy_node()
+    finally:
+        if env_profile is not None:
+            os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = env_profile
+
+
+@pytest.mark.dds
+def test_viewer_falls_back_to_best_effort_for_a_best_effort_camera(ros_peer):
+    viewer = ViewerNode(["camera/image"], context=ros_peer.context)
+    ros_peer.executor.add_node(viewer)
+    pub = ros_peer.node.create_publisher(Image, "camera/image", keep_last_qos("best_effort", 1))
+    feed = viewer.feeds()[0]
+    msg = array_to_image_msg(np.zeros((8, 8), np.uint8), "mono8")
+    assert ros_peer.spin_until(lambda: pub.get_subscription_count() == 1, 20.0)
+    assert ros_peer.spin_until(lambda: (pub.publish(msg), feed.status().frames > 0)[1], 20.0)
+    assert "best effort" in viewer.footer()
+    ros_peer.executor.remove_node(viewer)
+    viewer.destroy_node()

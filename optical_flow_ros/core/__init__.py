@@ -16,6 +16,7 @@ from optical_flow_ros.core.camera_calibration import (
 )
 from optical_flow_ros.core.camera_model import PinholeCamera
 from optical_flow_ros.core.dense_flow import DenseFlow, DenseFlowConfig, FlowStats, flow_stats
+from optical_flow_ros.core.dense_methods import DENSE_METHODS, DenseMethod
 from optical_flow_ros.core.errors import (
     CalibrationError,
     CameraModelError,
@@ -25,6 +26,7 @@ from optical_flow_ros.core.errors import (
     VideoSourceError,
 )
 from optical_flow_ros.core.flow_drawing import draw_flow, draw_hsv, warp_flow
+from optical_flow_ros.core.flow_resize import resize_flow
 from optical_flow_ros.core.frame_schedule import DueFrame, FrameSchedule
 from optical_flow_ros.core.image_codec import decode_compressed, decode_image, to_bgr, to_gray
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig, TrackerStats, Tracks
@@ -45,8 +47,10 @@ __all__ = [
     "CameraModelError",
     "CameraState",
     "ConfigError",
+    "DENSE_METHODS",
     "DenseFlow",
     "DenseFlowConfig",
+    "DenseMethod",
     "DueFrame",
     "FlowStats",
     "FrameSchedule",
@@ -79,6 +83,7 @@ __all__ = [
     "motion_field",
     "parse_calibration",
     "read_calibration",
+    "resize_flow",
     "to_bgr",
     "to_gray",
     "warp_flow",

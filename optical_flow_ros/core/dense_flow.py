@@ -1,18 +1,17 @@
-"""Dense optical flow between two grayscale frames: DIS (default) or Farneback.
+"""Dense optical flow between two grayscale frames: DIS (Dense Inverse Search) or Farneback.
 
 The flow returned by :meth:`DenseFlow.compute` is an ``(H, W, 2)`` float32 array of
 displacements in px between the two given images (px/frame for consecutive frames):
 ``flow[y, x] = (u, v)`` means the point at ``(x, y)`` in ``prev`` is at ``(x + u, y + v)`` in
 ``next``; x right, y down. Pixels judged unreliable by the optional validity checks are NaN.
 
-Methods (EPE = mean end-point error on skimage's ``stereo_motorcycle`` pair; time per
-640x480 frame with 2 OpenCV threads on a 2-core machine, ``bench/bench_dense.py``):
-
-* ``"dis"`` (default, OpenCV's Dense Inverse Search), ``dis_preset``: ``"fast"`` (default)
-  EPE 3.23 px, ~2.5-4 ms; ``"medium"`` (the quality setting) EPE 2.63 px, ~11-20 ms;
-  ``"ultrafast"`` EPE 3.77 px, ~1.5-2 ms.
-* ``"farneback"`` with the OpenCV tutorial's parameters: EPE 25.5 px, ~50 ms (no gain from
-  threads); weak on flat areas and beyond ~20 px of motion. Kept as the samples' reference.
+``DenseFlowConfig.method`` names a complete setting (:mod:`optical_flow_ros.core.dense_methods`
+lists them with their measured accuracy and time): ``dis_balanced`` (default, chosen from the
+speed-accuracy sweep ``bench/sweep_dense.py``), OpenCV's DIS presets ``dis_ultrafast``,
+``dis_fast`` and ``dis_medium``, and ``farneback`` with the OpenCV tutorial's parameters
+(weak on flat areas and beyond ~20 px of motion; kept as the samples' reference). The DIS
+fields of the config (``finest_scale`` ... ``use_spatial_propagation``), when set, override
+the named DIS method's values.
 
 Temporal initialisation (``temporal_init=True``) feeds the previous frame's flow back as the
 initial estimate. Farneback starts its iterations from it (``OPTFLOW_USE_INITIAL_FLOW``). DIS in
@@ -41,10 +40,11 @@ import cv2
 import numpy as np
 
 from optical_flow_ros.core.config_fields import config_from_mapping, setting, validate_fields
+from optical_flow_ros.core.dense_methods import DEFAULT_METHOD, DENSE_METHODS, method_help
 from optical_flow_ros.core.errors import ConfigError, ImageConversionError
+from optical_flow_ros.core.flow_resize import resize_flow, scaled_shape
 
 __all__ = [
-    "DIS_PRESETS",
     "METHODS",
     "VALIDITY_MODES",
     "DenseFlow",
@@ -54,9 +54,8 @@ __all__ = [
     "flow_stats",
 ]
 
-METHODS = ("dis", "farneback")
+METHODS = tuple(DENSE_METHODS)
 _MIN_VALIDITY_SIZE = 8  # px per side for the validity checks
-DIS_PRESETS = ("ultrafast", "fast", "medium")
 VALIDITY_MODES = ("none", "texture", "fb", "both")
 
 _DIS_PRESET_IDS = {
@@ -81,9 +80,20 @@ _DIS_ACCESSORS = {
 }
 
 
+def _new_dis(method: str) -> cv2.DISOpticalFlow:
+    """A DIS object with the named method's settings (its OpenCV preset plus overrides)."""
+    spec = DENSE_METHODS[method]
+    if spec.dis_preset is None:
+        raise ValueError(f"method {method!r} is not a DIS method")
+    dis = cv2.DISOpticalFlow.create(_DIS_PRESET_IDS[spec.dis_preset])
+    for name, value in spec.dis_overrides.items():
+        getattr(dis, "set" + _DIS_ACCESSORS[name])(value)
+    return dis
+
+
 @cache
-def _preset_settings(preset: str) -> tuple[tuple[str, Any], ...]:
-    dis = cv2.DISOpticalFlow.create(_DIS_PRESET_IDS[preset])
+def _method_settings(method: str) -> tuple[tuple[str, Any], ...]:
+    dis = _new_dis(method)
     return tuple((name, getattr(dis, "get" + acc)()) for name, acc in _DIS_ACCESSORS.items())
 
 
@@ -103,7 +113,8 @@ class DenseFlowConfig:
     """
 
     method: str = setting(
-        "dis", "Dense flow method: dis (faster and more accurate) or farneback",
+        DEFAULT_METHOD, "Dense flow method (EPE: motorcycle pair / geometric mean of the "
+        "sweep's training scenes; ms: 640x480, 2 threads): " + method_help(),
         choices=METHODS)
     # Farneback: the OpenCV tutorial's values.
     pyr_scale: float = setting(
@@ -120,10 +131,7 @@ class DenseFlowConfig:
         range=(0.0, 10.0), exclusive_min=True)
     gaussian_window: bool = setting(
         False, "Farneback Gaussian instead of box window (OPTFLOW_FARNEBACK_GAUSSIAN)")
-    # DIS: a preset plus optional overrides (None = the preset's value).
-    dis_preset: str = setting(
-        "fast", "DIS preset: ultrafast, fast (default) or medium (quality setting)",
-        choices=DIS_PRESETS)
+    # DIS: optional overrides of the DIS method's values (None = the method's value).
     finest_scale: int | None = setting(
         None, "DIS finest pyramid level used (0 = full resolution)", kind=int, range=(0, 10))
     patch_size: int | None = setting(None, "DIS patch side, px (8 is vectorised)", kind=int,
@@ -180,6 +188,8 @@ class DenseFlowConfig:
     def __post_init__(self) -> None:
         """Validate every field, normalise numeric types, check patch stride vs size."""
         validate_fields(self)
+        if not DENSE_METHODS[self.method].is_dis:
+            return
         dis = dis_settings(self)
         if dis["patch_stride"] > dis["patch_size"]:
             raise ConfigError(
@@ -189,11 +199,14 @@ class DenseFlowConfig:
 
 
 def dis_settings(config: DenseFlowConfig) -> dict[str, Any]:
-    """The DIS settings ``config`` results in: its preset's values with its overrides applied.
+    """The DIS settings ``config`` results in: its method's values with its overrides applied.
 
     Keys are the config's DIS field names (``finest_scale``, ``patch_size``, ...).
+
+    Raises:
+        ValueError: ``config.method`` is not a DIS method (``farneback``).
     """
-    settings = dict(_preset_settings(config.dis_preset))
+    settings = dict(_method_settings(config.method))
     for name in _DIS_ACCESSORS:
         value = getattr(config, name)
         if value is not None:
@@ -202,7 +215,7 @@ def dis_settings(config: DenseFlowConfig) -> dict[str, Any]:
 
 
 def _create_dis(config: DenseFlowConfig) -> cv2.DISOpticalFlow:
-    dis = cv2.DISOpticalFlow.create(_DIS_PRESET_IDS[config.dis_preset])
+    dis = _new_dis(config.method)
     for name, acc in _DIS_ACCESSORS.items():
         value = getattr(config, name)
         if value is not None:
@@ -248,7 +261,7 @@ def _check_pair(prev_gray: np.ndarray, next_gray: np.ndarray) -> tuple[np.ndarra
 
 
 def _working_shape(shape: tuple[int, int], downscale: float) -> tuple[int, int]:
-    return max(1, round(shape[0] * downscale)), max(1, round(shape[1] * downscale))
+    return scaled_shape(shape, downscale)
 
 
 class _Direction:
@@ -274,7 +287,7 @@ class _Direction:
             prev = cv2.resize(prev, size, interpolation=cv2.INTER_AREA)
             nxt = cv2.resize(nxt, size, interpolation=cv2.INTER_AREA)
         init = self._last if cfg.temporal_init else None  # updated in place by OpenCV
-        if cfg.method == "dis":
+        if DENSE_METHODS[cfg.method].is_dis:
             if self._dis is None:
                 self._dis = _create_dis(cfg)
             flow = self._dis.calc(prev, nxt, init)
@@ -291,9 +304,7 @@ class _Direction:
             self._last = flow
         if work_shape == (rows, cols):
             return flow.copy() if cfg.temporal_init else flow
-        full = cv2.resize(flow, (cols, rows), interpolation=cv2.INTER_LINEAR)
-        full *= np.array([cols / work_shape[1], rows / work_shape[0]], np.float32)
-        return full
+        return resize_flow(flow, (rows, cols))
 
 
 def _check_config_type(config: object) -> None:
@@ -308,8 +319,9 @@ class DenseFlow:
     a change of image size, :meth:`reset` and :meth:`configure` drop it. Not thread-safe.
 
     DIS needs, after ``downscale``, a shorter side of at least ``patch_size * 2**finest_scale``
-    px and a longer side of about ``4 * patch_size * 2**(finest_scale - 0.5)`` px (fast and
-    ultrafast: 32 and 91 px; medium: 16 and 46 px); smaller images are refused.
+    px and a longer side of about ``4 * patch_size * 2**(finest_scale - 0.5)`` px (dis_fast and
+    dis_ultrafast: 32 and 91 px; dis_balanced and dis_medium: 16 and 46 px); smaller images
+    are refused.
     """
 
     def __init__(self, config: DenseFlowConfig | None = None) -> None:
@@ -363,7 +375,7 @@ class DenseFlow:
         prev, nxt = _check_pair(prev_gray, next_gray)
         cfg = self._config
         if prev.shape != self._shape:
-            if cfg.method == "dis":
+            if DENSE_METHODS[cfg.method].is_dis:
                 _check_dis_size(cfg, _working_shape(prev.shape, cfg.downscale))
             if cfg.validity != "none" and min(prev.shape) < _MIN_VALIDITY_SIZE:
                 # OpenCV cannot tell a 1x1 array from a scalar in the mask comparisons, and

@@ -74,18 +74,19 @@ def hsv_legend(size: int = 64, *, scale: float = 4.0) -> np.ndarray:
 
 
 def draw_flow(image: np.ndarray, flow: np.ndarray, *, step: int = 16,
-              color: tuple[int, int, int] = (0, 255, 0)) -> np.ndarray:
+              color: tuple[int, int, int] = (0, 255, 0), scale: float = 1.0) -> np.ndarray:
     """Draw a grid of flow vectors over ``image``: a line from each grid point to where it moves.
 
     Grid points are at ``(step // 2 + i * step, step // 2 + j * step)``; each gets a small dot at
-    the start and a line to ``(x + u, y + v)`` rounded to the nearest pixel (all lines in one
-    ``cv2.polylines`` call). Points with NaN flow are skipped.
+    the start and a line to ``(x + scale * u, y + scale * v)`` rounded to the nearest pixel
+    (all lines in one ``cv2.polylines`` call). Points with NaN flow are skipped.
 
     Args:
         image: ``(H, W)`` gray or ``(H, W, 3)`` BGR uint8 image.
         flow: ``(H, W, 2)`` flow in px.
         step: Grid spacing, px, >= 1.
         color: BGR colour of lines and dots.
+        scale: Line length per px of flow, > 0 (1: to where the point moves, the seed's).
 
     Returns:
         ``(H, W, 3)`` uint8 BGR copy of ``image`` with the vectors drawn.
@@ -93,13 +94,15 @@ def draw_flow(image: np.ndarray, flow: np.ndarray, *, step: int = 16,
     flow = _check_flow(flow, image.shape)
     if step < 1:
         raise ValueError(f"step: must be >= 1, got {step!r}")
+    if not scale > 0:
+        raise ValueError(f"scale: must be > 0, got {scale!r}")
     vis = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
     rows, cols = flow.shape[:2]
     y, x = np.mgrid[step // 2 : rows : step, step // 2 : cols : step].reshape(2, -1)
     uv = flow[y, x]
     keep = np.isfinite(uv).all(axis=1)
     x, y, uv = x[keep], y[keep], uv[keep]
-    ends = np.floor(np.stack([x, y], axis=1) + uv + 0.5)
+    ends = np.floor(np.stack([x, y], axis=1) + uv * np.float64(scale) + 0.5)
     ends = np.clip(ends, -(2**20), 2**20).astype(np.int32)  # cv2 coordinates are int32
     lines = np.stack([np.stack([x, y], axis=1).astype(np.int32), ends], axis=1)
     cv2.polylines(vis, list(lines), isClosed=False, color=color)

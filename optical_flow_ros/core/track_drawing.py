@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from optical_flow_ros.core.lk_tracker import Tracks
+from optical_flow_ros.core.text_label import label_style, put_label
 
 __all__ = ["PALETTE", "draw_tracks", "track_color", "track_colors"]
 
@@ -46,18 +47,9 @@ def _to_bgr(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"image must be gray (H, W) or BGR (H, W, 3), got shape {image.shape}")
 
 
-def _draw_text(img: np.ndarray, org: tuple[int, int], text: str, scale: float) -> None:
-    """White text with a dark shadow, as the OpenCV samples' ``draw_str``."""
-    x, y = org
-    cv2.putText(img, text, (x + 1, y + 1), cv2.FONT_HERSHEY_PLAIN, scale, (0, 0, 0),
-                thickness=2, lineType=cv2.LINE_AA)
-    cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_PLAIN, scale, (255, 255, 255),
-                lineType=cv2.LINE_AA)
-
-
 def draw_tracks(image: np.ndarray, tracks: Tracks, trails: np.ndarray | None = None, *,
                 point_radius: int = 2, trail_thickness: int = 1, text: bool = True,
-                text_scale: float = 1.0) -> np.ndarray:
+                text_scale: float | None = None) -> np.ndarray:
     """Draw trails, current points and the track count on a copy of ``image``.
 
     Each track's trail and point take the colour :func:`track_color` of its id. Drawing
@@ -72,8 +64,10 @@ def draw_tracks(image: np.ndarray, tracks: Tracks, trails: np.ndarray | None = N
             track existed) are skipped. None draws points only.
         point_radius: radius of the current-point discs, px (0 = none).
         trail_thickness: trail line width, px.
-        text: draw "track count: N" at the top left.
-        text_scale: font scale of the count.
+        text: draw "track count: N" at the top left, white with a black outline
+            (:func:`~optical_flow_ros.core.text_label.put_label`).
+        text_scale: font scale of the count; None = from the image height (15 px glyphs
+            up to 480 rows, growing with the height above).
 
     Returns:
         A new (H, W, 3) uint8 BGR image.
@@ -110,5 +104,8 @@ def draw_tracks(image: np.ndarray, tracks: Tracks, trails: np.ndarray | None = N
                 cv2.polylines(vis, pts[sel].reshape(-1, 1, 2), isClosed=True, color=color,
                               thickness=2 * point_radius, lineType=cv2.LINE_8)
     if text:
-        _draw_text(vis, (20, 20), f"track count: {n}", text_scale)
+        style = label_style(vis.shape, scale=text_scale)
+        margin = round(8 * style.scale)
+        _, height, _ = style.text_size("0")
+        put_label(vis, f"track count: {n}", (margin, margin + height), style)
     return vis

@@ -5,7 +5,8 @@ Subscribes:
     ``image_transport`` is ``compressed``.
 Publishes (each computed only while someone subscribes):
     flow/dense (sensor_msgs/Image 32FC2): flow in px from the previous frame to this one,
-        header = this frame's.
+        header = this frame's; at ``flow_publish_scale`` of the input size (default 1), its
+        vectors then in px of the published image.
     flow/dense/hsv (bgr8): direction as hue, magnitude as brightness (opt_flow.py draw_hsv).
     flow/dense/arrows (bgr8): flow vectors on a grid over the image (draw_flow).
     flow/dense/warp (bgr8): the previous frame warped by the flow, i.e. this frame as the flow
@@ -44,6 +45,7 @@ from optical_flow_ros.ros.image_input import Frame, ImageInput
 from optical_flow_ros.ros.parameters import ParameterBinding
 from optical_flow_ros.ros.qos import keep_last_qos
 from optical_flow_ros.ros.snapshot_service import SnapshotService
+from optical_flow_ros.ros.stop_signals import run_program
 
 __all__ = ["DENSE_FLOW_PARAMS", "OUTPUT_TOPICS", "DenseFlowNode", "DenseNodeConfig",
            "DenseOutputConfig", "build_dense_node_config", "main"]
@@ -105,4 +107,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_program(main))

@@ -1,4 +1,17 @@
-"""The ``main()`` every node shares: init, spin, clean shutdown, clear start-up errors."""
+"""The ``main()`` every node shares: init, spin, one clean teardown, clear start-up errors.
+
+A stop (SIGINT or SIGTERM, any number of them, at any moment) never raises here: the signals
+only record a request (:mod:`optical_flow_ros.ros.stop_signals`) and, through rclpy's own
+handlers, shut the context down. Either ends the spin loop; the node is then torn down exactly
+once, with nothing that can interrupt it, and the process exits 0. A request that arrives
+before the loop (during start-up or while the node is being built) skips it.
+
+The executor is made in one place (``executor=``, :func:`default_executor`) and driven by its
+``spin_once`` in short slices, which every rclpy executor has: the loop sees both the context
+and the stop flag, and does not depend on an executor's own ``spin`` (in ros-rclpy 9.1.2,
+``rclpy.experimental.EventsExecutor.spin()`` busy-waits at 100 % of a core, runs no timer and
+ignores the context's shutdown; its ``spin_once`` works).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +19,24 @@ import sys
 from collections.abc import Callable
 
 import rclpy
+from rclpy.context import Context
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from optical_flow_ros.core.errors import OpticalFlowError
+from optical_flow_ros.ros.stop_signals import StopSignals, stop_signals
 
-__all__ = ["NodeExit", "run_node"]
+__all__ = ["ExecutorFactory", "NodeExit", "default_executor", "run_node"]
+
+ExecutorFactory = Callable[[Context], Executor]
+"""Makes the executor that spins the node, on the node's context."""
+
+#: Seconds teardown waits for a callback still running in another executor thread.
+_CALLBACK_WAIT_S = 0.5
+#: Longest wait of one spin_once: how soon an idle node notices a stop request by the flag
+#: alone (rclpy's handlers wake it at once).
+_SPIN_SLICE_S = 0.1
 
 
 class NodeExit(Exception):  # noqa: N818  (a request, not an error)
@@ -30,36 +54,77 @@ class NodeExit(Exception):  # noqa: N818  (a request, not an error)
         self.code = code
 
 
-def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
-    """Create the node, spin it until Ctrl-C/SIGTERM, shut down without a traceback.
+def default_executor(context: Context) -> Executor:
+    """The executor every node of the package spins in."""
+    return SingleThreadedExecutor(context=context)
+
+
+def run_node(make_node: Callable[[], Node], args: list[str] | None = None, *,
+             executor: ExecutorFactory = default_executor) -> int:
+    """Create the node, spin it until a stop request, tear it down once; the exit code.
 
     An invalid parameter (e.g. from the YAML) ends the process at start-up with exit code 2
     and one line naming the parameter and the reason. A callback ends it with
-    :class:`NodeExit`.
+    :class:`NodeExit`. SIGINT and SIGTERM end it with 0, however many arrive and whenever.
+
+    Args:
+        make_node: builds the node (on the default context, which this initialises).
+        args: command-line arguments for ``rclpy.init`` (None: ``sys.argv``).
+        executor: makes the executor (any rclpy executor: its ``add_node``, ``spin_once``
+            and ``shutdown`` are all this uses).
 
     Returns:
         The process exit code.
     """
-    rclpy.init(args=args)
+    with stop_signals() as stop:
+        if stop.requested:
+            return 0
+        rclpy.init(args=args)   # its signal handlers chain to the stop handlers
+        try:
+            return _build_and_spin(make_node, executor, stop)
+        finally:
+            rclpy.try_shutdown()
+
+
+def _build_and_spin(make_node: Callable[[], Node], executor_factory: ExecutorFactory,
+                    stop: StopSignals) -> int:
+    context = rclpy.get_default_context()
     try:
         node = make_node()
     except (ParameterException, OpticalFlowError) as err:
+        if _stopping(stop, context):
+            return 0
         print(f"[ERROR] invalid parameter: {err}", file=sys.stderr)
-        rclpy.try_shutdown()
         return 2
+    except Exception:
+        if _stopping(stop, context):   # the stop shut the context down under the constructor
+            return 0
+        raise
+    executor = executor_factory(context)
     code = 0
     try:
-        rclpy.spin(node)
+        executor.add_node(node)
+        while context.ok() and not stop.requested:   # a request before rclpy.init: no spin
+            executor.spin_once(timeout_sec=_SPIN_SLICE_S)
     except NodeExit as done:
         code = done.code
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:
         pass
     except Exception:
         # A signal that shuts the context down while a callback runs makes its next publish
-        # fail ("publisher's context is invalid"): that is the shutdown, not a fault.
-        if rclpy.ok():
+        # fail ("publisher's context is invalid"): that is the stop, not a fault.
+        if not _stopping(stop, context):
             raise
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        _teardown(executor, node)
     return code
+
+
+def _stopping(stop: StopSignals, context: Context) -> bool:
+    return stop.requested or not context.ok()
+
+
+def _teardown(executor: Executor, node: Node) -> None:
+    """Stop the executor (waiting briefly for a callback in flight), destroy the node."""
+    executor.shutdown(timeout_sec=_CALLBACK_WAIT_S)
+    node.destroy_node()

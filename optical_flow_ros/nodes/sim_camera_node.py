@@ -52,6 +52,7 @@ from optical_flow_ros.ros.image_messages import array_to_image_msg
 from optical_flow_ros.ros.parameter_table import build_node_config, params_from
 from optical_flow_ros.ros.parameters import ParameterBinding
 from optical_flow_ros.ros.qos import RELIABILITY_CHOICES, keep_last_qos
+from optical_flow_ros.ros.stop_signals import run_program
 
 __all__ = ["SIM_CAMERA_PARAMS", "SimCameraNode", "SimOutputConfig", "main"]
 
@@ -234,4 +235,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_program(main))

@@ -42,6 +42,7 @@ from optical_flow_ros.ros.image_input import Frame, ImageInput
 from optical_flow_ros.ros.parameters import ParameterBinding
 from optical_flow_ros.ros.qos import keep_last_qos
 from optical_flow_ros.ros.snapshot_service import SnapshotService
+from optical_flow_ros.ros.stop_signals import run_program
 from optical_flow_ros.ros.tracker_pipeline import (
     TRACKER_PARAMS,
     TrackerNodeConfig,
@@ -114,4 +115,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_program(main))

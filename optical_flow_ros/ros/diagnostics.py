@@ -3,7 +3,8 @@
 ``diagnostic_updater`` has no PyPI wheel, so this is a small equivalent: counters that only
 grow (frames received/processed/invalid/dropped), the latest values of gauges (per-stage
 counts), processing-time percentiles over the last window, and named conditions that raise
-the level to WARN or ERROR until cleared.
+the level to WARN or ERROR until cleared (each also listed as a key/value under its own name,
+e.g. ``velocity``: ``no flow/velocity: <why>``, while it stands).
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ class DiagnosticsReporter:
         self._processed_at_last_publish = processed
         values = [KeyValue(key=k, value=str(v)) for k, v in sorted(self.counters.items())]
         values += [KeyValue(key=k, value=v) for k, v in sorted(self.gauges.items())]
+        # Every standing condition by its name (the message shows only the most severe).
+        values += [KeyValue(key=k, value=m) for k, (_, m) in sorted(self._conditions.items())]
         if self._times_ms:
             p50, p99 = np.percentile(np.fromiter(self._times_ms, float), [50, 99])
             values += [KeyValue(key="processing_ms_p50", value=f"{p50:.3f}"),

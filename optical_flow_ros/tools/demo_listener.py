@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped, TwistWithCovarianceStamped
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
@@ -19,11 +21,18 @@ from optical_flow_ros.core.motion_field import motion_field
 from optical_flow_ros.ros.image_messages import image_msg_to_array
 from optical_flow_ros.ros.qos import keep_last_qos
 from optical_flow_ros.ros.track_cloud import cloud_to_array
+from optical_flow_ros.tools.demo_overlay import (
+    VELOCITY_MAX_AGE_S,
+    draw_velocity,
+    no_velocity_reason,
+    velocity_caption,
+)
 from optical_flow_ros.tools.demo_recording import Recorder
+from optical_flow_ros.tools.video_writer import VideoWriter
 
 __all__ = ["DemoListener"]
 
-_ARROW_PX_PER_M_S = 100.0  # length of the camera-velocity arrow in the video
+_TRACKER_STATUS = ": lk_tracker"  # ending of tracker_node's diagnostics status name
 
 
 def _stamp(msg: object) -> float:
@@ -47,9 +56,11 @@ class DemoListener:
         self._ranges: dict[float, float] = {}
         self._tracks: list[tuple[float, np.ndarray]] = []
         self._velocities: dict[float, TwistWithCovarianceStamped] = {}
-        self._latest_velocity = np.zeros(2)
+        self._latest_velocity: tuple[float, np.ndarray] | None = None  # (stamp s, m/s)
+        self._velocity_condition: str | None = None  # tracker diagnostics' "velocity"
+        self._camera_info = False
         self._camera: PinholeCamera | None = None
-        self._video: cv2.VideoWriter | None = None
+        self._video: VideoWriter | None = None
         reliable = keep_last_qos("reliable", 10)
         sub = self._node.create_subscription
         self._tracks_sub = sub(PointCloud2, "flow/tracks", self._on_tracks, reliable)
@@ -57,14 +68,17 @@ class DemoListener:
         sub(Image, "flow/dense/hsv", self._on_hsv, keep_last_qos("best_effort", 1))
         sub(CameraInfo, "camera_info", self._on_camera_info, keep_last_qos("best_effort", 1))
         sub(TwistWithCovarianceStamped, "flow/velocity", self._on_velocity, reliable)
+        sub(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
         if truth:
             sub(TwistStamped, "sim/twist", self._on_twist, reliable)
             sub(Range, "range", self._on_range, reliable)
 
-    def wait_for_graph(self, timeout: float) -> None:
-        """Spin until flow/tracks has a publisher (the tracker is up)."""
+    def wait_for_graph(self, timeout: float,
+                       should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Spin until flow/tracks has a publisher (the tracker is up), or a stop."""
         end = time.monotonic() + timeout
-        while self._tracks_sub.get_publisher_count() == 0 and time.monotonic() < end:
+        while (self._tracks_sub.get_publisher_count() == 0 and time.monotonic() < end
+               and not should_stop()):
             self.spin_once(0.1)
 
     def spin_once(self, timeout: float) -> None:
@@ -79,30 +93,43 @@ class DemoListener:
         self._tracks.append((_stamp(msg), cloud[["u", "v", "vu", "vv", "age"]].copy()))
 
     def _on_tracks_image(self, msg: Image) -> None:
-        vis = np.ascontiguousarray(image_msg_to_array(msg))
+        vis = np.array(image_msg_to_array(msg))
         h, w = vis.shape[:2]
-        centre = (w // 2, h // 2)
-        # Camera velocity in the optical frame: x right, y down, as drawn on the image.
-        vx, vy = self._latest_velocity
-        tip = (int(round(centre[0] + vx * _ARROW_PX_PER_M_S)),
-               int(round(centre[1] + vy * _ARROW_PX_PER_M_S)))
-        cv2.arrowedLine(vis, centre, tip, (0, 0, 255), 3, tipLength=0.2)
-        cv2.putText(vis, f"camera velocity {np.hypot(vx, vy):.2f} m/s", (10, h - 12),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 255), 2, cv2.LINE_AA)
+        # Camera velocity in the optical frame (x right, y down, as drawn on the image), only
+        # when one was received for about this frame; otherwise why not.
+        velocity, reason = None, ""
+        latest = self._latest_velocity
+        if latest is not None and abs(latest[0] - _stamp(msg)) <= VELOCITY_MAX_AGE_S:
+            velocity = latest[1]
+        else:
+            reason = no_velocity_reason(camera_info=self._camera_info,
+                                        diagnostic=self._velocity_condition)
+        draw_velocity(vis, velocity, velocity_caption(velocity, reason))
+        self.recorder.count_frame(reason or None)
         if self._video is None:
-            self._video = cv2.VideoWriter(str(self._out / "tracks.mp4"),
-                                          cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (w, h))
-        self._video.write(vis)
+            self._video = VideoWriter(self._out / "tracks.mp4", 30.0, (w, h))
+            if self._video.note:
+                print(f"[demo] {self._video.note}", flush=True)
+        if (w, h) == self._video.size:
+            self._video.write(vis)
         self.recorder.last_tracks_image = vis
 
     def _on_velocity(self, msg: TwistWithCovarianceStamped) -> None:
         self._velocities[_stamp(msg)] = msg
-        self._latest_velocity = np.array([msg.twist.twist.linear.x, msg.twist.twist.linear.y])
+        self._latest_velocity = (_stamp(msg), np.array([msg.twist.twist.linear.x,
+                                                        msg.twist.twist.linear.y]))
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.endswith(_TRACKER_STATUS):
+                values = {kv.key: kv.value for kv in status.values}
+                self._velocity_condition = values.get("velocity")
 
     def _on_hsv(self, msg: Image) -> None:
         self.recorder.last_hsv = np.array(image_msg_to_array(msg))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = True
         if self._camera is None:
             self._camera = PinholeCamera.from_camera_info(msg)
 
@@ -147,7 +174,7 @@ class DemoListener:
     def write_outputs(self) -> None:
         """Snapshots, the velocity plot and the finished video."""
         if self._video is not None:
-            self._video.release()
+            self._video.close()
         rec = self.recorder
         if rec.last_tracks_image is not None:
             cv2.imwrite(str(self._out / "tracks.png"), rec.last_tracks_image)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +24,16 @@ class Recorder:
         default_factory=list)  # stamp, est vx, vy, true vx, vy, sigma vx, vy (m/s)
     speed_errors: list[np.ndarray] = field(default_factory=list)
     frames_seen: int = 0
+    video_frames: int = 0
+    no_velocity_reasons: Counter[str] = field(default_factory=Counter)  # frames per reason
     last_tracks_image: np.ndarray | None = None
     last_hsv: np.ndarray | None = None
+
+    def count_frame(self, no_velocity_reason: str | None) -> None:
+        """One annotated frame: with a camera velocity (None), or without it and why."""
+        self.video_frames += 1
+        if no_velocity_reason is not None:
+            self.no_velocity_reasons[no_velocity_reason] += 1
 
 
 def summarize(rec: Recorder, elapsed: float, nodes_alive: bool) -> dict[str, Any]:
@@ -40,6 +49,9 @@ def summarize(rec: Recorder, elapsed: float, nodes_alive: bool) -> dict[str, Any
         "latency_ms_p99": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
         "tracks_alive_median": int(np.median(rec.track_counts)) if rec.track_counts else 0,
         "nodes_alive_at_end": nodes_alive,
+        "video_frames": rec.video_frames,
+        "video_frames_with_velocity": rec.video_frames - sum(rec.no_velocity_reasons.values()),
+        "video_no_velocity_reasons": dict(rec.no_velocity_reasons.most_common()),
     }
     cam = np.asarray(rec.camera_velocity_rows)
     if cam.size:

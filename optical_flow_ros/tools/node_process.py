@@ -12,12 +12,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["NodeProcess", "confine_dds"]
+from optical_flow_ros.tools.executables import EXECUTABLES
+
+__all__ = ["NodeProcess", "confine_dds", "stop_all"]
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+_EXECUTABLE_OF = {module: name for name, module in EXECUTABLES.items()}
 
 
 def confine_dds(domain_id: int | None = None) -> int:
@@ -42,7 +46,10 @@ def _ros_arg_value(value: object) -> str:
 class NodeProcess:
     """A node in its own process, its output captured to a file.
 
-    Runs ``python -m <module> --ros-args ...`` (or a script path).
+    Runs ``python -m <module> --ros-args ...`` (or a script path). The module of one of the
+    package's executables runs as ``python -m optical_flow_ros <name>``, the way ``ros2 run``
+    starts it (:mod:`optical_flow_ros.tools.executables`: stop signals honoured from the
+    first line).
 
     Args:
         module: module with a ``main`` (e.g. ``optical_flow_ros.nodes.tracker_node``) or a
@@ -60,7 +67,9 @@ class NodeProcess:
                  remaps: Mapping[str, str] | None = None,
                  params_file: str | os.PathLike[str] | None = None,
                  args: list[str] | None = None) -> None:
-        entry = [module] if module.endswith(".py") else ["-m", module]
+        executable = _EXECUTABLE_OF.get(module)
+        entry = ([module] if module.endswith(".py") else
+                 ["-m", "optical_flow_ros", executable] if executable else ["-m", module])
         cmd = [sys.executable, *entry, *(args or []), "--ros-args"]
         if name:
             cmd += ["-r", f"__node:={name}"]
@@ -103,3 +112,23 @@ class NodeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def stop_all(processes: Sequence[NodeProcess], sig: int = signal.SIGINT,
+             timeout: float = 10.0) -> list[int]:
+    """Send ``sig`` to every process at once; kill those still running ``timeout`` s later.
+
+    Returns:
+        Their exit codes.
+    """
+    for process in processes:
+        if process.proc.poll() is None:
+            process.proc.send_signal(sig)
+    end = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.proc.wait(max(0.0, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.proc.kill()
+            process.proc.wait()
+    return [process.proc.returncode for process in processes]

@@ -1,6 +1,6 @@
 """Play a bag over DDS with its original timing, and /clock for nodes with use_sim_time.
 
-    python -m optical_flow_ros.tools.play_bag BAG [--rate 1.0] [--loop] [--start-offset 0]
+    ros2 run optical_flow_ros play_bag BAG [--rate 1.0] [--loop] [--start-offset 0]
         [--topics T ...] [--clock | --no-clock] [--clock-rate 100]
         [--qos-reliability reliable|best_effort] [--qos-durability volatile|transient_local]
         [--qos-depth N] [--qos-overrides FILE.yaml] [--wait-for TOPIC ...] [--delay S]
@@ -24,13 +24,13 @@ override them for every topic; ``--qos-overrides`` (rosbag2's YAML form:
 subscriber (up to ``--wait-timeout``), so a node that starts at the same time misses
 nothing. DDS settings come from the environment (``ROS_DOMAIN_ID``,
 ``ROS_AUTOMATIC_DISCOVERY_RANGE``); the project's scripts and tests set LOCALHOST.
-Exit codes: 0 done, 1 bad bag or options, 130 interrupted (Ctrl-C or SIGTERM).
+Ctrl-C (SIGINT) or SIGTERM, however many, stops playback at once and says after how many
+messages: a stop asked for is a normal end. Exit codes: 0 done or stopped, 1 bad bag or options.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,10 +45,12 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from rosbags.interfaces import QosDurability, QosReliability
 from rosgraph_msgs.msg import Clock
 
 from optical_flow_ros.core.errors import ConfigError, OpticalFlowError
+from optical_flow_ros.ros.stop_signals import StopSignals, run_program, stop_signals
 from optical_flow_ros.tools.bag_io import BagError, BagMessage, BagReader, BagTopic, message_class
 
 __all__ = ["BagPlayer", "PlayOptions", "QosOverride", "main", "topic_qos"]
@@ -62,6 +64,7 @@ _FROM_BAG_RELIABILITY = {QosReliability.RELIABLE: "reliable",
 _FROM_BAG_DURABILITY = {QosDurability.VOLATILE: "volatile",
                         QosDurability.TRANSIENT_LOCAL: "transient_local"}
 _MAX_SLEEP_S = 0.05
+_ACK_SLICE_S = 0.05   # flush waits for acknowledgements in slices, to see a stop request
 
 
 @dataclass(frozen=True)
@@ -150,15 +153,18 @@ class BagPlayer:
         node: the node to publish from.
         reader: the open bag.
         options: timing, QoS and topic selection.
+        stop: stop requests: playback ends at once when one arrives (None: never).
 
     Raises:
         BagError: a requested topic is missing, or a type has no installed Python package.
     """
 
-    def __init__(self, node: Node, reader: BagReader, options: PlayOptions) -> None:
+    def __init__(self, node: Node, reader: BagReader, options: PlayOptions, *,
+                 stop: StopSignals | None = None) -> None:
         if options.rate <= 0.0 or options.clock_rate <= 0.0:
             raise ConfigError("rate and clock rate must be > 0")
         self._node, self._reader, self._options = node, reader, options
+        self._stop = stop
         names = list(options.topics) or list(reader.topics)
         self._topics = [reader.topic(name) for name in names]
         self._publishers: dict[str, Publisher[Any]] = {}
@@ -181,6 +187,18 @@ class BagPlayer:
         """Topic name -> its publisher."""
         return self._publishers
 
+    @property
+    def stopped(self) -> bool:
+        """True once a stop was requested."""
+        return self._stop is not None and self._stop.requested
+
+    def _pause(self, seconds: float) -> bool:
+        """Sleep ``seconds``, less when a stop is requested; True when one is."""
+        if self._stop is None:
+            time.sleep(seconds)
+            return False
+        return self._stop.wait(seconds)
+
     def wait_for_subscribers(self) -> None:
         """Hold until every ``wait_for`` topic has a subscriber (BagError after the timeout)."""
         end = time.monotonic() + self._options.wait_timeout
@@ -192,7 +210,8 @@ class BagPlayer:
                 if time.monotonic() > end:
                     raise BagError(f"--wait-for {name}: no subscriber within "
                                    f"{self._options.wait_timeout} s")
-                time.sleep(0.02)
+                if self._pause(0.02):
+                    return
 
     def _publish_clock(self, bag_ns: int) -> None:
         if self._clock_pub is not None:
@@ -204,17 +223,27 @@ class BagPlayer:
         start = self._reader.start_ns + round(self._options.start_offset * 1e9)
         return self._reader.messages([t.name for t in self._topics], start_ns=start)
 
-    def _sleep_until(self, wall: float, wall0: float, bag0: int) -> None:
-        """Sleep until ``wall`` (perf_counter s), publishing /clock at the clock rate."""
+    def _sleep_until(self, wall: float, wall0: float, bag0: int) -> bool:
+        """Sleep until ``wall`` (perf_counter s), publishing /clock at the clock rate.
+
+        Returns:
+            True when a stop was requested (at once).
+        """
         period = 1.0 / self._options.clock_rate
         rate = self._options.rate
         while (left := wall - time.perf_counter()) > 0.0:
-            time.sleep(min(left, period, _MAX_SLEEP_S))
+            if self._pause(min(left, period, _MAX_SLEEP_S)):
+                return True
             if self._clock_pub is not None and time.perf_counter() < wall:
                 self._publish_clock(bag0 + round((time.perf_counter() - wall0) * rate * 1e9))
+        return self.stopped
 
     def play_once(self) -> int:
-        """Publish the bag (from the start offset) once; returns the messages published."""
+        """Publish the bag (from the start offset) once, or until a stop request.
+
+        Returns:
+            The messages published.
+        """
         rate = self._options.rate
         wall0: float | None = None
         bag0 = 0
@@ -222,7 +251,8 @@ class BagPlayer:
         for message in self._messages():
             if wall0 is None:
                 wall0, bag0 = time.perf_counter(), message.timestamp
-            self._sleep_until(wall0 + (message.timestamp - bag0) * 1e-9 / rate, wall0, bag0)
+            if self._sleep_until(wall0 + (message.timestamp - bag0) * 1e-9 / rate, wall0, bag0):
+                break
             self._publish_clock(message.timestamp)
             self._publishers[message.topic].publish(message.data)   # raw CDR, as recorded
             count += 1
@@ -230,12 +260,18 @@ class BagPlayer:
         return count
 
     def play(self) -> None:
-        """Wait for subscribers and the delay, then play once or, with ``loop``, forever."""
+        """Wait for subscribers and the delay, then play once or, with ``loop``, forever.
+
+        Returns early, without an error, when a stop is requested.
+        """
         self.wait_for_subscribers()
-        if self._options.delay > 0.0:
-            time.sleep(self._options.delay)
+        if self.stopped or (self._options.delay > 0.0 and self._pause(self._options.delay)):
+            return
         while True:
-            if self.play_once() == 0:
+            played = self.play_once()
+            if self.stopped:
+                return
+            if played == 0:
                 raise BagError(f"{self._reader.path}: nothing to play after the start offset "
                                f"{self._options.start_offset} s")
             self.loops += 1
@@ -243,13 +279,16 @@ class BagPlayer:
                 break
 
     def flush(self, timeout: float = 5.0) -> None:
-        """Wait until reliable subscribers have acknowledged everything published."""
+        """Wait until reliable subscribers have acknowledged everything published.
+
+        Gives up after ``timeout`` s, or at once when a stop is requested.
+        """
         end = time.monotonic() + timeout
         for publisher in self._publishers.values():
-            left = max(0.0, end - time.monotonic())
-            sec = int(left)
-            publisher.wait_for_all_acked(Duration(seconds=sec,
-                                                  nanoseconds=int((left - sec) * 1e9)))
+            while not self.stopped and (left := end - time.monotonic()) > 0.0:
+                step = min(left, _ACK_SLICE_S)
+                if publisher.wait_for_all_acked(Duration(nanoseconds=int(step * 1e9))):
+                    break
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -293,48 +332,38 @@ def _options(args: argparse.Namespace) -> PlayOptions:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 done, 1 bad bag or options, 130 interrupted)."""
+    """Entry point; returns the exit code (0 done or stopped, 1 bad bag or options)."""
     all_args = list(sys.argv[1:] if argv is None else argv)
     ros_args = all_args[all_args.index("--ros-args"):] if "--ros-args" in all_args else []
     args = _parse(all_args[: len(all_args) - len(ros_args)])
-    # SIGTERM (launch, systemd, docker stop) ends playback like Ctrl-C: rclpy's own handler
-    # shuts the context down and then calls this one instead of the default (killed, -15).
-    stop = signal.signal(signal.SIGTERM, _interrupt)
-    context = Context()
-    rclpy.init(args=["play_bag", *ros_args], context=context)
-    node: Node | None = None
-    code = 0
-    try:
-        options = _options(args)
-        node = Node("bag_player", context=context)
-        with BagReader(args.bag) as reader:
-            player = BagPlayer(node, reader, options)
-            print(f"playing {args.bag}: {len(player.publishers)} topics, "
-                  f"{reader.duration_ns * 1e-9:.2f} s at rate {options.rate:g}"
-                  f"{', looping' if options.loop else ''}", file=sys.stderr)
-            player.play()
-            player.flush()
-            print(f"played {player.published} messages", file=sys.stderr)
-    except (OpticalFlowError, ValueError) as err:
-        print(f"play_bag: error: {err}", file=sys.stderr)
-        code = 1
-    except KeyboardInterrupt:
-        code = 130
-    except Exception:
-        if context.ok():
-            raise
-        code = 130   # a publish raced the signal's context shutdown: that is the interruption
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown(context=context)
-        signal.signal(signal.SIGTERM, stop)
-    return code
-
-
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
+    with stop_signals() as stop:
+        # rclpy's own signal handlers stay out: a stop ends the loops here, and the context
+        # lives until the node is destroyed, so no publish races a context shut down under it.
+        context = Context()
+        rclpy.init(args=["play_bag", *ros_args], context=context,
+                   signal_handler_options=SignalHandlerOptions.NO)
+        node: Node | None = None
+        try:
+            options = _options(args)
+            node = Node("bag_player", context=context)
+            with BagReader(args.bag) as reader:
+                player = BagPlayer(node, reader, options, stop=stop)
+                print(f"playing {args.bag}: {len(player.publishers)} topics, "
+                      f"{reader.duration_ns * 1e-9:.2f} s at rate {options.rate:g}"
+                      f"{', looping' if options.loop else ''}", file=sys.stderr)
+                player.play()
+                player.flush()
+                print(f"{'stopped after' if player.stopped else 'played'} {player.published} "
+                      "messages", file=sys.stderr)
+        except (OpticalFlowError, ValueError) as err:
+            print(f"play_bag: error: {err}", file=sys.stderr)
+            return 1
+        finally:
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown(context=context)
+    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_program(main))

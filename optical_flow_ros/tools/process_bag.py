@@ -1,6 +1,6 @@
 """Process a recorded bag offline: the nodes' per-frame work, outputs to a new bag.
 
-    python -m optical_flow_ros.tools.process_bag IN OUT [--image-topic T ...]
+    ros2 run optical_flow_ros process_bag IN OUT [--image-topic T ...]
         [--params config/tracker.yaml] [--dense [--dense-params config/flow.yaml]]
         [--no-tracker] [--draw] [--include-inputs] [--storage mcap|sqlite3]
         [--namespace NS ...] [--camera-info-topic T] [--range-topic T] [--imu-topic T]
@@ -25,10 +25,10 @@ A zero image stamp is replaced by the image's record time (the node uses its clo
 
 Deterministic: the same bag and settings give byte-identical outputs, equal to what a live
 ``tracker_node`` publishes when the bag is played to it without loss. OUT appears only when
-complete. Ctrl-C (SIGINT) or SIGTERM stops after the current frame and closes a valid bag
-with the frames so far (exit 130); a second Ctrl-C abandons it. Exit codes: 0 done, 1 bad
-input (missing topic, unknown type, damaged bag, bad parameters; nothing written), 130
-interrupted.
+complete. Ctrl-C (SIGINT) or SIGTERM, however many, stops after the current frame and closes
+a valid bag with the frames so far, which one line reports: a stop asked for is a normal end
+(exit 0). Exit codes: 0 done or stopped, 1 bad input (missing topic, unknown type, damaged
+bag, bad parameters; nothing written).
 """
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ from optical_flow_ros.ros.dense_pipeline import (
     build_dense_node_config,
 )
 from optical_flow_ros.ros.image_input import Frame
+from optical_flow_ros.ros.stop_signals import run_program, stop_signals
 from optical_flow_ros.ros.tracker_pipeline import (
     TRACKER_PARAMS,
     TrackerNodeConfig,
@@ -59,11 +60,11 @@ from optical_flow_ros.tools.bag_cameras import CameraTopics, find_cameras
 from optical_flow_ros.tools.bag_io import STORAGES, BagMessage, BagReader, BagWriter
 from optical_flow_ros.tools.camera_job import CameraJob
 from optical_flow_ros.tools.params_file import node_config
-from optical_flow_ros.tools.progress import Progress, stop_on_signals
+from optical_flow_ros.tools.progress import Progress
 
 __all__ = ["ProcessOptions", "ProcessSummary", "main", "process_bag"]
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 130
+EXIT_OK, EXIT_BAD_INPUT = 0, 1
 
 
 # ----- the run ----------------------------------------------------------------------------------
@@ -315,7 +316,7 @@ def _report(summary: ProcessSummary, stream: TextIO) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 done, 1 bad input, 130 interrupted)."""
+    """Entry point; returns the exit code (0 done or stopped, 1 bad input)."""
     args = _parse(argv)
     options = ProcessOptions(
         image_topics=args.image_topics, namespaces=args.namespaces, tracker=args.tracker,
@@ -325,23 +326,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         range_topic=args.range_topic, imu_topic=args.imu_topic,
         opencv_threads=args.opencv_threads)
     try:
-        with stop_on_signals() as should_stop:
+        with stop_signals() as stop:
             summary = process_bag(args.input, args.output, options,
                                   progress=None if args.quiet else sys.stderr,
-                                  should_stop=should_stop)
+                                  should_stop=lambda: stop.requested)
     except (OpticalFlowError, ValueError) as err:
         print(f"process_bag: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"process_bag: interrupted twice; {args.output} not written", file=sys.stderr)
-        return EXIT_INTERRUPTED
     _report(summary, sys.stderr)
     if summary.interrupted:
-        print(f"process_bag: interrupted after {summary.frames} of {summary.frames_total} "
+        print(f"process_bag: stopped after {summary.frames} of {summary.frames_total} "
               f"frames; {summary.output} holds them", file=sys.stderr)
-        return EXIT_INTERRUPTED
     return EXIT_OK
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_program(main))

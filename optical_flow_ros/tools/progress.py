@@ -1,14 +1,11 @@
-"""Progress on a terminal or a log, and Ctrl-C / SIGTERM that stop after the current step."""
+"""Progress on a terminal or a log."""
 
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import TextIO
 
-__all__ = ["Progress", "stop_on_signals"]
+__all__ = ["Progress"]
 
 
 class Progress:
@@ -50,29 +47,4 @@ class Progress:
         width, self._width = self._width, len(text)
         self._stream.write((text.ljust(width) if self._tty else text) + end)   # blank leftovers
         self._stream.flush()
-
-
-@contextmanager
-def stop_on_signals() -> Iterator[Callable[[], bool]]:
-    """While active, SIGINT/SIGTERM only set a flag (the callable yielded returns it).
-
-    A second SIGINT raises KeyboardInterrupt as usual. Signal handlers can only be set
-    from the main thread; elsewhere the flag never turns true.
-    """
-    stop = [False]
-
-    def handler(signum: int, _frame: object) -> None:
-        if stop[0] and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        stop[0] = True
-
-    try:
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:   # not the main thread
-        previous = {}
-    try:
-        yield lambda: stop[0]
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 

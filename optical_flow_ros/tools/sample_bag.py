@@ -1,6 +1,6 @@
 """Write a sample rosbag2 bag from the simulated camera: images and exact ground truth.
 
-    python -m optical_flow_ros.tools.sample_bag OUT [--frames 150] [--storage mcap|sqlite3]
+    ros2 run optical_flow_ros sample_bag OUT [--frames 150] [--storage mcap|sqlite3]
         [--params config/sim_camera.yaml] [--image-width 320 ...] [--compressed jpeg|png]
 
 The bag holds what ``sim_camera_node`` publishes (built by its own message functions), in
@@ -15,7 +15,9 @@ except the image's, which is recorded ``--image-latency`` later (exposure and tr
 on a real camera), so camera_info, range and imu of a frame come before its image. The
 scene is every ``SimCameraConfig`` / ``SimOutputConfig`` setting (``sim_camera_node``'s
 parameters), from ``--params`` and then the options; the same arguments always give the
-same bytes. The bag appears at OUT only once complete.
+same bytes. The bag appears at OUT only once complete: Ctrl-C (SIGINT) or SIGTERM stops
+after the current frame and writes nothing, which one line says (exit 0: a stop asked for is a
+normal end).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +46,28 @@ from optical_flow_ros.nodes.sim_camera_node import (
 )
 from optical_flow_ros.ros.image_messages import array_to_compressed_msg, array_to_image_msg
 from optical_flow_ros.ros.parameter_table import build_config, config_values
+from optical_flow_ros.ros.stop_signals import StopSignals, run_program, stop_signals
 from optical_flow_ros.tools.bag_io import STORAGES, BagWriter, offered_qos
 from optical_flow_ros.tools.params_file import node_parameters
 
-__all__ = ["DEFAULT_START_NS", "SampleBagSpec", "main", "write_sample_bag"]
+__all__ = ["DEFAULT_START_NS", "SampleBagSpec", "Stopped", "main", "write_sample_bag"]
 
 DEFAULT_START_NS = 1_700_000_000 * 10**9
 """Stamp of frame 0 unless ``--start`` says otherwise (a fixed time: reproducible bags)."""
 
 _SCENE_TYPES = (SimCameraConfig, SimOutputConfig)
+
+
+class Stopped(Exception):  # noqa: N818  (a request, not an error)
+    """:func:`write_sample_bag` was asked to stop; nothing was written.
+
+    Args:
+        frames: frames written before the stop.
+    """
+
+    def __init__(self, frames: int) -> None:
+        super().__init__(f"stopped after {frames} frames")
+        self.frames = frames
 
 
 class SampleBagSpec:
@@ -91,13 +107,22 @@ class SampleBagSpec:
 
 
 def write_sample_bag(path: str | Path, spec: SampleBagSpec, *, storage: str = "mcap",
-                     overwrite: bool = False) -> Path:
+                     overwrite: bool = False, stop: StopSignals | None = None) -> Path:
     """Render ``spec.frames`` frames and write them with their truth to a new bag at ``path``.
+
+    Args:
+        path: the bag folder to create.
+        spec: what to write.
+        storage: ``mcap`` or ``sqlite3``.
+        overwrite: replace an existing bag at ``path``.
+        stop: stop requests, seen before every frame: then nothing is written (None: none).
 
     Raises:
         BagError: the bag cannot be written (e.g. ``path`` exists).
+        Stopped: a stop was requested (``path`` is untouched).
     """
-    sim = SimCamera(spec.camera)
+    with stop.exit_at_once() if stop else nullcontext():   # nothing to undo yet
+        sim = SimCamera(spec.camera)   # the photo texture: most of a second
     out = spec.output
     image_type = "sensor_msgs/msg/CompressedImage" if spec.compressed else "sensor_msgs/msg/Image"
     image_qos = [offered_qos(out.image_reliability, out.queue_depth)]
@@ -111,7 +136,10 @@ def write_sample_bag(path: str | Path, spec: SampleBagSpec, *, storage: str = "m
         writer.add_topic(spec.image_topic, image_type, qos=image_qos)
         for name, msgtype, profile in topics:
             writer.add_topic(spec.topic(name), msgtype, qos=profile)
-        for frame in sim.frames(spec.frames):
+        for index in range(spec.frames):
+            if stop is not None and stop.requested:
+                raise Stopped(index)   # the writer deletes its partial bag
+            frame = sim.frame(index)
             stamp_ns = spec.start_ns + round(frame.t * 1e9)
             stamp = Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
             header = Header(stamp=stamp, frame_id=out.frame_id)
@@ -185,13 +213,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                              start_ns=round(args.start * 1e9),
                              image_latency_ns=round(args.image_latency * 1e9),
                              namespace=args.namespace, compressed=args.compressed or "")
-        path = write_sample_bag(args.out, spec, storage=args.storage, overwrite=args.overwrite)
+        with stop_signals() as stop:
+            path = write_sample_bag(args.out, spec, storage=args.storage,
+                                    overwrite=args.overwrite, stop=stop)
     except (OpticalFlowError, ValueError) as err:
         print(f"sample_bag: error: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("sample_bag: interrupted; no bag written", file=sys.stderr)
-        return 130
+    except Stopped as stopped:
+        print(f"sample_bag: stopped after {stopped.frames} of {args.frames} frames; "
+              "no bag written", file=sys.stderr)
+        return 0
     print(f"wrote {path}: {spec.frames} frames of {camera.image_width}x{camera.image_height} "
           f"at {camera.rate:g} Hz, topics {spec.image_topic} and "
           f"{', '.join(spec.topic(n) for n in ('camera_info', 'range', 'imu', 'sim/twist'))}, "
@@ -200,4 +231,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_program(main))

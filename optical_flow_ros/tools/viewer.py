@@ -1,6 +1,6 @@
 """``view``: a live window on this package's image topics, with the OpenCV seeds' keys.
 
-    python -m optical_flow_ros.tools.viewer [TOPIC ...] [--snapshot-dir DIR]
+    ros2 run optical_flow_ros view [TOPIC ...] [--snapshot-dir DIR]
         [--dense-node NAME] [--ros-args ...]
 
 With no topics it shows ``flow/image`` and, once ``dense_flow_node`` answers, the dense
@@ -14,8 +14,10 @@ minus header stamp); at the bottom: the track count from ``flow/tracks`` and the
     1         HSV view on/off: dense node's ``publish_hsv``, and the flow/dense/hsv panel
     2         warp view on/off: dense node's ``publish_warp``, and the flow/dense/warp panel
 
-It subscribes best-effort with keep-last 1 and draws only the newest frame, so it never
-slows the nodes. Without a display it says so in one line and exits with 1.
+It subscribes reliable with keep-last 1 (every frame arrives with Fast DDS's default
+shared-memory segment, no profile needed) and draws only the newest frame, so it never
+slows the nodes. Without a display it says so in one line and exits with 1. Ctrl-C (SIGINT)
+or SIGTERM, however many, closes it like the quit key (exit 0).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +37,9 @@ from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import CompressedImage, Image
 
 from optical_flow_ros.core.errors import ImageConversionError
+from optical_flow_ros.core.view_scale import AutoScale
 from optical_flow_ros.ros.snapshot_service import SnapshotError, save_pngs, stamp_label
+from optical_flow_ros.ros.stop_signals import run_program, stop_signals
 from optical_flow_ros.tools.viewer_node import ImageFeed, ViewerNode, to_display
 from optical_flow_ros.tools.viewer_window import (
     Command,
@@ -49,6 +54,7 @@ __all__ = ["DEFAULT_TOPICS", "display_problem", "main"]
 DEFAULT_TOPICS = ("flow/image",)
 _FRAME_S = 1.0 / 60.0  # window loop period
 _STATUS_REFRESH_S = 0.25  # redraw this often even without new frames (status lines)
+_CALLBACK_WAIT_S = 0.5  # teardown waits this long for a callback in flight
 
 
 class _Panel:
@@ -58,10 +64,12 @@ class _Panel:
         self.image: np.ndarray | None = None
         self.msg: Image | CompressedImage | None = None
         self.error = ""
+        self._flow_scale = AutoScale()  # brightness of a 32FC2 flow topic, smoothed
 
     def update(self, msg: Image | CompressedImage) -> None:
         try:
-            self.image, self.msg, self.error = to_display(msg), msg, ""
+            self.image = to_display(msg, flow_scale=self._flow_scale)
+            self.msg, self.error = msg, ""
         except ImageConversionError as err:
             self.error = str(err)
 
@@ -83,9 +91,13 @@ class _Viewer:
         self._panels: dict[str, _Panel] = {}  # resolved topic -> panel
         self._last_draw = 0.0
 
-    def run(self) -> int:
-        """Until a quit key, the window's close button or ROS shutdown; the exit code."""
-        while rclpy.ok():
+    def run(self, should_stop: Callable[[], bool] = lambda: False) -> int:
+        """Until a quit key, the window's close button, a stop request or ROS shutdown.
+
+        Returns:
+            The exit code.
+        """
+        while rclpy.ok() and not should_stop():
             if not self._handle_keys():
                 return 0
             self._refresh()
@@ -171,12 +183,29 @@ def main(argv: list[str] | None = None) -> int:
     if problem is not None:
         print(f"view: {problem}", file=sys.stderr)
         return 1
-    try:
-        window = ViewerWindow("optical_flow_ros view")
-    except WindowError as err:
-        print(f"view: cannot open a window: {err}", file=sys.stderr)
-        return 1
-    rclpy.init(args=argv)
+    with stop_signals() as stop:
+        try:
+            window = ViewerWindow("optical_flow_ros view")
+        except WindowError as err:
+            print(f"view: cannot open a window: {err}", file=sys.stderr)
+            return 1
+        try:
+            if stop.requested:
+                return 0
+            rclpy.init(args=argv)   # its signal handlers chain to the stop handlers
+            return _show(window, args, lambda: stop.requested)
+        except Exception:
+            if stop.requested or not rclpy.ok():   # the stop shut the context down under it
+                return 0
+            raise
+        finally:
+            window.close()
+            rclpy.try_shutdown()
+
+
+def _show(window: ViewerWindow, args: argparse.Namespace,
+          should_stop: Callable[[], bool]) -> int:
+    """The window loop with the viewer node spinning in a thread; torn down once."""
     node = ViewerNode(args.topics or DEFAULT_TOPICS, dense_node=args.dense_node,
                       show_dense=not args.topics)
     executor = SingleThreadedExecutor()
@@ -184,16 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     thread = threading.Thread(target=_spin, args=(executor,), daemon=True)
     thread.start()
     try:
-        return _Viewer(window, node, args.snapshot_dir.expanduser()).run()
-    except KeyboardInterrupt:
-        return 0
+        return _Viewer(window, node, args.snapshot_dir.expanduser()).run(should_stop)
     finally:
-        window.close()
-        executor.shutdown()
+        executor.shutdown(timeout_sec=_CALLBACK_WAIT_S)
+        thread.join(timeout=_CALLBACK_WAIT_S)
         node.destroy_node()
-        rclpy.try_shutdown()
-        thread.join(timeout=2.0)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_program(main))

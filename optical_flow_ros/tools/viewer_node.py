@@ -1,8 +1,8 @@
 """The ROS side of the ``view`` command: newest frames, their rate and latency, dense toggles.
 
-:class:`ViewerNode` subscribes to image topics best-effort with keep-last 1, so the
-middleware keeps only the newest message of each and a slow viewer never holds a publisher
-back; its callbacks only store the message and time it, and decoding happens when the
+:class:`ViewerNode` subscribes to image topics reliable with keep-last 1
+(:data:`VIEW_QOS`): the middleware keeps only the newest message of each, and its callbacks
+only store the message and time it, and decoding happens when the
 window draws (:func:`to_display`, at most once per shown frame). It also counts tracks from
 ``flow/tracks`` and switches the dense node's ``publish_hsv`` / ``publish_warp``
 parameters through ``/<dense node>/set_parameters``, adding or removing the matching
@@ -27,20 +27,32 @@ import numpy as np
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
 from optical_flow_ros.core.flow_drawing import draw_hsv
 from optical_flow_ros.core.image_codec import to_bgr
+from optical_flow_ros.core.view_scale import AutoScale
 from optical_flow_ros.ros.image_input import stamp_to_seconds
 from optical_flow_ros.ros.image_messages import compressed_msg_to_array, image_msg_to_array
 from optical_flow_ros.ros.qos import keep_last_qos
 
-__all__ = ["DENSE_OUTPUTS", "DenseOutput", "FeedStatus", "ImageFeed", "ViewerNode",
+__all__ = ["DENSE_OUTPUTS", "VIEW_QOS", "DenseOutput", "FeedStatus", "ImageFeed", "ViewerNode",
            "to_display"]
 
 _STALE_S = 2.0  # no message for this long: rate 0, track count unknown
+
+#: QoS of the image subscriptions. Reliable, not best effort: with Fast DDS's default 512 KiB
+#: shared-memory segment a best-effort reader loses most frames larger than the segment
+#: (640x480 bgr8 is 900 KiB: 7-10 of 30 fps received, 1280x720 ~1 fps), while a reliable one
+#: gets them all through repairs, with no profile to set. The nodes publish their views
+#: reliable with keep-last 1, so a slow viewer delays nothing: the writer just replaces the
+#: unacknowledged frame with the next. Keep-last 1: the newest frame, never a backlog.
+VIEW_QOS = keep_last_qos("reliable", 1)
+#: ... and for a topic with a best-effort-only publisher, which a reliable reader cannot match.
+BEST_EFFORT = keep_last_qos("best_effort", 1)
 _DENSE_POLL_S = 0.5
 
 
@@ -57,10 +69,13 @@ DENSE_OUTPUTS = {"hsv": DenseOutput("publish_hsv", "flow/dense/hsv"),
                  "warp": DenseOutput("publish_warp", "flow/dense/warp")}
 
 
-def to_display(msg: Image | CompressedImage) -> np.ndarray:
+def to_display(msg: Image | CompressedImage, *,
+               flow_scale: AutoScale | None = None) -> np.ndarray:
     """A uint8 BGR image of any image message the conversion supports.
 
-    ``32FC2`` (a flow field, e.g. ``flow/dense``) is shown as its HSV colour coding.
+    ``32FC2`` (a flow field, e.g. ``flow/dense``) is shown as its HSV colour coding, its
+    robust maximum at full brightness (as dense_flow_node's auto mode): smoothed over the
+    frames ``flow_scale`` has seen, or this frame's own when None.
 
     Raises:
         ImageConversionError: An unsupported encoding or corrupt data.
@@ -71,7 +86,8 @@ def to_display(msg: Image | CompressedImage) -> np.ndarray:
     else:
         image, encoding = image_msg_to_array(msg), msg.encoding
     if encoding == "32FC2":
-        return draw_hsv(image)
+        auto = flow_scale if flow_scale is not None else AutoScale(smoothing=1.0)
+        return draw_hsv(image, scale=255.0 / auto.update(image))
     return to_bgr(image, encoding)
 
 
@@ -166,8 +182,7 @@ class ViewerNode(Node):
         self._tracks: tuple[int, float] | None = None  # (count, monotonic time received)
         for topic in topics:
             self._add(topic)
-        self.create_subscription(PointCloud2, "flow/tracks", self._on_tracks,
-                                 keep_last_qos("best_effort", 1))
+        self.create_subscription(PointCloud2, "flow/tracks", self._on_tracks, BEST_EFFORT)
         self._get_params = self.create_client(GetParameters,
                                               f"{self._dense_name}/get_parameters")
         self._set_params = self.create_client(SetParameters,
@@ -228,10 +243,29 @@ class ViewerNode(Node):
         msg_type = CompressedImage if topic.endswith("compressed") else Image
         feed = ImageFeed(self.resolve_topic_name(topic),
                          lambda: self.get_clock().now().nanoseconds * 1e-9)
-        sub = self.create_subscription(msg_type, topic, feed.on_message,
-                                       keep_last_qos("best_effort", 1))
+        events = SubscriptionEventCallbacks(
+            incompatible_qos=lambda _info: self._call_soon(lambda: self._best_effort(topic)))
+        sub = self.create_subscription(msg_type, topic, feed.on_message, VIEW_QOS,
+                                       event_callbacks=events)
         with self._lock:
             self._feeds[topic] = (feed, sub)
+
+    def _best_effort(self, topic: str) -> None:
+        """Subscribe ``topic`` best effort: a publisher offers only that (REP-2003 drivers).
+
+        A reliable reader does not match a best-effort writer; a best-effort one matches all.
+        """
+        with self._lock:
+            entry = self._feeds.get(topic)
+        if entry is None or entry[1].qos_profile.reliability == BEST_EFFORT.reliability:
+            return
+        feed, old = entry
+        self.destroy_subscription(old)
+        sub = self.create_subscription(old.msg_type, topic, feed.on_message, BEST_EFFORT)
+        with self._lock:
+            self._feeds[topic] = (feed, sub)
+        self.say(f"{feed.topic}: a publisher offers best effort only; subscribed best effort "
+                 "(frames over 512 KiB may be lost without config/fastdds_large_images.xml)")
 
     def _remove(self, topic: str) -> None:
         with self._lock:
