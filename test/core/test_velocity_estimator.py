@@ -34,7 +34,6 @@ from optical_flow_ros.core.sim_camera import CameraState, SimCamera, SimCameraCo
 from optical_flow_ros.core.textures import load_texture
 from optical_flow_ros.core.track_types import Tracks, frozen_copy
 from optical_flow_ros.core.velocity_estimator import (
-    UNKNOWN_VARIANCE,
     FitWindow,
     GyroRates,
     VelocityConfig,
