@@ -72,7 +72,7 @@ class TrackerConfig:
     velocity_field_span: float = setting(
         0.3, "motion_field: the field's parameters at the stamp come from a polynomial fitted "
         "to the intervals of this last span (at least degree + 1 intervals); chosen by "
-        "measurement on simulated flights (bench/bench_velocity.py), s",
+        "measurement on the TRAIN flights of bench/velocity_flights.py, s",
         range=(0.0, 10.0), exclusive_min=True)
     velocity_field_degree: int = setting(
         3, "motion_field: degree of that polynomial in time (0 = the last interval's mean "
