@@ -107,6 +107,7 @@ STATUSES = ("ok", "no_intrinsics", "too_few_tracks", "too_many_outliers", "degen
 UNKNOWN_VARIANCE = 1e6
 
 _TUKEY_C = 4.685          # Tukey biweight tuning constant (95 % efficiency)
+_CURVATURE_KAPPA = 4.0   # gyro: the quadratic where the squared curvature > this x its noise
 _RAYLEIGH_MEDIAN = math.sqrt(2.0 * math.log(2.0))  # median of |r| / sigma for 2-D Gaussian r
 _IRLS_ITERATIONS = 8
 _DIFF_STEP_PX = 1.0       # central-difference step along the track's velocity, px
@@ -165,8 +166,8 @@ class VelocityConfig:
         "from the field's second-order terms and combine them with the gyro's by their "
         "variances. Measured (bench/bench_velocity_accuracy.py, 13 held-out flights, gyro "
         "0.005 rad/s at the frame rate): horizontal RMSE <= 2 % on 8 flights instead of 4 "
-        "(at 4-10 m one gyro sample is the largest error), but the covariance is then "
-        "calibrated (median NEES 1-2) on 6 instead of 8: the field rates' variance is "
+        "(at 4-10 m one gyro sample is the largest error), but median NEES within 1-2 on 7 "
+        "instead of 9 and 3 sigma >= 97 % on fewer: the field rates' variance is "
         "underestimated on some textures. Off by default until it is measured online")
     rate_std_without_gyro: float = setting(
         0.02, "Assumed std of the roll/pitch rates when no gyro is given (taken as zero; "
@@ -336,6 +337,9 @@ class GyroRates(NamedTuple):
             fewer than 4 samples.
         line_moments: (mean of x^2 s^2, sum x^3 / sum x^2 s) of the samples' times x about
             their mean (the line's bias for a rate ``c x^2``).
+        curvature: (3,) the quadratic's coefficient ``c`` per axis, rad/s^3 (None with fewer
+            than 4 samples).
+        curvature_ssq: the sum of squares of its regressor, s^4: ``var(c) = var / ssq``.
     """
 
     mean: np.ndarray
@@ -349,24 +353,36 @@ class GyroRates(NamedTuple):
     line_sxx: float = 0.0
     curvature_var: np.ndarray | None = None
     line_moments: tuple[float, float] = (0.0, 0.0)
+    curvature: np.ndarray | None = None
+    curvature_ssq: float = 0.0
 
     def at(self, t: float) -> GyroRates:
         """These rates with ``mean`` moved along the fitted line to ``t`` (s).
 
         Its covariance is the line's there, plus the squared bias a curving rate gives the
         line there (``curvature_var``); unchanged without a line (fewer than 2 samples).
+        Per axis, where the estimated squared curvature exceeds its own noise variance
+        (``curvature_var > var / ssq``: the quadratic's extra noise is then smaller than
+        the line's bias), the quadratic through the samples is used instead, with its own
+        variance there.
         """
         if self.slope is None or self.time is None or self.line_sxx <= 0.0:
             return self
         x = t - self.time
         factor = 1.0 / self.line_count + x * x / self.line_sxx
         covariance = factor * self.covariance
+        mean = self.mean + self.slope * x
         if self.curvature_var is not None:   # rate c x^2: the line's value off by c * this
             mean_x2, skew = self.line_moments
             bias = mean_x2 + skew * x - x * x
-            covariance = covariance + np.diag(self.curvature_var * bias * bias)
-        return self._replace(mean=self.mean + self.slope * x, time=t,
-                             mean_covariance=covariance)
+            extra = self.curvature_var
+            if self.curvature is not None and self.curvature_ssq > 0.0:
+                noise = np.diagonal(self.covariance) / self.curvature_ssq
+                quadratic = self.curvature_var > _CURVATURE_KAPPA * noise
+                mean = mean - np.where(quadratic, self.curvature * bias, 0.0)
+                extra = np.where(quadratic, noise, self.curvature_var)
+            covariance = covariance + np.diag(extra * bias * bias)
+        return self._replace(mean=mean, time=t, mean_covariance=covariance)
 
     @property
     def mean_cov(self) -> np.ndarray:
@@ -419,7 +435,7 @@ def gyro_rates(times: np.ndarray, rates: np.ndarray, timing: VelocityTiming, *,
     factor = 1.0
     cov = (np.asarray(covariance, np.float64).reshape(3, 3) if covariance is not None
            else np.eye(3) * gyro_std**2)
-    curvature_var, moments = None, (0.0, 0.0)
+    curvature_var, moments, curvature, ssq = None, (0.0, 0.0), None, 0.0
     if sxx > 0.0:   # least-squares line through the samples (two distinct stamps at least)
         w_in = w[inside]
         slope = spread @ w_in / sxx
@@ -433,13 +449,15 @@ def gyro_rates(times: np.ndarray, rates: np.ndarray, timing: VelocityTiming, *,
             ssq = float(square @ square)
             if ssq > 0.0:
                 c = square @ w_in / ssq
+                curvature = c
                 curvature_var = np.maximum(c * c - np.diagonal(cov) / ssq, 0.0)
     else:
         mean = w[int(np.argmin(np.abs(t - tc)))].copy()
     return GyroRates(mean=mean, latest=w[newest].copy(), covariance=cov,
                      staleness=np.outer(slope * age, slope * age), mean_covariance=factor * cov,
                      time=tc, slope=slope if sxx > 0.0 else None, line_count=int(x.size),
-                     line_sxx=sxx, curvature_var=curvature_var, line_moments=moments)
+                     line_sxx=sxx, curvature_var=curvature_var, line_moments=moments,
+                     curvature=curvature, curvature_ssq=ssq if curvature is not None else 0.0)
 
 
 class _Fit(NamedTuple):
