@@ -554,3 +554,23 @@ def test_gyro_field_fusion_lowers_the_error_and_stays_covered():
     assert horizontal_rmse(fused, records) < 0.9 * horizontal_rmse(plain, records)
     assert horizontal_rmse(fused, records) <= 0.015
     assert coverage(fused, records, [0, 1]) >= 0.97
+
+
+def test_gyro_rates_follow_a_curving_rate_and_keep_a_line_through_noise():
+    """A rate curving well above the gyro noise: the quadratic through the samples, exact
+    anywhere in the window and its stated variance the quadratic's; pure noise about a
+    constant rate: the line (the quadratic's noise is not paid for nothing)."""
+    t = np.arange(5) / 30.0
+    curve = np.column_stack((0.1 + 2.0 * t - 30.0 * t**2, 0.2 * np.ones(5), -0.3 + t))
+    timing = VelocityTiming(start=0.0, end=float(t[-1]) + 1 / 30.0, lag=0.0, samples=2,
+                            at_stamp=True)
+    rates = gyro_rates(t, curve, timing, max_age=0.1, covariance=np.eye(3) * 1e-8)
+    at_end = rates.at(timing.end)
+    expected = np.array([0.1 + 2.0 * timing.end - 30.0 * timing.end**2, 0.2,
+                         -0.3 + timing.end])
+    np.testing.assert_allclose(at_end.mean, expected, atol=1e-6)
+    assert at_end.mean_cov[0, 0] < 1e-6
+    noise = np.random.default_rng(5).normal(0.0, 0.005, (5, 3))
+    rates = gyro_rates(t, 0.1 + noise, timing, max_age=0.1, covariance=np.eye(3) * 0.005**2)
+    line = rates.mean + rates.slope * (timing.end - rates.time)
+    np.testing.assert_allclose(rates.at(timing.end).mean, line, atol=1e-12)
