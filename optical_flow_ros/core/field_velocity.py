@@ -351,8 +351,17 @@ class MotionFieldVelocity:
         self._span, self._degree, self._tau = float(span), int(degree), float(tau)
 
     def restart(self) -> None:
-        """Forget the field (time gap, reset); its measured noise level is kept."""
+        """Forget the field (time gap); its measured noise level is kept."""
         self._length = 0
+
+    def reset(self) -> None:
+        """Forget everything, the measured noise level too.
+
+        The tracker's reset: what follows is tracked exactly as by a new tracker.
+        """
+        self._length = 0
+        self._noise_squares = np.zeros(8)
+        self._noise_dof = 0.0
 
     def step(self, previous: np.ndarray, current: np.ndarray, start: float, end: float,
              shape: tuple[int, int], deviation: np.ndarray, count: np.ndarray,

@@ -389,6 +389,7 @@ class LKTracker:
 
     def _clear(self) -> None:
         self._store.clear()
+        self._field.reset()
         self._prev = None
         self._since_detect = 0
 
