@@ -1,10 +1,13 @@
 """The ``main()`` every node shares: init, spin, one clean teardown, clear start-up errors.
 
 A stop (SIGINT or SIGTERM, any number of them, at any moment) never raises here: the signals
-only record a request (:mod:`optical_flow_ros.ros.stop_signals`) and, through rclpy's own
-handlers, shut the context down. Either ends the spin loop; the node is then torn down exactly
-once, with nothing that can interrupt it, and the process exits 0. A request that arrives
-before the loop (during start-up or while the node is being built) skips it.
+only record a request (:mod:`optical_flow_ros.ros.stop_signals`); the spin loop sees it within
+one slice. rclpy's own signal handlers are not installed: they shut the context down from the
+signal, under a callback that may be publishing (an executor that catches the callback's error
+itself, such as the EventsExecutor, then logs it as FATAL). The context stays valid until the
+node is torn down, exactly once, with nothing that can interrupt it, and the process exits 0.
+A request that arrives before the loop (during start-up or while the node is being built)
+skips it.
 
 The executor is made in one place (``executor=``, :func:`default_executor`) and driven by its
 ``spin_once`` in short slices, which every rclpy executor has: the loop sees both the context
@@ -23,6 +26,7 @@ from rclpy.context import Context
 from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from optical_flow_ros.core.errors import OpticalFlowError
 from optical_flow_ros.ros.stop_signals import StopSignals, stop_signals
@@ -34,8 +38,7 @@ ExecutorFactory = Callable[[Context], Executor]
 
 #: Seconds teardown waits for a callback still running in another executor thread.
 _CALLBACK_WAIT_S = 0.5
-#: Longest wait of one spin_once: how soon an idle node notices a stop request by the flag
-#: alone (rclpy's handlers wake it at once).
+#: Longest wait of one spin_once: how soon an idle node notices a stop request.
 _SPIN_SLICE_S = 0.1
 
 
@@ -79,7 +82,7 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None, *,
     with stop_signals() as stop:
         if stop.requested:
             return 0
-        rclpy.init(args=args)   # its signal handlers chain to the stop handlers
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         try:
             return _build_and_spin(make_node, executor, stop)
         finally:

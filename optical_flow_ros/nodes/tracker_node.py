@@ -40,7 +40,7 @@ from optical_flow_ros.nodes.node_main import run_node
 from optical_flow_ros.ros.diagnostics import DiagnosticsReporter
 from optical_flow_ros.ros.image_input import Frame, ImageInput
 from optical_flow_ros.ros.parameters import ParameterBinding
-from optical_flow_ros.ros.qos import keep_last_qos
+from optical_flow_ros.ros.qos import VIEW_IMAGE_DEPTH, keep_last_qos
 from optical_flow_ros.ros.snapshot_service import SnapshotService
 from optical_flow_ros.ros.stop_signals import run_program
 from optical_flow_ros.ros.tracker_pipeline import (
@@ -66,7 +66,8 @@ class TrackerNode(Node):
         self._pipeline = TrackerPipeline(config, self._diag, node=self)  # + range, imu subs
         self._pub_tracks = self.create_publisher(PointCloud2, "flow/tracks",
                                                  keep_last_qos("reliable", 5))
-        self._pub_image = self.create_publisher(Image, "flow/image", keep_last_qos("reliable", 1))
+        self._pub_image = self.create_publisher(Image, "flow/image",
+                                                keep_last_qos("reliable", VIEW_IMAGE_DEPTH))
         self._pub_velocity = self.create_publisher(
             TwistWithCovarianceStamped, "flow/velocity", keep_last_qos("reliable", 5))
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,

@@ -7,9 +7,9 @@ SIGINT twice in quick succession (its process group's, then launch's own), so th
 lands in the teardown the first one started. Here both signals, however many and whenever they
 come, only record the request: the program's loops see it, stop, tear down once and exit 0.
 
-rclpy.init() puts its own C handlers in front of these and chains to them: a signal then also
-shuts the rclpy contexts down, which ends ``spin``, and is still recorded here. So install
-these before rclpy.init (a ``signal.signal`` call after it would take rclpy's handler out).
+The nodes call rclpy.init() without rclpy's own signal handlers (see nodes/node_main.py). A
+program that lets rclpy.init() install them gets rclpy's C handlers in front of these,
+chaining to them: a signal then also shuts the rclpy contexts down, and is still recorded here.
 
 Two ways in:
 
