@@ -2,10 +2,12 @@
 processes): the published twist against the simulator's exact sim/twist of the same stamp.
 
 The flight: 320x240 at f = 250 px (the field of view of 640x480 at 500 px), 15 fps, 2 m over
-gravel at ~0.85 m/s with yaw and a +/-5 deg roll/pitch coning motion, range and gyro from the
-simulator (gyro in the optical frame, so the imu rotation parameters stay 0). The issue's
-bound for this case: horizontal RMSE <= 5 % of the mean speed, >= 90 % of the true values
-inside the published 3-sigma bounds.
+gravel at ~0.85 m/s with yaw and a +/-5 deg roll/pitch coning motion, every sensor noisy as
+it says (image 2 grey levels; gyro 0.005 rad/s with that covariance in the imu message; range
+1 % with its variance in the range message; gyro in the optical frame, so the imu rotation
+parameters stay 0). Bounds: horizontal RMSE <= 5 % of the mean speed (15 fps, a quarter of
+the pixels), and the covariance calibrated as in the core tests but with the looser bands
+that 60 estimates allow: per-axis 1 sigma 45-90 %, 3 sigma >= 95 %, median NEES 0.6-2.5.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ pytestmark = pytest.mark.dds
 
 SIM = dict(rate=15.0, image_width=320, image_height=240, focal_length=250.0, altitude=2.0,
            velocity_x=0.8, velocity_y=0.3, yaw_rate=0.2, roll_amplitude=math.radians(5.0),
-           pitch_amplitude=math.radians(5.0), attitude_period=3.0, gyro_noise_std=0.002,
+           pitch_amplitude=math.radians(5.0), attitude_period=3.0, gyro_noise_std=0.005,
+           image_noise_std=2.0, range_noise_std=0.01,
            queue_depth=50)   # the truth (sim/twist) must reach a listener starved by load
-WANTED = 40          # flow/velocity messages to compare
+WANTED = 60          # flow/velocity messages to compare
 
 
 def _stamp_ns(msg) -> int:
@@ -76,7 +79,7 @@ def test_flow_velocity_matches_the_simulated_truth(ros_peer):
     pairs = [(m, listener.truth[_stamp_ns(m)]) for m in listener.velocity
              if _stamp_ns(m) in listener.truth]
     assert len(pairs) >= WANTED - 2
-    err, speed, inside = [], [], []
+    err, speed, inside, z, nees = [], [], [], [], []
     for est, true in pairs:
         assert est.header.frame_id == "camera_optical_frame"
         t = est.twist.twist
@@ -91,9 +94,14 @@ def test_flow_velocity_matches_the_simulated_truth(ros_peer):
         inside.append(np.abs(value - truth) <= 3.0 * sigma)
         err.append(value[:2] - truth[:2])
         speed.append(np.hypot(*truth[:2]))
+        z.append((value - truth)[:2] / sigma[:2])
+        nees.append(err[-1] @ np.linalg.solve(cov[:2, :2], err[-1]))
     rmse = math.sqrt(np.mean(np.sum(np.square(err), axis=1))) / np.mean(speed)
     assert rmse <= 0.05, rmse
-    assert np.mean(inside) >= 0.9, np.mean(inside, axis=0)
+    inside_1 = np.mean(np.abs(np.array(z)) <= 1.0, axis=0)
+    assert np.all((inside_1 >= 0.45) & (inside_1 <= 0.9)), inside_1
+    assert np.all(np.mean(np.array(inside)[:, :2], axis=0) >= 0.95), np.mean(inside, axis=0)
+    assert 0.6 <= np.median(nees) <= 2.5, np.median(nees)
 
 
 def test_without_camera_info_there_is_no_velocity_and_the_diagnostics_say_why(ros_peer):

@@ -11,6 +11,7 @@ thread-safe: call it from one thread.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from optical_flow_ros.core.feature_detection import (
     select_per_cell,
     suppress_crowded,
 )
+from optical_flow_ros.core.field_velocity import MotionFieldVelocity
 from optical_flow_ros.core.lk_flow import LKParams, track_points
 from optical_flow_ros.core.track_store import TrackStore
 from optical_flow_ros.core.track_types import TrackerStats, Tracks, frozen_copy
@@ -85,7 +87,11 @@ class LKTracker:
     def __init__(self, config: TrackerConfig | None = None, *,
                  mask: np.ndarray | None = None) -> None:
         self._config = config if config is not None else TrackerConfig()
-        self._store = TrackStore(self._config.track_len, self._config.velocity_window)
+        self._field = MotionFieldVelocity(self._config.velocity_field_span,
+                                          self._config.velocity_field_degree,
+                                          self._config.velocity_deviation_tau)
+        self._store = TrackStore(self._config.track_len, self._config.velocity_window,
+                                 field=self._field_for(self._config))
         self._mask: np.ndarray | None = None
         self._geometry: _Geometry | None = None
         self._prev: _Frame | None = None
@@ -119,6 +125,9 @@ class LKTracker:
         self._config = config
         self._apply_config(config)
         self._store.set_lengths(config.track_len, config.velocity_window)
+        self._field.configure(config.velocity_field_span, config.velocity_field_degree,
+                              config.velocity_deviation_tau)
+        self._store.set_field(self._field_for(config))
         if changed:
             self._reset(f"config change: {', '.join(changed)}")
 
@@ -199,9 +208,13 @@ class LKTracker:
 
         self._prev = _Frame(image=image, full_shape=gray.shape, stamp=stamp)
         s = self._store
+        field = s.motion_field
+        if field is not None:
+            field = dataclasses.replace(field,
+                                        variance_factor=frozen_copy(field.variance_factor))
         tracks = Tracks(ids=frozen_copy(s.ids), points=frozen_copy(s.points),
                         velocities=frozen_copy(s.velocities), ages=frozen_copy(s.ages),
-                        fb_errors=frozen_copy(s.fb_errors), stamp=stamp)
+                        fb_errors=frozen_copy(s.fb_errors), stamp=stamp, motion_field=field)
         self._stats = TrackerStats(
             frame_index=self._frame_index, stamp=stamp, dt=dt, **counts,
             n_suppressed=n_suppressed, n_detected=n_detected, n_live=len(tracks),
@@ -261,7 +274,7 @@ class LKTracker:
         counts["n_after_ransac"] = int(idx.shape[0])
 
         store.advance(idx, full, (fb / scale).astype(np.float32), stamp,
-                      restart_velocity=restarted)
+                      restart_velocity=restarted, shape=geo.full_shape)
         return counts
 
     def _predicted_shift(self, dt: float, restarted: bool,
@@ -358,6 +371,9 @@ class LKTracker:
 
     # ---- helpers -------------------------------------------------------------------------
 
+    def _field_for(self, cfg: TrackerConfig) -> MotionFieldVelocity | None:
+        return self._field if cfg.velocity_estimator == "motion_field" else None
+
     def _apply_config(self, cfg: TrackerConfig) -> None:
         self._lk_params = LKParams(win_size=cfg.win_size, max_level=cfg.max_level,
                                    criteria_max_iter=cfg.criteria_max_iter,
@@ -373,6 +389,7 @@ class LKTracker:
 
     def _clear(self) -> None:
         self._store.clear()
+        self._field.reset()
         self._prev = None
         self._since_detect = 0
 

@@ -129,6 +129,12 @@ class SimCameraConfig:
                                      range=(0.01, 1e6))
     gyro_noise_std: float = setting(
         0.0, "Std of white noise added to the simulated gyro, per axis, rad/s", range=(0.0, 10.0))
+    range_noise_std: float = setting(
+        0.0, "Std of white noise on the simulated rangefinder, relative to the range (0.01 = "
+        "1 %); the range message states its variance", range=(0.0, 0.5))
+    image_noise_std: float = setting(
+        0.0, "Std of white Gaussian noise added to every pixel of the rendered image (then "
+        "rounded and clipped to 0..255), grey levels", range=(0.0, 100.0))
     seed: int = setting(0, "Seed of the simulated noise", range=(0, 2**31 - 1))
 
     def __post_init__(self) -> None:
@@ -317,6 +323,8 @@ class SimFrame(NamedTuple):
         state: ground truth at ``t``.
         gyro: (3,) simulated gyro reading: ``state.angular_velocity`` plus white noise of
             ``gyro_noise_std`` (deterministic per seed and index), optical frame, rad/s.
+        range: simulated rangefinder reading: ``state.range`` times ``1 + range_noise_std``
+            white noise (deterministic per seed and index), m.
     """
 
     index: int
@@ -324,6 +332,7 @@ class SimFrame(NamedTuple):
     image: np.ndarray
     state: CameraState
     gyro: np.ndarray
+    range: float
 
 
 def _pyr_down_wrap(img: np.ndarray) -> np.ndarray:
@@ -448,11 +457,27 @@ class SimCamera:
         maps = cv2.perspectiveTransform(self._grid, m_norm)
         return cv2.remap(tex, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
 
+    def image(self, index: int) -> np.ndarray:
+        """The image of frame ``index``, with the sensor's noise.
+
+        :meth:`render` at ``index / rate`` plus white noise of ``image_noise_std`` grey
+        levels (drawn from ``default_rng([seed, index, 1])``), rounded and clipped to uint8.
+        """
+        image = self.render(self.frame_time(index))
+        std = self.config.image_noise_std
+        if std == 0.0:
+            return image
+        noise = np.random.default_rng([self.config.seed, index, 1]).standard_normal(
+            image.shape, np.float32)
+        noisy = image.astype(np.float32) + np.float32(std) * noise
+        return np.clip(np.rint(noisy), 0.0, 255.0).astype(np.uint8)
+
     def frame(self, index: int) -> SimFrame:
-        """Frame ``index`` (image, truth and gyro at ``t = index / rate``)."""
+        """Frame ``index`` (image, truth, gyro and range at ``t = index / rate``)."""
         t = self.frame_time(index)
         state = self.state(t)
-        return SimFrame(index, t, self.render(t), state, self.gyro(index, state))
+        return SimFrame(index, t, self.image(index), state, self.gyro(index, state),
+                        self.range_reading(index, state))
 
     def frames(self, n: int, *, start: int = 0) -> Iterator[SimFrame]:
         """Frames ``start .. start + n - 1``."""
@@ -472,6 +497,24 @@ class SimCamera:
             return state.angular_velocity.copy()
         rng = np.random.default_rng([self.config.seed, index])
         return state.angular_velocity + rng.normal(0.0, std, 3)
+
+    def range_reading(self, index: int, state: CameraState | None = None) -> float:
+        """Simulated rangefinder reading of frame ``index``, m.
+
+        The true range times ``1 + n``, ``n`` white noise of ``range_noise_std`` drawn from
+        ``default_rng([seed, index, 2])``; :meth:`range_variance` is its stated variance.
+        """
+        if state is None:
+            state = self.state(self.frame_time(index))
+        std = self.config.range_noise_std
+        if std == 0.0:
+            return state.range
+        rng = np.random.default_rng([self.config.seed, index, 2])
+        return float(state.range * (1.0 + rng.normal(0.0, std)))
+
+    def range_variance(self, reading: float) -> float:
+        """The variance a rangefinder with this noise states for ``reading`` (m), m^2."""
+        return float((self.config.range_noise_std * reading) ** 2)
 
     # ----- pixel truth ---------------------------------------------------------------------
 

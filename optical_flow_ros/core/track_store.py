@@ -7,11 +7,19 @@ Positions are full-resolution image px (x right, y down), stamps are seconds and
 velocities px/s. The trail is a ring over frames shared by all tracks: slot ``head`` holds
 the latest frame; a track's slots from before its birth hold its first position (so fits
 and drawing need no NaN handling), and :meth:`TrackStore.trails` reports them as NaN.
+
+Velocities come from a :class:`~optical_flow_ros.core.field_velocity.MotionFieldVelocity`
+(at the newest stamp; its per-track state is kept here, aligned with the tracks) or, without
+one, from the least-squares slope over the trail (:meth:`TrackStore._fit_velocities`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+
+from optical_flow_ros.core.field_velocity import MotionField, MotionFieldVelocity
 
 __all__ = ["TrackStore"]
 
@@ -21,15 +29,18 @@ class TrackStore:
 
     Args:
         track_len: trail length in frames (>= 2).
-        velocity_window: most recent trail samples fitted for the velocity (>= 2; capped
-            at ``track_len``).
+        velocity_window: most recent trail samples fitted for the slope velocity (>= 2;
+            capped at ``track_len``).
+        field: the motion-field velocity estimator; None: slope velocities.
 
     """
 
-    def __init__(self, track_len: int, velocity_window: int) -> None:
+    def __init__(self, track_len: int, velocity_window: int, *,
+                 field: MotionFieldVelocity | None = None) -> None:
         self._next_id = 0
         self._track_len = int(track_len)
         self._velocity_window = int(velocity_window)
+        self._field = field
         self.clear()
 
     # ---- state ---------------------------------------------------------------------------
@@ -47,6 +58,16 @@ class TrackStore:
         self._head = n_len - 1
         # Consecutive frames without a time gap: bounds the samples usable for velocity.
         self._run = 0
+        self._clear_field_state()
+
+    def _clear_field_state(self) -> None:
+        n = len(self)
+        self._deviation = np.zeros((n, 2))
+        self._count = np.zeros(n, np.int32)
+        self._variance_factor = np.full(n, np.nan)
+        self._motion_field: MotionField | None = None
+        if self._field is not None:
+            self._field.restart()
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -55,6 +76,24 @@ class TrackStore:
     def track_len(self) -> int:
         """Trail length in frames."""
         return self._track_len
+
+    def set_field(self, field: MotionFieldVelocity | None) -> None:
+        """Switch the velocity estimator (None: slope); velocities restart at the next frame."""
+        if field is not self._field:
+            self._field = field
+            self._clear_field_state()
+            self._run = min(self._run, 1)
+
+    @property
+    def motion_field(self) -> MotionField | None:
+        """The motion field of the last frame (or None).
+
+        Its variance factors are aligned with the tracks.
+        """
+        field = self._motion_field
+        if field is None:
+            return None
+        return dataclasses.replace(field, variance_factor=self._variance_factor)
 
     def set_lengths(self, track_len: int, velocity_window: int) -> None:
         """Change the trail length and velocity window, keeping the newest history."""
@@ -79,7 +118,8 @@ class TrackStore:
     # ---- per frame -----------------------------------------------------------------------
 
     def advance(self, keep: np.ndarray, points: np.ndarray, fb_errors: np.ndarray,
-                stamp: float, *, restart_velocity: bool) -> None:
+                stamp: float, *, restart_velocity: bool,
+                shape: tuple[int, int] = (0, 0)) -> None:
         """Record a new frame for the tracks that survived it.
 
         Args:
@@ -88,8 +128,13 @@ class TrackStore:
             fb_errors: (len(keep),) float32 forward-backward errors, px.
             stamp: the frame's time, s.
             restart_velocity: True after a time gap: velocities restart from this frame.
+            shape: the full-resolution image's (rows, cols) (the motion field's coordinates).
 
         """
+        previous = self.points[keep].astype(np.float64)
+        previous_stamp = float(self._stamps[self._head])
+        deviation, count = self._deviation[keep], self._count[keep]
+        variance_factor = self._variance_factor[keep]
         self.ids = self.ids[keep]
         self.ages = self.ages[keep] + np.int32(1)
         self.points = np.ascontiguousarray(points, np.float32)
@@ -97,11 +142,26 @@ class TrackStore:
         self._trail = self._trail[keep]
         self._push_frame(stamp, restart_velocity)
         self._trail[:, self._head] = self.points
-        self.velocities = self._fit_velocities()
+        self._deviation, self._count = deviation, count
+        self._variance_factor = variance_factor
+        if self._field is None:
+            self.velocities = self._fit_velocities()
+            return
+        if restart_velocity or not np.isfinite(previous_stamp):
+            self._clear_field_state()
+            self.velocities = np.full((len(self), 2), np.nan, np.float32)
+            return
+        step = self._field.step(previous, self.points, previous_stamp, stamp, shape,
+                                deviation, count, variance_factor)
+        self.velocities = step.velocities
+        self._deviation, self._count = step.deviation, step.count
+        self._variance_factor = step.variance_factor
+        self._motion_field = step.field
 
     def start_frame(self, stamp: float) -> None:
         """Record a frame that had no tracks to follow (first frame, after a reset)."""
         self._push_frame(stamp, restart_velocity=True)
+        self._clear_field_state()
 
     def select(self, keep: np.ndarray) -> None:
         """Keep only the tracks at indices or where the bool mask ``keep`` is True."""
@@ -111,6 +171,9 @@ class TrackStore:
         self.velocities = self.velocities[keep]
         self.fb_errors = self.fb_errors[keep]
         self._trail = self._trail[keep]
+        self._deviation = self._deviation[keep]
+        self._count = self._count[keep]
+        self._variance_factor = self._variance_factor[keep]
 
     def add(self, points: np.ndarray) -> None:
         """Start new tracks at (M, 2) full-resolution px in the current frame (age 1).
@@ -130,6 +193,9 @@ class TrackStore:
         self.velocities = np.concatenate([self.velocities, nan2])
         self.fb_errors = np.concatenate([self.fb_errors, nan2[:, 0]])
         self._trail = np.concatenate([self._trail, trail])
+        self._deviation = np.concatenate([self._deviation, np.zeros((m, 2))])
+        self._count = np.concatenate([self._count, np.zeros(m, np.int32)])
+        self._variance_factor = np.concatenate([self._variance_factor, nan2[:, 0]])
 
     def trails(self) -> np.ndarray:
         """(N, track_len, 2) float32 positions, oldest first, NaN before a track's birth."""

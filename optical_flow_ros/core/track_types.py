@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from optical_flow_ros.core.field_velocity import MotionField
+
 __all__ = ["TrackerStats", "Tracks", "frozen_copy"]
 
 
@@ -34,6 +36,10 @@ class Tracks:
         fb_errors: (N,) float32 forward-backward error of this frame, full-resolution px;
             NaN for tracks detected in this frame (not measured).
         stamp: the frame's time, s.
+        motion_field: the motion_field velocity estimator's field of this frame and what it
+            measured about the velocities' noise (:class:`~.field_velocity.MotionField`, its
+            ``variance_factor`` aligned with the tracks); None when it did not fit a field
+            (slope estimator, too few tracks, first frames, other sources of tracks).
 
     """
 
@@ -43,6 +49,7 @@ class Tracks:
     ages: np.ndarray
     fb_errors: np.ndarray
     stamp: float
+    motion_field: MotionField | None = None
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])

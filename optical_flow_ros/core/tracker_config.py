@@ -12,9 +12,10 @@ from typing import Any
 
 from optical_flow_ros.core.config_fields import config_from_mapping, setting, validate_fields
 
-__all__ = ["RANSAC_MODES", "RESET_FIELDS", "SPREAD_MODES", "TrackerConfig"]
+__all__ = ["RANSAC_MODES", "RESET_FIELDS", "SPREAD_MODES", "VELOCITY_ESTIMATORS", "TrackerConfig"]
 
 SPREAD_MODES = ("none", "mask", "grid")
+VELOCITY_ESTIMATORS = ("motion_field", "slope")
 RANSAC_MODES = ("none", "fundamental", "homography")
 #: Fields whose change alters the processed image: the previous frame no longer matches,
 #: so :meth:`LKTracker.configure` resets when one of them changes.
@@ -62,9 +63,30 @@ class TrackerConfig:
     detect_interval: int = setting(5, "Frames between corner detections",
                                    range=(1, 100_000))
     track_len: int = setting(10, "Trail length kept per track, frames", range=(2, 1000))
+    velocity_estimator: str = setting(
+        "motion_field", "Per-track velocity: motion_field (at the image stamp: one planar "
+        "motion field fitted to all tracks each interval and extrapolated to the stamp, plus "
+        "each track's averaged deviation from it) or slope (least-squares slope over "
+        "velocity_window frames: the velocity about (velocity_window - 1) / 2 frames before "
+        "the image)", choices=VELOCITY_ESTIMATORS)
+    velocity_field_span: float = setting(
+        0.3, "motion_field: the field's parameters at the stamp come from a polynomial fitted "
+        "to the intervals of this last span (at least degree + 1 intervals); chosen by "
+        "measurement on the TRAIN flights of bench/velocity_flights.py, s",
+        range=(0.0, 10.0), exclusive_min=True)
+    velocity_field_degree: int = setting(
+        3, "motion_field: degree of that polynomial in time (0 = the last interval's mean "
+        "field, lagging half an interval); chosen by measurement with the span",
+        range=(0, 5))
+    velocity_deviation_tau: float = setting(
+        0.25, "motion_field: time constant over which each track's deviation from the field "
+        "is averaged (a running mean while the track is younger); on a planar scene the "
+        "deviation is tracking noise (longer is better, measured), with relief or moving "
+        "objects it changes and lags by about this much, s",
+        range=(0.0, 100.0), exclusive_min=True)
     velocity_window: int = setting(
-        5, "Trail samples fitted (least squares over the stamps) for a track's velocity, "
-        "capped at track_len; 2 = last interval only", range=(2, 1000))
+        5, "slope: trail samples fitted (least squares over the stamps) for a track's "
+        "velocity, capped at track_len; 2 = last interval only", range=(2, 1000))
     min_tracks: int = setting(100, "Detect on every frame while fewer tracks are live",
                               range=(0, 100_000))
     spread: str = setting(

@@ -69,6 +69,7 @@ rotation included: ``(wx - vy / d, wy + vx / d)``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -79,8 +80,10 @@ import numpy as np
 from optical_flow_ros.core.camera_model import PinholeCamera
 from optical_flow_ros.core.config_fields import setting, validate_fields
 from optical_flow_ros.core.errors import ConfigError
+from optical_flow_ros.core.field_velocity import MotionField, field_basis
 from optical_flow_ros.core.motion_field import rotational_basis, rotational_field
 from optical_flow_ros.core.track_types import Tracks
+from optical_flow_ros.core.world_acceleration import Acceleration
 
 __all__ = [
     "ROBUST_FITS",
@@ -104,6 +107,7 @@ STATUSES = ("ok", "no_intrinsics", "too_few_tracks", "too_many_outliers", "degen
 UNKNOWN_VARIANCE = 1e6
 
 _TUKEY_C = 4.685          # Tukey biweight tuning constant (95 % efficiency)
+_CURVATURE_KAPPA = 4.0   # gyro: the quadratic where the squared curvature > this x its noise
 _RAYLEIGH_MEDIAN = math.sqrt(2.0 * math.log(2.0))  # median of |r| / sigma for 2-D Gaussian r
 _IRLS_ITERATIONS = 8
 _DIFF_STEP_PX = 1.0       # central-difference step along the track's velocity, px
@@ -153,19 +157,35 @@ class VelocityConfig:
     gyro_std: float = setting(
         0.002, "Gyro rate std per axis when the IMU message gives no covariance, rad/s",
         range=(0.0, 10.0))
+    rates_from_field: bool = setting(
+        True, "Without a gyro, take the roll/pitch rates from the second-order terms of the "
+        "tracker's motion field (a plane seen while turning) instead of zero; needs the "
+        "motion_field estimator")
+    gyro_field_fusion: bool = setting(
+        False, "With a gyro and the motion_field estimator, also take the roll/pitch rates "
+        "from the field's second-order terms and combine them with the gyro's by their "
+        "variances. Measured (bench/bench_velocity_accuracy.py, 13 held-out flights, gyro "
+        "0.005 rad/s at the frame rate): horizontal RMSE <= 2 % on 8 flights instead of 4 "
+        "(at 4-10 m one gyro sample is the largest error), but median NEES within 1-2 on 7 "
+        "instead of 9 and 3 sigma >= 97 % on fewer: the field rates' variance is "
+        "underestimated on some textures. Off by default until it is measured online")
     rate_std_without_gyro: float = setting(
         0.02, "Assumed std of the roll/pitch rates when no gyro is given (taken as zero; "
         "they alias into the linear velocity), rad/s", range=(0.0, 10.0))
     flow_model_std: float = setting(
-        0.5, "Flow error common to all tracks that the planar-scene model leaves (relief, "
-        "tilt, timing); a floor of the covariance, px/s", range=(0.0, 1e4))
+        0.5, "slope estimator only (with motion_field the tracker's measured field error "
+        "replaces it): flow error common to all tracks that the planar-scene model leaves "
+        "(relief, tilt, timing); a floor of the covariance, hand-set, px/s",
+        range=(0.0, 1e4))
     acceleration_std: float = setting(
-        0.5, "Std of the camera's acceleration, m/s^2: the velocities are measured a lag "
-        "before the image (the tracker's velocity window) and carried forward at constant "
-        "world velocity; adds (std * lag)^2 to the linear variance", range=(0.0, 1e3))
+        0.5, "Std of the camera's acceleration until it is estimated online from the recent "
+        "velocities (the first second, or after a reset): it weighs the gyro's best instant "
+        "against the stamp and adds (std * lag)^2 to the linear variance for the lag from "
+        "that instant to the stamp; hand-set, m/s^2", range=(0.0, 1e3))
     velocity_track_correlation: float = setting(
-        4.0, "Inflation of the fit's variance for correlated track errors (1 = independent)",
-        range=(1.0, 1e4))
+        4.0, "slope estimator only (with motion_field the common error is measured): "
+        "inflation of the fit's variance for correlated track errors (1 = independent); "
+        "hand-set", range=(1.0, 1e4))
     lmeds_seed: int = setting(0, "Seed of the lmeds sampling", range=(0, 2**31 - 1))
 
     def __post_init__(self) -> None:
@@ -188,38 +208,52 @@ class VelocityTiming(NamedTuple):
             motion at ``end - lag``, s.
         samples: frames in the window; tracks younger than this have shorter fits and are
             not used.
+        at_stamp: the velocities are estimated at ``end`` (the tracker's motion_field
+            estimator; ``lag`` is 0); the estimate is then made where the gyro is best known
+            (the middle of its samples in the window) from the tracker's motion field there,
+            and carried to ``end``.
     """
 
     start: float
     end: float
     lag: float
     samples: int
+    at_stamp: bool = False
 
 
 class FitWindow:
     """Follows the frames :class:`~optical_flow_ros.core.lk_tracker.LKTracker` fits over.
 
-    Mirrors the tracker's rule: a velocity is the least-squares slope over the last
+    Mirrors the tracker's rule: a slope velocity is the least-squares slope over the last
     ``min(window, frames since the last restart)`` frames; a gap above ``max_dt`` or a stamp
-    that does not increase restarts. Feed it every frame the tracker sees.
+    that does not increase restarts. Feed it every frame the tracker sees. With
+    ``at_stamp`` (the tracker's motion_field estimator) the velocities are at the image stamp
+    (lag 0, known after one interval) and the window only bounds the gyro samples fitted.
 
     Args:
         window: the tracker's ``min(velocity_window, track_len)``, frames (>= 2).
         max_dt: the tracker's ``max_dt``, s.
+        at_stamp: the velocities are estimated at the stamp.
     """
 
-    def __init__(self, window: int, max_dt: float) -> None:
+    def __init__(self, window: int, max_dt: float, *, at_stamp: bool = False) -> None:
         self._stamps: deque[float] = deque()
         self._max_dt = math.inf
-        self.configure(window, max_dt)
+        self._at_stamp = False
+        self.configure(window, max_dt, at_stamp=at_stamp)
 
-    def configure(self, window: int, max_dt: float) -> None:
-        """Follow a new tracker configuration; the recent stamps are kept."""
+    def configure(self, window: int, max_dt: float, *, at_stamp: bool = False) -> None:
+        """Follow a new tracker configuration; the recent stamps are kept.
+
+        ``at_stamp``: the tracker's velocities are estimated at the image stamp (its
+        motion_field estimator): no lag; the window then only bounds the gyro samples fitted.
+        """
         if int(window) < 2 or not float(max_dt) > 0.0:
             raise ConfigError(f"window/max_dt: need >= 2 frames and > 0 s, got {window}, "
                               f"{max_dt}")
         self._stamps = deque(self._stamps, maxlen=int(window))
         self._max_dt = float(max_dt)
+        self._at_stamp = bool(at_stamp)
 
     def update(self, stamp: float) -> VelocityTiming:
         """Record the frame at ``stamp`` (s) and return the timing of its tracks' velocities."""
@@ -228,6 +262,9 @@ class FitWindow:
             self._stamps.clear()
         self._stamps.append(stamp)
         stamps = np.fromiter(self._stamps, np.float64, len(self._stamps))
+        if self._at_stamp:
+            return VelocityTiming(start=float(stamps[0]), end=stamp, lag=0.0,
+                                  samples=min(2, int(stamps.size)), at_stamp=True)
         return VelocityTiming(start=float(stamps[0]), end=stamp,
                               lag=float(stamp - stamps.mean()), samples=int(stamps.size))
 
@@ -252,6 +289,10 @@ class VelocityEstimate:
         n_inliers: tracks agreeing with the fit.
         residual_std: std of the inlier flow residuals per component, px/s.
         gyro_used: whether gyro rates derotated the flow.
+        measured_linear: (3,) m/s: ``linear`` before the acceleration over the lag was added
+            (the velocity measured ``lag`` before the stamp, carried to it at a constant world
+            velocity): what :class:`~.world_acceleration.AccelerationEstimator` is fed.
+        lag: how long before the stamp the velocity was measured, s.
     """
 
     status: str
@@ -266,6 +307,8 @@ class VelocityEstimate:
     n_inliers: int = 0
     residual_std: float = math.nan
     gyro_used: bool = False
+    measured_linear: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))
+    lag: float = 0.0
 
     @property
     def valid(self) -> bool:
@@ -277,17 +320,74 @@ class GyroRates(NamedTuple):
     """Gyro rates matched to the tracks' timing, optical frame.
 
     Attributes:
-        mean: (3,) rate at the velocities' instant (``end - lag``), rad/s: derotates the flow.
-        latest: (3,) the sample nearest the image stamp, rad/s: published.
+        mean: (3,) rate at the velocities' instant (``end - lag``), rad/s: derotates the flow
+            (and is published when the velocities are at the image stamp).
+        latest: (3,) the sample nearest the image stamp, rad/s: published after a lag.
         covariance: (3, 3) covariance of one sample, (rad/s)^2.
         staleness: (3, 3) added to the published rate's covariance for the time between
             that sample and the image, (rad/s)^2.
+        mean_covariance: (3, 3) covariance of ``mean`` (the line fit's at that instant, or
+            one sample's), (rad/s)^2; None: ``covariance``.
+        time: the instant of ``mean``, s (None: ``end - lag`` of the timing).
+        slope: (3,) the fitted line's slope, rad/s^2 (None: no line).
+        line_count: samples of the line.
+        line_sxx: sum of their squared time deviations from their mean, s^2.
+        curvature_var: (3,) squared half second derivative of the rate, (rad/s^3)^2: the
+            quadratic fit's coefficient squared less its noise variance (>= 0); None with
+            fewer than 4 samples.
+        line_moments: (mean of x^2 s^2, sum x^3 / sum x^2 s) of the samples' times x about
+            their mean (the line's bias for a rate ``c x^2``).
+        curvature: (3,) the quadratic's coefficient ``c`` per axis, rad/s^3 (None with fewer
+            than 4 samples).
+        curvature_ssq: the sum of squares of its regressor, s^4: ``var(c) = var / ssq``.
     """
 
     mean: np.ndarray
     latest: np.ndarray
     covariance: np.ndarray
     staleness: np.ndarray
+    mean_covariance: np.ndarray | None = None
+    time: float | None = None
+    slope: np.ndarray | None = None
+    line_count: int = 0
+    line_sxx: float = 0.0
+    curvature_var: np.ndarray | None = None
+    line_moments: tuple[float, float] = (0.0, 0.0)
+    curvature: np.ndarray | None = None
+    curvature_ssq: float = 0.0
+
+    def at(self, t: float) -> GyroRates:
+        """These rates with ``mean`` moved along the fitted line to ``t`` (s).
+
+        Its covariance is the line's there, plus the squared bias a curving rate gives the
+        line there (``curvature_var``); unchanged without a line (fewer than 2 samples).
+        Per axis, where the estimated squared curvature exceeds its own noise variance
+        (``curvature_var > var / ssq``: the quadratic's extra noise is then smaller than
+        the line's bias), the quadratic through the samples is used instead, with its own
+        variance there.
+        """
+        if self.slope is None or self.time is None or self.line_sxx <= 0.0:
+            return self
+        x = t - self.time
+        factor = 1.0 / self.line_count + x * x / self.line_sxx
+        covariance = factor * self.covariance
+        mean = self.mean + self.slope * x
+        if self.curvature_var is not None:   # rate c x^2: the line's value off by c * this
+            mean_x2, skew = self.line_moments
+            bias = mean_x2 + skew * x - x * x
+            extra = self.curvature_var
+            if self.curvature is not None and self.curvature_ssq > 0.0:
+                noise = np.diagonal(self.covariance) / self.curvature_ssq
+                quadratic = self.curvature_var > _CURVATURE_KAPPA * noise
+                mean = mean - np.where(quadratic, self.curvature * bias, 0.0)
+                extra = np.where(quadratic, noise, self.curvature_var)
+            covariance = covariance + np.diag(extra * bias * bias)
+        return self._replace(mean=mean, time=t, mean_covariance=covariance)
+
+    @property
+    def mean_cov(self) -> np.ndarray:
+        """Covariance of ``mean``, (rad/s)^2."""
+        return self.covariance if self.mean_covariance is None else self.mean_covariance
 
 
 def gyro_rates(times: np.ndarray, rates: np.ndarray, timing: VelocityTiming, *,
@@ -295,7 +395,9 @@ def gyro_rates(times: np.ndarray, rates: np.ndarray, timing: VelocityTiming, *,
                gyro_std: float = 0.0) -> GyroRates | None:
     """Match a history of gyro samples to the tracks' :class:`VelocityTiming`.
 
-    The velocities describe the motion at ``tc = end - lag``. A straight line is fitted
+    The velocities describe the motion at ``tc = end - lag`` (with ``timing.at_stamp``: at
+    the mean time of the samples in the window, where the line is best known; the
+    estimator then takes the tracks' motion field there). A straight line is fitted
     (least squares) to the samples in the velocity window ``[start, end]``; its value at
     ``tc`` derotates the flow, so a rate changing linearly is matched exactly even when the
     newest samples have not arrived yet (the imu message of a frame often comes just after
@@ -324,20 +426,38 @@ def gyro_rates(times: np.ndarray, rates: np.ndarray, timing: VelocityTiming, *,
         return None
     inside = (t >= timing.start - 1e-9) & (t <= timing.end + 1e-9)
     tc = timing.end - timing.lag
+    if timing.at_stamp:   # where the line through the samples is best known: their middle
+        tc = float(t[inside].mean()) if inside.any() else float(t[newest])
     slope = np.zeros(3)
     x = t[inside] - tc
     spread = x - x.mean() if x.size >= 2 else x
     sxx = float(spread @ spread)
+    factor = 1.0
+    cov = (np.asarray(covariance, np.float64).reshape(3, 3) if covariance is not None
+           else np.eye(3) * gyro_std**2)
+    curvature_var, moments, curvature, ssq = None, (0.0, 0.0), None, 0.0
     if sxx > 0.0:   # least-squares line through the samples (two distinct stamps at least)
         w_in = w[inside]
         slope = spread @ w_in / sxx
         mean = w_in.mean(axis=0) - slope * x.mean()
+        factor = 1.0 / x.size + float(x.mean()) ** 2 / sxx     # the line's variance at tc
+        moments = (float(spread @ spread) / x.size, float(spread**3 @ np.ones(x.size)) / sxx)
+        if x.size >= 4:   # how much the rate curves: a quadratic's coefficient
+            square = spread * spread
+            square -= square.mean()
+            square -= (square @ spread) / sxx * spread           # orthogonal to 1 and x
+            ssq = float(square @ square)
+            if ssq > 0.0:
+                c = square @ w_in / ssq
+                curvature = c
+                curvature_var = np.maximum(c * c - np.diagonal(cov) / ssq, 0.0)
     else:
         mean = w[int(np.argmin(np.abs(t - tc)))].copy()
-    cov = (np.asarray(covariance, np.float64).reshape(3, 3) if covariance is not None
-           else np.eye(3) * gyro_std**2)
     return GyroRates(mean=mean, latest=w[newest].copy(), covariance=cov,
-                     staleness=np.outer(slope * age, slope * age))
+                     staleness=np.outer(slope * age, slope * age), mean_covariance=factor * cov,
+                     time=tc, slope=slope if sxx > 0.0 else None, line_count=int(x.size),
+                     line_sxx=sxx, curvature_var=curvature_var, line_moments=moments,
+                     curvature=curvature, curvature_ssq=ssq if curvature is not None else 0.0)
 
 
 class _Fit(NamedTuple):
@@ -545,30 +665,179 @@ def _collinear(points: np.ndarray, common: dict[str, Any],
                             f"px < velocity_min_spread {cfg.velocity_min_spread} px", **common)
 
 
+def _best_instant(gyro: GyroRates, end: float, distance: float | None,
+                  acceleration: Acceleration | None, cfg: VelocityConfig) -> GyroRates:
+    """The gyro rates at the instant the velocity is best measured before ``end``.
+
+    The gyro's error there, seen in the linear velocity (``d * sigma``, the fitted line's
+    variance growing away from its samples' mean), against the acceleration's over the lag
+    to the stamp: ``d^2 s2 (1/m + (t - tm)^2 / sxx) + (end - t)^2 a2`` is least at
+    ``t = (d^2 s2 tm / sxx + a2 end) / (d^2 s2 / sxx + a2)``, between the samples' mean and
+    the stamp. ``s2``: the gyro's variance (mean over the axes); ``a2``: the acceleration's
+    (its estimate's, else ``acceleration_std^2``).
+    """
+    if gyro.slope is None or gyro.time is None or gyro.line_sxx <= 0.0 or gyro.time >= end:
+        return gyro
+    d = float(distance) if distance is not None and math.isfinite(distance) else 1.0
+    gyro_var = d * d * float(np.trace(gyro.covariance)) / 3.0 / gyro.line_sxx
+    accel_var = (float(np.trace(acceleration.covariance)) / 3.0 if acceleration is not None
+                 else cfg.acceleration_std**2)
+    if gyro_var + accel_var <= 0.0:
+        return gyro.at(end)
+    instant = (gyro_var * gyro.time + accel_var * end) / (gyro_var + accel_var)
+    return gyro.at(min(max(instant, gyro.time), end))
+
+
+def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
+                     gyro: GyroRates | None, velocities: np.ndarray, points: np.ndarray
+                     ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray | None]:
+    """When the velocity is estimated, and the usable tracks then.
+
+    Returns (the lag before the stamp s, the tracks' velocities px/s and positions px then,
+    the field's error variance then or None).
+
+    Slope velocities describe the motion ``timing.lag`` before the stamp, at the track's
+    mean position. Velocities at the stamp with a gyro and the tracker's motion field: at
+    the gyro's best-known instant (the middle of its samples), where the tracks'
+    velocities are the field's there plus their own deviation. Otherwise at the stamp.
+    """
+    if timing is None:
+        return 0.0, velocities, points, None if field is None else field.theta_variance
+    if not timing.at_stamp:
+        return timing.lag, velocities, points - timing.lag * velocities, None
+    if field is None or gyro is None or gyro.time is None or gyro.time >= timing.end:
+        return 0.0, velocities, points, None if field is None else field.theta_variance
+    lag = timing.end - gyro.time
+    then = points - lag * velocities
+    theta, variance = field.theta_at(gyro.time)
+    bu, bv = field_basis(points, field.centre, field.scale)
+    tu, tv = field_basis(then, field.centre, field.scale)
+    change = np.column_stack((tu @ theta - bu @ field.theta, tv @ theta - bv @ field.theta))
+    return lag, velocities + change, then, variance
+
+
 class _Motion(NamedTuple):
     scale_free: np.ndarray    # (3,) linear / distance at the image stamp, 1/s
     angular: np.ndarray       # (3,) rad/s
     covariance: np.ndarray    # (6, 6) of (scale_free, angular)
 
 
+def _field_gain(field: MotionField, points_px: np.ndarray, fit_gain: np.ndarray,
+                focal: float) -> np.ndarray:
+    """(6, 8): how the motion-field parameters' error moves the affine fit's theta.
+
+    Theta in normalised units; the error is one planar field for all tracks
+    (``field_basis(p) @ d_theta`` px/s); ``fit_gain`` (3, N) is the affine fit's
+    least-squares operator on the inlier tracks at ``points_px`` (N, 2).
+    """
+    bu, bv = field_basis(points_px, field.centre, field.scale)
+    return np.concatenate((fit_gain @ bu, fit_gain @ bv)) / focal
+
+
+def _field_rates(field: MotionField, focal: float) -> tuple[np.ndarray, np.ndarray]:
+    """Roll and pitch rates (wx, wy) rad/s from the field's second-order terms.
+
+    Returns them and their gain (2, 8) from the field's parameters.
+
+    A plane seen while turning gives (normalised) ``x'`` the terms ``(s beta - wy) x^2 +
+    (s gamma + wx) x y``; with the field's coordinates ``(u - c) / scale`` these
+    coefficients are ``theta[6] f / scale^2`` and ``theta[7] f / scale^2``. The plane's
+    ``s beta`` terms (climb rate over distance times tilt) are left in (see the module
+    docstring).
+    """
+    k = np.zeros((2, 8))
+    unit = focal / field.scale**2
+    k[0, 7] = unit
+    k[1, 6] = -unit
+    return k @ field.theta, k
+
+
+def _climb_tilt_rate(theta: np.ndarray) -> float:
+    """``|s t|``, rad/s: the climb rate over the distance times the plane's tilt.
+
+    ``s (beta, gamma)`` is what the field's second-order terms add to the roll/pitch rates.
+
+    From the affine fit (:func:`_decompose`'s relations): ``tau t = -(c1 - c4) - i (c2 + c3)``
+    and ``s = (c1 + c4) / 2`` to first order; ``|t|`` only where the translation ``|tau|``
+    is known (else the product is taken as ``|s|`` times 0.1, a 6 deg tilt).
+    """
+    a, c1, c2, b, c3, c4 = theta.ravel(order="F")
+    tau = math.hypot(a, b)
+    s = 0.5 * (c1 + c4)
+    tilt = math.hypot(c1 - c4, c2 + c3) / tau if tau > 1e-3 else 0.1
+    return abs(s) * min(tilt, 1.0)
+
+
+class _Fusion(NamedTuple):
+    """Roll/pitch rates from the gyro and from the field, combined (see :func:`_fusion`)."""
+
+    shift: np.ndarray        # (3,) fused rates minus the gyro's, rad/s
+    field_weight: np.ndarray  # (2,) weight of the field's wx, wy
+    field_gain: np.ndarray   # (2, 8) the field rates' gain from the field's parameters
+    bias_var: float          # variance of the field rates' model error (climb x tilt)
+
+
+def _fusion(field: MotionField, t: float, gyro: GyroRates, focal: float,
+            theta: np.ndarray) -> _Fusion:
+    """Combine the gyro's roll/pitch rates with the field's at time ``t`` (s).
+
+    Inverse-variance weights per axis: the gyro's variance at ``t`` (its line's), and the
+    field rates' (the field's parameter variance through their gain, plus the squared
+    climb x tilt term they leave, :func:`_climb_tilt_rate` of the affine fit ``theta``).
+    """
+    theta_t, variance = field.theta_at(t)
+    moved = dataclasses.replace(field, theta=theta_t)
+    rates, gain = _field_rates(moved, focal)
+    bias_var = _climb_tilt_rate(theta) ** 2
+    field_var = (gain * gain) @ variance + bias_var
+    gyro_var = np.diag(gyro.mean_cov)[:2]
+    weight = gyro_var / np.maximum(gyro_var + field_var, 1e-30)
+    shift = np.zeros(3)
+    shift[:2] = weight * (rates - gyro.mean[:2])
+    return _Fusion(shift, weight, gain, bias_var)
+
+
 def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates | None,
-            lag: float, focal: float, cfg: VelocityConfig) -> _Motion:
-    """Camera motion and its covariance (without the distance) from the affine fit."""
-    # Covariance of theta (a, c1, c2, b, c3, c4): residuals times the correlation inflation,
-    # and a flow error common to all tracks; the two components share the design.
+            lag: float, focal: float, cfg: VelocityConfig, *,
+            field: tuple[MotionField, np.ndarray] | None = None,
+            points_px: np.ndarray | None = None,
+            field_rates: tuple[np.ndarray, np.ndarray] | None = None,
+            fusion: _Fusion | None = None) -> _Motion:
+    """Camera motion and its covariance (without the distance) from the affine fit.
+
+    Error sources: the tracks' own (independent: the inlier residuals), one common to all
+    tracks (the tracker's measured motion-field error when it gives one, else
+    ``flow_model_std``), and the rates that derotated the flow: the gyro's, the field's
+    own second-order terms (``field_rates``: rates and their gain from the field's
+    parameters, no gyro), or, without either, roll/pitch rates taken as zero.
+    """
     x_in = design[fit.inliers]
     normal = x_in.T @ x_in
     try:   # the 3x3 normal matrix; pinv (an SVD) only when it is singular
         normal_inv = np.linalg.inv(normal)
     except np.linalg.LinAlgError:
         normal_inv = np.linalg.pinv(normal)
-    common_gain = normal_inv @ x_in.sum(axis=0)                      # (3,)
-    per_component = (cfg.velocity_track_correlation * fit.residual_var * normal_inv
-                     + (cfg.flow_model_std / focal) ** 2 * np.outer(common_gain, common_gain))
-    cov_theta = np.zeros((6, 6))
-    cov_theta[:3, :3] = cov_theta[3:, 3:] = per_component
-    if gyro is not None:
-        rate_axes, rate_cov = np.arange(3), gyro.covariance
+    cov_theta = np.zeros((6, 6))      # of theta (a, c1, c2, b, c3, c4), independent parts
+    field_gain = None
+    if field is not None and points_px is not None:
+        cov_theta[:3, :3] = cov_theta[3:, 3:] = fit.residual_var * normal_inv
+        field_gain = _field_gain(field[0], points_px[fit.inliers], normal_inv @ x_in.T,
+                                 focal)
+    else:
+        common_gain = normal_inv @ x_in.sum(axis=0)                      # (3,)
+        cov_theta[:3, :3] = cov_theta[3:, 3:] = (
+            cfg.velocity_track_correlation * fit.residual_var * normal_inv
+            + (cfg.flow_model_std / focal) ** 2 * np.outer(common_gain, common_gain))
+    if gyro is not None and fusion is not None:   # the fused rates' gyro part
+        keep = np.ones(3)
+        keep[:2] -= fusion.field_weight
+        rate_axes = np.arange(3)
+        rate_cov = gyro.mean_cov * np.outer(keep, keep)
+        rate_cov[:2, :2] += np.diag(fusion.field_weight ** 2 * fusion.bias_var)
+    elif gyro is not None:
+        rate_axes, rate_cov = np.arange(3), gyro.mean_cov
+    elif field_rates is not None:   # from the field; the climb x tilt terms left in
+        rate_axes, rate_cov = np.arange(2), np.eye(2) * _climb_tilt_rate(fit.theta) ** 2
     else:  # roll/pitch rates taken as zero; the yaw rate is fitted (c2, c3)
         rate_axes, rate_cov = np.arange(2), np.eye(2) * cfg.rate_std_without_gyro**2
     # A rate error dw leaves -R(n) dw in the derotated flow: theta moves by g_rate dw.
@@ -577,11 +846,21 @@ def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates
     gain = (normal_inv @ x_in.T) @ rot.reshape(-1, 2 * k)            # (3, 2k): [p, (c, k)]
     g_rate = -np.swapaxes(gain.reshape(3, 2, k), 0, 1).reshape(6, k)
     theta = fit.theta.ravel(order="F")
+    if fusion is not None:   # derotated by the fused rates instead: theta moves linearly
+        theta = theta + g_rate @ fusion.shift
 
     # (a, b, s, wz), the translation carried from the window's mean time to the image stamp.
     eps = float(cov_theta[0, 0] + cov_theta[3, 3])
+    if field_gain is not None:
+        eps += float(field_gain[0] @ (field[1] * field_gain[0])
+                     + field_gain[3] @ (field[1] * field_gain[3]))
     state = _decompose(theta, eps)
-    omega = gyro.mean if gyro is not None else np.array([0.0, 0.0, state[3]])
+    if gyro is not None:
+        omega = gyro.mean if fusion is None else gyro.mean + fusion.shift
+    elif field_rates is not None:
+        omega = np.array([field_rates[0][0], field_rates[0][1], state[3]])
+    else:
+        omega = np.array([0.0, 0.0, state[3]])
     # The distance then was d / (1 - r lag) (the scene approaches at r d), and the velocity
     # turns with the camera: dv/dt = -w x v at constant world velocity.
     approach = float(np.clip(lag * state[4], -0.5, 0.5))
@@ -594,19 +873,35 @@ def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates
     m_rate = m_theta @ g_rate
     m_rate[3 + rate_axes, np.arange(rate_axes.size)] += 1.0
     cov = m_theta @ cov_theta @ m_theta.T + m_rate @ rate_cov @ m_rate.T
-    if gyro is None:  # roll/pitch rates are not measured: published as 0 with no weight
+    if field_gain is not None:   # the field's error, through the fit and the rates
+        through = m_theta @ field_gain
+        if field_rates is not None:
+            through = through + m_rate @ field_rates[1]
+        if fusion is not None:
+            through = through + m_rate[:, :2] @ (fusion.field_weight[:, None]
+                                                 * fusion.field_gain)
+        cov += (through * field[1]) @ through.T
+    if gyro is None and field_rates is None:  # roll/pitch not measured: no weight
         cov[3:5, :] = 0.0
         cov[:, 3:5] = 0.0
         cov[3, 3] = cov[4, 4] = UNKNOWN_VARIANCE
         return _Motion(propagate @ state[:3], omega, cov)
-    cov[3:, 3:] += gyro.staleness
+    if gyro is None or lag == 0.0:   # the derotating rate is at the stamp: published
+        return _Motion(propagate @ state[:3], omega.copy(), cov)
+    # The newest sample is published: its own variance and staleness, no longer the
+    # derotating rate's (their cross-covariance with the linear part is dropped).
+    cov[3:, :3] = 0.0
+    cov[:3, 3:] = 0.0
+    cov[3:, 3:] = gyro.covariance + gyro.staleness
     return _Motion(propagate @ state[:3], gyro.latest.copy(), cov)
 
 
 def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
                       distance: float | None = None,
+                      distance_variance: float | None = None,
                       gyro: GyroRates | np.ndarray | None = None,
                       timing: VelocityTiming | None = None,
+                      acceleration: Acceleration | None = None,
                       config: VelocityConfig | None = None) -> VelocityEstimate:
     """Camera velocity in the optical frame, at the tracks' stamp, from one frame's tracks.
 
@@ -616,11 +911,17 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
         distance: distance to the scene along the optical axis, m; None, NaN or out of
             [min_scene_distance, max_scene_distance] gives a ``no_distance`` result that
             still carries the scale-free ``linear_per_distance`` and ``flow_rate``.
+        distance_variance: the distance's variance as its sensor states it (Range.variance),
+            m^2; None or <= 0: ``(distance_rel_std * distance)^2``.
         gyro: camera angular velocity in the optical frame: :class:`GyroRates` (see
             :func:`gyro_rates`), or a (3,) rad/s array used as both mean and latest with
             ``gyro_std``; None fits the yaw rate and takes roll/pitch rates as zero.
         timing: when the velocities were measured (:meth:`FitWindow.update`); None means
             they are instantaneous at the tracks' stamp.
+        acceleration: the camera's acceleration (optical frame) from its recent velocities
+            (:class:`~optical_flow_ros.core.world_acceleration.AccelerationEstimator`): what
+            the velocity changes over the lag before the stamp; None: zero, with
+            ``acceleration_std``.
         config: settings; defaults if None.
 
     Returns:
@@ -637,22 +938,32 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
         return VelocityEstimate(
             "too_few_tracks", f"{n_usable} usable tracks (velocity known, age >= {min_age}) "
             f"< velocity_min_inliers {cfg.velocity_min_inliers}", n_tracks=n_usable)
-    # Each track at its mean position over the velocity window.
-    lag = timing.lag if timing is not None else 0.0
-    velocities = tracks.velocities[usable].astype(np.float64)
-    points = tracks.points[usable].astype(np.float64) - lag * velocities
-    refused = _collinear(points, {"n_tracks": n_usable}, cfg)
-    if refused is not None:
-        return refused
     if gyro is not None and not isinstance(gyro, GyroRates):
         rate = np.asarray(gyro, np.float64).reshape(3)
         gyro = GyroRates(rate, rate, np.eye(3) * cfg.gyro_std**2, np.zeros((3, 3)))
+    at_stamp = timing is not None and (timing.at_stamp or tracks.motion_field is not None)
+    if at_stamp:   # velocities at the stamp (a motion field says so whatever the timing)
+        timing = timing._replace(lag=0.0, at_stamp=True)
+        if isinstance(gyro, GyroRates):
+            gyro = _best_instant(gyro, timing.end, distance, acceleration, cfg)
+    velocities = tracks.velocities[usable].astype(np.float64)
+    points = tracks.points[usable].astype(np.float64)
+    lag, velocities, points, field_variance = _evaluation_time(
+        tracks.motion_field, timing, gyro, velocities, points)
+    refused = _collinear(points, {"n_tracks": n_usable}, cfg)
+    if refused is not None:
+        return refused
 
     points_n, flow = _normalised_flow(camera, points, velocities)
+    focal = 0.5 * sum(camera.focal_px)
+    field = tracks.motion_field
+    rates = None
     if gyro is not None:
         flow = flow - rotational_field(points_n, gyro.mean)
+    elif field is not None and cfg.rates_from_field:
+        rates = _field_rates(field, focal)
+        flow = flow - rotational_field(points_n, np.array([rates[0][0], rates[0][1], 0.0]))
     design = _design(points_n)
-    focal = 0.5 * sum(camera.focal_px)
     fit = _robust_fit(design, flow, cfg, _MIN_SCALE_PX_S / focal)
     common: dict[str, Any] = dict(n_tracks=n_usable, n_inliers=int(fit.inliers.sum()),
                                   residual_std=fit.sigma * focal, gyro_used=gyro is not None)
@@ -661,7 +972,13 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
     if refused is not None:
         return refused
 
-    motion = _motion(fit, design, points_n, gyro, lag, focal, cfg)
+    fusion = None
+    if gyro is not None and field is not None and cfg.gyro_field_fusion:
+        fusion = _fusion(field, timing.end - lag if timing is not None else field.stamp,
+                         gyro, focal, fit.theta)
+    motion = _motion(fit, design, points_n, gyro, lag, focal, cfg,
+                     field=None if field is None else (field, field_variance),
+                     points_px=points, field_rates=rates, fusion=fusion)
     v, w = motion.scale_free, motion.angular
     common.update(linear_per_distance=v, angular=w,
                   flow_rate=np.array([w[0] - v[1], w[1] + v[0]]))
@@ -673,7 +990,17 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
     linear = d * v
     scale = np.array([d, d, d, 1.0, 1.0, 1.0])
     covariance = motion.covariance * np.outer(scale, scale)
-    covariance[:3, :3] += (cfg.distance_rel_std**2 * np.outer(linear, linear)
-                           + (cfg.acceleration_std * lag) ** 2 * np.eye(3))
+    rel_var = (float(distance_variance) / (d * d)
+               if distance_variance is not None and distance_variance > 0.0
+               else cfg.distance_rel_std**2)
+    covariance[:3, :3] += rel_var * np.outer(linear, linear)
+    if lag > 0.0:   # the world velocity's change over the lag
+        if acceleration is None:
+            covariance[:3, :3] += (cfg.acceleration_std * lag) ** 2 * np.eye(3)
+        else:
+            covariance[:3, :3] += lag * lag * acceleration.covariance
+            return VelocityEstimate("ok", "", linear=linear + lag * acceleration.value,
+                                    covariance=covariance, distance=d, measured_linear=linear,
+                                    lag=lag, **common)
     return VelocityEstimate("ok", "", linear=linear, covariance=covariance, distance=d,
-                            **common)
+                            measured_linear=linear, lag=lag, **common)

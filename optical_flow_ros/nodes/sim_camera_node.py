@@ -11,8 +11,9 @@ them, so stamps never fall behind the clock.
 Publishes:
     image (sensor_msgs/Image, mono8 or bgr8): rendered only while someone subscribes.
     camera_info (sensor_msgs/CameraInfo): K, D (plumb_bob k1, k2, 0, 0, 0), R = I, P = [K|0].
-    range (sensor_msgs/Range): distance along the optical axis to the ground, m; per REP-117
-        -inf below ``range_min`` and +inf beyond ``range_max``.
+    range (sensor_msgs/Range): distance along the optical axis to the ground, m (with
+        ``range_noise_std`` relative white noise, its variance stated in ``variance``); per
+        REP-117 -inf below ``range_min`` and +inf beyond ``range_max``.
     imu (sensor_msgs/Imu): angular velocity only (true camera rate in the optical frame plus
         ``gyro_noise_std`` white noise, covariance diagonal = std^2); orientation and linear
         acceleration not provided (covariance[0] = -1).
@@ -118,16 +119,23 @@ def camera_info_msg(camera: PinholeCamera) -> CameraInfo:
     return msg
 
 
-def range_msg(header: Header, state: CameraState, out: SimOutputConfig) -> Range:
-    """The rangefinder on the optical axis (REP-117 +-inf outside its limits)."""
-    distance = state.range
+def range_msg(header: Header, reading: float, variance: float, out: SimOutputConfig) -> Range:
+    """The rangefinder on the optical axis (REP-117 +-inf outside its limits).
+
+    ``reading`` m, ``variance`` m^2 (0 = unknown); ``variance`` is set only where the
+    message has the field (Kilted; Jazzy's Range has none).
+    """
+    distance = reading
     if distance > out.range_max:
         distance = math.inf
     elif distance < out.range_min:
         distance = -math.inf
-    return Range(header=header, radiation_type=RADIATION_TYPES[out.range_radiation],
-                 field_of_view=out.range_field_of_view, min_range=out.range_min,
-                 max_range=out.range_max, range=distance)
+    msg = Range(header=header, radiation_type=RADIATION_TYPES[out.range_radiation],
+                field_of_view=out.range_field_of_view, min_range=out.range_min,
+                max_range=out.range_max, range=distance)
+    if hasattr(msg, "variance"):
+        msg.variance = float(variance)
+    return msg
 
 
 def imu_msg(header: Header, gyro: np.ndarray, noise_std: float) -> Imu:
@@ -198,12 +206,14 @@ class SimCameraNode(Node):
         state = self._sim.state(t)
         if self._pub_image.get_subscription_count() > 0:
             start = time.perf_counter()
-            image = self._sim.render(t)
+            image = self._sim.image(index)
             self._diag.add_processing_time((time.perf_counter() - start) * 1e3)
             self._pub_image.publish(array_to_image_msg(image, config.camera.encoding, header))
         self._info.header = header
         self._pub_info.publish(self._info)
-        self._pub_range.publish(range_msg(header, state, config.output))
+        reading = self._sim.range_reading(index, state)
+        self._pub_range.publish(range_msg(header, reading, self._sim.range_variance(reading),
+                                          config.output))
         self._pub_imu.publish(imu_msg(header, self._sim.gyro(index, state),
                                       config.camera.gyro_noise_std))
         self._pub_twist.publish(twist_msg(header, state))

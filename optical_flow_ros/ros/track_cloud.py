@@ -8,10 +8,18 @@ field      type     meaning
 x, y, z    float32  normalised ray (x_n, y_n, 1) when intrinsics are known, else (u, v, 0)
 id         uint32   track id, unique for the tracker's lifetime
 u, v       float32  pixel position in the image (px)
-vu, vv     float32  pixel velocity (px/s, from header stamps); NaN while unknown
+vu, vv     float32  pixel velocity at the header stamp (px/s, from the stamps); NaN while
+                    unknown (a track's first frame, after a time gap)
 age        uint32   frames the track has been followed (1 = detected in this frame)
 fb_error   float32  forward-backward error (px)
 =========  =======  ==========================================================================
+
+``vu, vv`` with the tracker's default ``velocity_estimator`` (motion_field): the velocity at
+the image's stamp, the planar motion field fitted to all tracks and extrapolated to the stamp
+plus the track's own averaged deviation from it
+(:mod:`optical_flow_ros.core.field_velocity`); median error 0.2-1.2 % of the speed on
+simulated flights with 2 grey levels of image noise (~0.3-3 px/s). With ``slope``: the
+least-squares slope over ``velocity_window`` frames, ~2 frames before the image.
 
 ``sensor_msgs_py`` has no PyPI wheel; :func:`cloud_to_array` reads any PointCloud2 with
 scalar fields into a numpy structured array for users and tests.

@@ -31,6 +31,7 @@ from optical_flow_ros.core.velocity_estimator import (
     VelocityEstimate,
     estimate_velocity,
 )
+from optical_flow_ros.core.world_acceleration import AccelerationEstimator
 from optical_flow_ros.ros.compute_config import ComputeConfig
 from optical_flow_ros.ros.diagnostics import DiagnosticsSink
 from optical_flow_ros.ros.image_input import Frame, InputConfig
@@ -98,9 +99,14 @@ def _stamp_us(frame: Frame) -> int:
     return int(frame.stamp * 1e6)
 
 
-def _fit_window_size(config: TrackerConfig) -> int:
-    """Frames the tracker fits a velocity over."""
-    return min(config.velocity_window, config.track_len)
+def _fit_window(config: TrackerConfig) -> tuple[int, float, bool]:
+    """FitWindow's settings for this tracker.
+
+    Frames the slope fits over (and the gyro samples are fitted over), max_dt, and whether
+    the velocities are at the stamp.
+    """
+    return (min(config.velocity_window, config.track_len), config.max_dt,
+            config.velocity_estimator == "motion_field")
 
 
 class TrackerResult(NamedTuple):
@@ -137,8 +143,12 @@ class TrackerPipeline:
         # (their latest readings are cached and their age checked against the image stamp).
         self.velocity_inputs = VelocityInputs(node, diagnostics, config.velocity_input,
                                               config.sensor_queues)
-        self._fit_window = FitWindow(_fit_window_size(config.tracker), config.tracker.max_dt)
+        window, max_dt, at_stamp = _fit_window(config.tracker)
+        self._fit_window = FitWindow(window, max_dt, at_stamp=at_stamp)
         self._previous_stamp: float | None = None
+        # The camera's acceleration from its recent estimates: what the velocity changes
+        # between the instant it is measured and the image stamp.
+        self._acceleration = AccelerationEstimator()
 
     @property
     def config(self) -> TrackerNodeConfig:
@@ -148,7 +158,8 @@ class TrackerPipeline:
     def configure(self, config: TrackerNodeConfig) -> bool:
         """Apply a new configuration; True if the tracker itself was reconfigured."""
         self._config = config
-        self._fit_window.configure(_fit_window_size(config.tracker), config.tracker.max_dt)
+        window, max_dt, at_stamp = _fit_window(config.tracker)
+        self._fit_window.configure(window, max_dt, at_stamp=at_stamp)
         self.velocity_inputs.config = config.velocity_input
         if config.tracker == self.tracker.config:
             return False
@@ -158,6 +169,7 @@ class TrackerPipeline:
     def reset(self) -> None:
         """Drop all tracks (ids continue, never reused)."""
         self.tracker.reset()
+        self._acceleration.reset()
         self._diag.count("resets")
 
     def on_camera_info(self, msg: CameraInfo) -> str | None:
@@ -261,11 +273,15 @@ class TrackerPipeline:
         distance, why_no_distance = self.velocity_inputs.distance(frame.stamp)
         estimate = estimate_velocity(
             tracks, camera, distance=distance,
+            distance_variance=self.velocity_inputs.distance_variance(),
             gyro=self.velocity_inputs.gyro(timing, config.velocity.gyro_std), timing=timing,
-            config=config.velocity)
+            acceleration=self._acceleration.estimate(), config=config.velocity)
         self._diag.set(velocity_tracks=estimate.n_tracks, velocity_inliers=estimate.n_inliers,
                        velocity_residual_px_s=estimate.residual_std,
                        velocity_gyro=estimate.gyro_used)
+        if estimate.valid:   # also when only the MAVLink output asked for the estimate
+            self._acceleration.update(frame.stamp, estimate.measured_linear, estimate.angular,
+                                      float(np.trace(estimate.covariance[:3, :3])) / 3.0)
         if not publish:
             return None, estimate
         if estimate.valid:

@@ -4,7 +4,8 @@ Subscribes (best effort):
     range (sensor_msgs/Range, keep last 5): distance to the scene along the optical axis.
         Readings that are NaN, +-inf (REP-117: below min_range / beyond max_range) or
         outside the message's own [min_range, max_range] are ignored and counted
-        (``range_invalid``).
+        (``range_invalid``). Its ``variance`` (m^2; Kilted and later: Jazzy's Range has no
+        such field) is the distance's variance when > 0, else ``distance_rel_std`` applies.
     imu (sensor_msgs/Imu, keep last ``imu_depth``): angular velocity only, rotated into the
         camera optical frame by the ``imu_roll``/``imu_pitch``/``imu_yaw`` parameters.
         Non-finite rates and messages marking angular velocity as not provided
@@ -178,7 +179,7 @@ class VelocityInputs:
                  config: VelocityInputConfig, queues: SensorQueueConfig | None = None) -> None:
         self._diag = diagnostics
         self.config = config
-        self._range: tuple[float, float] | None = None          # (stamp s, distance m)
+        self._range: tuple[float, float, float] | None = None   # (stamp s, m, variance m^2)
         self._range_limits = (0.0, 0.0, MAV_DISTANCE_SENSOR_UNKNOWN)   # min m, max m, MAV kind
         self._gyro = _GyroHistory()
         # the newest valid sample's covariance (IMU frame) and the rotation of that moment;
@@ -212,7 +213,9 @@ class VelocityInputs:
         if not (math.isfinite(value) and msg.min_range <= value <= msg.max_range):
             self._diag.count("range_invalid")
             return
-        self._range = (stamp_to_seconds(msg.header), value)
+        variance = float(getattr(msg, "variance", 0.0))   # no such field before Kilted
+        self._range = (stamp_to_seconds(msg.header), value,
+                       variance if math.isfinite(variance) and variance > 0.0 else 0.0)
         self._range_limits = (float(msg.min_range), float(msg.max_range),
                               _RANGE_KINDS.get(msg.radiation_type, MAV_DISTANCE_SENSOR_UNKNOWN))
 
@@ -243,7 +246,7 @@ class VelocityInputs:
             return self._config.distance, ""
         if self._range is None:
             return None, "no valid range reading received and the distance parameter is 0"
-        when, value = self._range
+        when, value, _ = self._range
         if abs(stamp - when) > self._config.sensor_max_age:
             return None, (f"the latest valid range reading is {stamp - when:.3f} s from the "
                           f"image (sensor_max_age {self._config.sensor_max_age} s)")
@@ -256,7 +259,7 @@ class VelocityInputs:
         """
         if self._range is None:
             return None
-        when, value = self._range
+        when, value, _ = self._range
         if abs(stamp - when) > self._config.sensor_max_age:
             return None
         low, high, kind = self._range_limits
@@ -273,6 +276,16 @@ class VelocityInputs:
         times, rates = self._gyro.samples()
         return integrate_rates(times, rates, start, end,
                                max_extrapolation=min(self._config.sensor_max_age, end - start))
+
+    def distance_variance(self) -> float | None:
+        """The variance (m^2) the range reading in use states.
+
+        None when it states none (0, or a message without the field) or the fixed
+        ``distance`` is in use.
+        """
+        if self._config.distance > 0.0 or self._range is None or self._range[2] <= 0.0:
+            return None
+        return self._range[2]
 
     def gyro(self, timing: VelocityTiming, gyro_std: float) -> GyroRates | None:
         """Gyro rates (optical frame) for the tracks' velocity window.

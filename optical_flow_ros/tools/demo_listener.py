@@ -27,7 +27,7 @@ from optical_flow_ros.tools.demo_overlay import (
     no_velocity_reason,
     velocity_caption,
 )
-from optical_flow_ros.tools.demo_recording import Recorder
+from optical_flow_ros.tools.demo_recording import Recorder, normalised_errors
 from optical_flow_ros.tools.video_writer import VideoWriter
 
 __all__ = ["DemoListener"]
@@ -166,9 +166,10 @@ class DemoListener:
             if truth is None:
                 continue
             est = msg.twist.twist.linear
-            sigma = np.sqrt(np.diag(np.reshape(msg.twist.covariance, (6, 6)))[:2])
+            cov = np.reshape(msg.twist.covariance, (6, 6))
+            sigma = np.sqrt(np.diag(cov)[:2])
             rows.append((stamp, est.x, est.y, truth.twist.linear.x, truth.twist.linear.y,
-                         sigma[0], sigma[1]))
+                         sigma[0], sigma[1], cov[0, 1]))
         self.recorder.camera_velocity_rows = rows
 
     def write_outputs(self) -> None:
@@ -194,6 +195,15 @@ class DemoListener:
 
 
 def _plot(rows: np.ndarray, size: tuple[int, int] = (900, 460)) -> np.ndarray:
+    """The velocity plot: vx, vy (m/s) and, below, their normalised errors.
+
+    Top: the estimate with its 3-sigma band and the truth; bottom: error / published sigma
+    with the 1- and 3-sigma lines.
+    """
+    return np.vstack((_plot_velocity(rows, size), _plot_normalised(rows, (size[0], 220))))
+
+
+def _plot_velocity(rows: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Camera velocity vx, vy (m/s): estimate with its 3-sigma band, and the truth."""
     w, h = size
     img = np.full((h, w, 3), 255, np.uint8)
@@ -230,4 +240,37 @@ def _plot(rows: np.ndarray, size: tuple[int, int] = (900, 460)) -> np.ndarray:
                         (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, f"camera velocity, optical frame, m/s, over {t[-1]:.1f} s", (left, h - 12),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return img
+
+
+def _plot_normalised(rows: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Errors of vx and vy over their published sigma against time, clipped to +/-5."""
+    w, h = size
+    img = np.full((h, w, 3), 255, np.uint8)
+    t = rows[:, 0] - rows[0, 0]
+    z = np.clip(normalised_errors(rows)[:, :2], -5.0, 5.0)
+    left, right, top, bottom = 70, w - 20, 30, h - 36
+
+    def pts(y: np.ndarray) -> np.ndarray:
+        x = left + (t / max(t[-1], 1e-6)) * (right - left)
+        yy = bottom - (y + 5.0) / 10.0 * (bottom - top)
+        return np.column_stack((x, yy)).round().astype(np.int32)
+
+    cv2.rectangle(img, (left, top), (right, bottom), (0, 0, 0), 1)
+    for value in (-3.0, -1.0, 0.0, 1.0, 3.0):
+        y = int(pts(np.full_like(t, value))[0, 1])
+        grey = (120, 120, 120) if value else (0, 0, 0)
+        cv2.line(img, (left, y), (right, y), grey, 1, cv2.LINE_AA)
+        cv2.putText(img, f"{value:+.0f}", (30, y + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    for col, colour, name in ((0, (200, 80, 0), "vx"), (1, (0, 130, 0), "vy")):
+        for x, y in pts(z[:, col]):
+            cv2.circle(img, (int(x), int(y)), 2, colour, -1, cv2.LINE_AA)
+        inside = float(np.mean(np.abs(z[:, col]) <= 1.0)) * 100
+        cv2.putText(img, f"{name} error / sigma ({inside:.0f} % within 1 sigma)",
+                    (left + 330 * col, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1,
+                    cv2.LINE_AA)
+    cv2.putText(img, "normalised errors: 68 % inside +/-1 and 99.7 % inside +/-3 when the "
+                "covariance is right", (left, h - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                (0, 0, 0), 1, cv2.LINE_AA)
     return img

@@ -145,8 +145,9 @@ def write_sample_bag(path: str | Path, spec: SampleBagSpec, *, storage: str = "m
             header = Header(stamp=stamp, frame_id=out.frame_id)
             info.header = header
             state = frame.state
+            rangefinder = range_msg(header, frame.range, sim.range_variance(frame.range), out)
             for name, msg in (
-                    ("camera_info", info), ("range", range_msg(header, state, out)),
+                    ("camera_info", info), ("range", rangefinder),
                     ("imu", imu_msg(header, frame.gyro, spec.camera.gyro_noise_std)),
                     ("sim/twist", twist_msg(header, state)),
                     ("sim/pose", pose_msg(Header(stamp=stamp, frame_id=out.world_frame_id),

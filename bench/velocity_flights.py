@@ -1,0 +1,200 @@
+"""Simulated flights with exact truth for the velocity benchmarks: render, track, record.
+
+A flight is a :class:`~optical_flow_ros.core.sim_camera.SimCameraConfig` (640x480, f = 500 px
+unless said) plus frame timing: ``jitter`` (each stamp moved by up to that fraction of the
+frame period, uniform) and ``drop`` (probability that a frame never reaches the tracker).
+:func:`record` renders it (image noise, gyro noise and range noise as configured), runs the
+real :class:`~optical_flow_ros.core.lk_tracker.LKTracker` and keeps, per frame, what the
+velocity stage gets (tracks, gyro samples, range reading and its stated variance) and the
+truth (the camera's twist, the exact image velocity of every track at the image stamp).
+
+The flights are in three sets: ``TRAIN`` (used when a setting was chosen by measurement),
+``HELD_OUT`` (never used to choose anything; they only report) and ``FRESH`` (written after
+the settings were chosen, with other seeds, to re-measure them once; never tuned on). They
+cover the conditions the issue names: speeds 0.3-3 m/s, heights 1-10 m, textures, frame
+rates 15-60 Hz, turning, tilting +/-3-5 deg at 0.45-0.7 Hz, with and without noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
+from optical_flow_ros.core.sim_camera import CameraState, SimCamera, SimCameraConfig
+from optical_flow_ros.core.track_types import Tracks
+
+__all__ = ["FRESH", "HELD_OUT", "NOISY", "TRAIN", "Flight", "FlightRecord", "FrameRecord", "record"]
+
+#: The issue's sensor noise: image 2 grey levels, gyro 0.005 rad/s, range 1 %.
+NOISY = dict(image_noise_std=2.0, gyro_noise_std=0.005, range_noise_std=0.01)
+DEG = math.pi / 180.0
+
+
+@dataclass(frozen=True)
+class Flight:
+    """A simulated flight and how its frames reach the tracker."""
+
+    name: str
+    sim: SimCameraConfig
+    seconds: float = 4.0
+    jitter: float = 0.0     # stamps moved by up to this fraction of the period (uniform)
+    drop: float = 0.0       # probability that a frame is not delivered
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+
+    def quiet(self) -> Flight:
+        """The same flight without any sensor noise."""
+        sim = dataclasses.replace(self.sim, image_noise_std=0.0, gyro_noise_std=0.0,
+                                  range_noise_std=0.0)
+        return dataclasses.replace(self, name=f"{self.name}/quiet", sim=sim)
+
+
+class FrameRecord(NamedTuple):
+    """One delivered frame: what the velocity stage gets, and the truth."""
+
+    t: float
+    tracks: Tracks
+    truth_px_s: np.ndarray      # (N, 2) exact image velocity of each track at t, px/s
+    state: CameraState
+    gyro_t: np.ndarray          # (M,) stamps of the gyro samples received so far (last 2 s)
+    gyro_w: np.ndarray          # (M, 3) rad/s, optical frame
+    range: float                # rangefinder reading, m
+    range_variance: float       # its stated variance, m^2
+
+
+class FlightRecord(NamedTuple):
+    """A rendered and tracked flight: its settings, the simulator and the frames."""
+
+    flight: Flight
+    sim: SimCamera
+    frames: list[FrameRecord]
+
+
+def _flight(name: str, seconds: float = 4.0, *, noisy: bool = True, jitter: float = 0.0,
+            drop: float = 0.0, **sim: float | str) -> Flight:
+    values = dict(NOISY) if noisy else {}
+    values.update(sim)
+    return Flight(name, SimCameraConfig(**values), seconds=seconds, jitter=jitter, drop=drop)
+
+
+def record(flight: Flight, *, tracker_config: TrackerConfig | None = None,
+           seed: int = 0) -> FlightRecord:
+    """Render and track ``flight``; see the module docstring."""
+    sim = SimCamera(flight.sim)
+    tracker = LKTracker(tracker_config or flight.tracker)
+    rng = np.random.default_rng([seed, 99])
+    rate = flight.sim.rate
+    n = int(round(flight.seconds * rate))
+    gyro_t: list[float] = []
+    gyro_w: list[np.ndarray] = []
+    frames: list[FrameRecord] = []
+    for k in range(n):
+        t = k / rate
+        if flight.jitter:
+            t += rng.uniform(-0.5, 0.5) * flight.jitter / rate
+        state = sim.state(t)
+        # The gyro sample of each frame arrives after its image: it is recorded after.
+        if k > 0 and flight.drop and rng.uniform() < flight.drop:
+            gyro_t.append(t)
+            gyro_w.append(sim.gyro(k, state))
+            continue
+        image = sim.image(k) if not flight.jitter else _noisy(sim, t, k)
+        tracks = tracker.update(image, t)
+        reading = sim.range_reading(k, state)
+        keep = np.asarray(gyro_t) >= t - 2.0
+        frames.append(FrameRecord(
+            t, tracks, sim.pixel_velocity(tracks.points, t), state,
+            np.asarray(gyro_t, np.float64)[keep],
+            np.asarray(gyro_w, np.float64).reshape(-1, 3)[keep],
+            reading, sim.range_variance(reading)))
+        gyro_t.append(t)
+        gyro_w.append(sim.gyro(k, state))
+    return FlightRecord(flight, sim, frames)
+
+
+def _noisy(sim: SimCamera, t: float, index: int) -> np.ndarray:
+    """The image at an arbitrary time ``t`` with frame ``index``'s noise."""
+    image = sim.render(t)
+    std = sim.config.image_noise_std
+    if std == 0.0:
+        return image
+    noise = np.random.default_rng([sim.config.seed, index, 1]).standard_normal(
+        image.shape, np.float32)
+    return np.clip(np.rint(image.astype(np.float32) + np.float32(std) * noise), 0,
+                   255).astype(np.uint8)
+
+
+TRAIN = [
+    _flight("train/yaw_2m_1ms_gravel", altitude=2.0, velocity_x=1.0, velocity_y=0.3,
+            yaw_rate=0.3),
+    _flight("train/tilt5_0.5Hz_3m_1ms_grass", texture="grass", altitude=3.0, velocity_x=1.0,
+            velocity_y=-0.2, yaw_rate=0.15, roll_amplitude=5 * DEG, pitch_amplitude=5 * DEG,
+            attitude_period=2.0),
+    _flight("train/tilt3_0.7Hz_5m_2ms_brick", texture="brick", altitude=5.0, velocity_x=2.0,
+            velocity_y=0.5, roll_amplitude=3 * DEG, attitude_period=1.43, yaw_rate=-0.2),
+    _flight("train/slow_1m_0.3ms_astronaut_60Hz", texture="astronaut", rate=60.0, seconds=3.0,
+            altitude=1.0, velocity_x=0.3, velocity_y=0.1, yaw_rate=0.1),
+    _flight("train/high_10m_3ms_coffee_15Hz", texture="coffee", rate=15.0, seconds=6.0,
+            altitude=10.0, velocity_x=3.0, velocity_y=-1.0, yaw_rate=0.2,
+            pitch_amplitude=3 * DEG, attitude_period=1.8),
+    _flight("train/jitter_drop_2m_1ms_gravel", jitter=0.4, drop=0.1, altitude=2.0,
+            velocity_x=-0.8, velocity_y=0.6, yaw_rate=0.25, roll_amplitude=3 * DEG,
+            pitch_amplitude=3 * DEG, attitude_period=2.0),
+    _flight("train/straight_3m_1ms_gravel", altitude=3.0, velocity_x=1.0, velocity_y=0.3),
+    _flight("train/creep_5m_0.05ms_grass", texture="grass", altitude=5.0, velocity_x=0.05,
+            velocity_y=0.02, yaw_rate=0.01),
+]
+
+HELD_OUT = [
+    _flight("held/tilt3_0.7Hz_2m_1ms_camera", texture="camera", altitude=2.0, velocity_x=1.0,
+            velocity_y=0.4, yaw_rate=0.3, roll_amplitude=3 * DEG, pitch_amplitude=3 * DEG,
+            attitude_period=1.43),
+    _flight("held/tilt3_0.45Hz_4m_1.5ms_chelsea", texture="chelsea", altitude=4.0,
+            velocity_x=-1.5, velocity_y=0.2, yaw=1.0, yaw_rate=-0.3, pitch_amplitude=3 * DEG,
+            attitude_period=2.2),
+    _flight("held/tilt5_0.6Hz_6m_2.5ms_rocket_30Hz", texture="rocket", altitude=6.0,
+            velocity_x=2.0, velocity_y=-1.5, yaw_rate=0.2, roll_amplitude=5 * DEG,
+            pitch_amplitude=5 * DEG, attitude_period=1.67, velocity_amplitude=0.3),
+    _flight("held/slow_1.5m_0.3ms_grass_15Hz", texture="grass", rate=15.0, seconds=6.0,
+            altitude=1.5, velocity_x=0.2, velocity_y=-0.2, yaw_rate=-0.1,
+            roll_amplitude=3 * DEG, attitude_period=2.0),
+    _flight("held/wobble_3m_1ms_moon_60Hz", texture="moon", rate=60.0, seconds=3.0,
+            altitude=3.0, velocity_x=1.0, velocity_y=0.0, velocity_amplitude=0.4,
+            velocity_period=2.0, yaw_rate=0.4, roll_amplitude=3 * DEG, attitude_period=1.6,
+            altitude_amplitude=0.5, altitude_period=3.0),
+    _flight("held/hover_8m_0.3ms_gravel", altitude=8.0, velocity_x=0.3, velocity_y=0.0,
+            yaw_rate=0.05, roll_amplitude=4 * DEG, pitch_amplitude=4 * DEG,
+            attitude_period=2.2),
+    _flight("held/creep_3m_0.03ms_brick", texture="brick", altitude=3.0, velocity_x=-0.02,
+            velocity_y=0.03, yaw_rate=-0.01, roll_amplitude=0.3 * DEG, attitude_period=2.0),
+]
+
+FRESH = [
+    _flight("fresh/tilt5_0.55Hz_2.5m_1.2ms_coffee_20Hz", texture="coffee", rate=20.0,
+            seconds=5.0, altitude=2.5, velocity_x=1.2, velocity_y=-0.5, yaw=0.7,
+            yaw_rate=0.35, roll_amplitude=5 * DEG, pitch_amplitude=5 * DEG,
+            attitude_period=1.82, seed=11),
+    _flight("fresh/tilt4_0.65Hz_7m_2.8ms_astronaut_45Hz", texture="astronaut", rate=45.0,
+            seconds=3.0, altitude=7.0, velocity_x=-2.2, velocity_y=1.7, yaw=-1.2,
+            yaw_rate=-0.25, roll_amplitude=4 * DEG, pitch_amplitude=4 * DEG,
+            attitude_period=1.54, velocity_amplitude=0.4, velocity_period=2.5, seed=12),
+    _flight("fresh/tilt5_0.5Hz_1.2m_0.4ms_chelsea_30Hz", texture="chelsea", altitude=1.2,
+            velocity_x=0.3, velocity_y=0.25, yaw=2.0, yaw_rate=0.2, roll_amplitude=5 * DEG,
+            pitch_amplitude=5 * DEG, attitude_period=2.0, altitude_amplitude=0.2,
+            altitude_period=4.0, seed=13),
+    _flight("fresh/tilt3_0.45Hz_9.5m_1.8ms_moon_15Hz", texture="moon", rate=15.0,
+            seconds=6.0, altitude=9.5, velocity_x=1.0, velocity_y=1.5, yaw=-0.4,
+            yaw_rate=0.15, pitch_amplitude=3 * DEG, attitude_period=2.2, seed=14),
+    _flight("fresh/tilt5_0.7Hz_3.5m_1.5ms_rocket_60Hz_norange", texture="rocket", rate=60.0,
+            seconds=3.0, altitude=3.5, velocity_x=1.5, velocity_y=0.0, yaw=0.3,
+            yaw_rate=-0.4, roll_amplitude=5 * DEG, pitch_amplitude=5 * DEG,
+            attitude_period=1.43, range_noise_std=0.0, seed=15),
+    _flight("fresh/tilt4_0.6Hz_4.5m_0.8ms_grass_25Hz_jitter", texture="grass", rate=25.0,
+            seconds=5.0, jitter=0.3, drop=0.05, altitude=4.5, velocity_x=-0.5,
+            velocity_y=-0.6, yaw=1.5, yaw_rate=0.3, roll_amplitude=4 * DEG,
+            pitch_amplitude=4 * DEG, attitude_period=1.67, seed=16),
+]
