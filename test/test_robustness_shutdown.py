@@ -116,6 +116,7 @@ class Outcome:
     output: str = ""
     problems: list[str] = field(default_factory=list)
     unprotected: bool = False   # signalled before the launcher blocked the signals
+    resent: bool = False        # unprotected, still running after HANG_S: signalled again
 
 
 def _signal_bits(pid: int, key: str) -> int:
@@ -191,6 +192,18 @@ def run_case(label: str, start: Callable[[], subprocess.Popen], stop: Stop,
                 pass
         ended = wait_until(lambda: proc.poll() is not None, HANG_S, 0.005)
         outcome.seconds = time.monotonic() - first
+        if not ended and outcome.unprotected:
+            # Signalled before the launcher's block and still running: the signal was lost
+            # before any of the package's code ran (seen once in ~100 CI cases, not
+            # reproduced in 120 tries alone). ros2 launch escalates a stop that is not obeyed;
+            # do as it does once, and require the end then.
+            outcome.resent = True
+            try:
+                target(stop.signals[-1][0])
+            except ProcessLookupError:
+                pass
+            ended = wait_until(lambda: proc.poll() is not None, LIMIT_S, 0.005)
+            outcome.seconds = time.monotonic() - first
         if group:
             ended = wait_until(lambda: not group_alive(proc.pid), max(0.0, HANG_S - 1.0), 0.005)
             outcome.seconds = time.monotonic() - first
@@ -207,6 +220,8 @@ def run_case(label: str, start: Callable[[], subprocess.Popen], stop: Stop,
     if outcome.seconds is not None and outcome.seconds > LIMIT_S:
         outcome.problems.append(f"took {outcome.seconds:.2f} s")
     if outcome.unprotected:   # before the launcher's block: only gone in time is required
+        if outcome.resent:   # (then from the repeated signal)
+            outcome.problems = [p for p in outcome.problems if not p.startswith("took ")]
         return outcome
     if outcome.code != 0:
         outcome.problems.append(f"exit code {outcome.code}")
@@ -359,11 +374,12 @@ def spawn_report(outcomes: list[Outcome], delays: list[float]) -> str:
     for delay in sorted(set(delays)):
         mine = [o for o, d in zip(outcomes, delays, strict=True) if d == delay]
         early = [o for o in mine if o.unprotected]
-        killed = [o.code for o in early if o.code != 0]
+        killed = [str(o.code) for o in early if o.code != 0]   # None: still running
         lines.append(f"  +{delay * 1e3:5.0f} ms: {len(mine):3d} cases; {len(early):3d} signalled "
                      f"before the launcher's block, {len(killed)} of them not exit 0 "
                      f"{sorted(killed)}; {sum(not o.problems for o in mine if not o.unprotected)}"
-                     f" of the other {len(mine) - len(early)} clean")
+                     f" of the other {len(mine) - len(early)} clean"
+                     f"; {sum(o.resent for o in early)} of the early ones lost the signal")
     return "\n".join(lines)
 
 
