@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,16 @@ os.environ["ROS_DOMAIN_ID"] = os.environ.get(
 )
 os.environ["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
 os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="optical_flow_ros_test_logs_"))
+
+# A suite started in the background by a non-interactive shell (`cmd &`, as CI runners may do)
+# inherits SIGINT and SIGQUIT ignored, and so does every process it starts (SIG_IGN survives
+# exec): a SIGINT sent to a node before its own handlers are in place is then discarded by
+# the kernel and the node runs on. The stop tests signal as a terminal or launch does, so the
+# processes start with the default disposition, as under a terminal.
+for _sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+    if signal.getsignal(_sig) is signal.SIG_IGN:
+        signal.signal(_sig, signal.default_int_handler if _sig == signal.SIGINT
+                      else signal.SIG_DFL)
 
 import colcon_workspace  # noqa: E402
 from ros_harness import RosPeer  # noqa: E402  (needs the environment above)

@@ -25,6 +25,8 @@ from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
 SHAPE = (480, 640)
 CENTRE = np.array([319.5, 239.5])
 SCALE = 320.0
+# numpy >= 2.0 names it trapezoid; 1.26 (Ubuntu 24.04's) only trapz
+_trapezoid = getattr(np, "trapezoid", None) or np.trapz
 
 
 def _run_field(times: np.ndarray, theta_of_t, *, n: int = 200, noise_px: float = 0.0,
@@ -40,7 +42,7 @@ def _run_field(times: np.ndarray, theta_of_t, *, n: int = 200, noise_px: float =
     for start, end in zip(times[:-1], times[1:], strict=True):
         grid = np.linspace(start, end, 201)
         thetas = np.array([theta_of_t(t) for t in grid])
-        shift = np.array([np.trapezoid(thetas[:, 0], grid), np.trapezoid(thetas[:, 3], grid)])
+        shift = np.array([_trapezoid(thetas[:, 0], grid), _trapezoid(thetas[:, 3], grid)])
         moved = points + shift + rng.normal(0.0, noise_px, points.shape)
         step = field.step(points, moved.astype(np.float32), start, end, SHAPE, deviation,
                           count, factor)
