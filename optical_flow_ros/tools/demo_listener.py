@@ -67,10 +67,13 @@ class DemoListener:
         sub(Image, "flow/image", self._on_tracks_image, keep_last_qos("reliable", 2))
         sub(Image, "flow/dense/hsv", self._on_hsv, keep_last_qos("best_effort", 1))
         sub(CameraInfo, "camera_info", self._on_camera_info, keep_last_qos("best_effort", 1))
-        sub(TwistWithCovarianceStamped, "flow/velocity", self._on_velocity, reliable)
+        # Estimates and their truth are small and scored in pairs: keep 3 s of each, so a
+        # spell of video encoding in this thread loses neither (with 10, half the pairs went).
+        scored = keep_last_qos("reliable", 90)
+        sub(TwistWithCovarianceStamped, "flow/velocity", self._on_velocity, scored)
         sub(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
         if truth:
-            sub(TwistStamped, "sim/twist", self._on_twist, reliable)
+            sub(TwistStamped, "sim/twist", self._on_twist, scored)
             sub(Range, "range", self._on_range, reliable)
 
     def wait_for_graph(self, timeout: float,
