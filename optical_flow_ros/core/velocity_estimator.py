@@ -55,8 +55,13 @@ independent error sources:
   ``velocity_track_correlation`` (tracks share texture, window and motion blur, so their
   errors are not independent), plus ``flow_model_std`` px/s of error common to all tracks;
 * the rates: the gyro's covariance (from the IMU message, else ``gyro_std``) through the
-  derotation; without a gyro ``rate_std_without_gyro`` for the roll/pitch rates taken as
-  zero, whose angular variances are published as :data:`UNKNOWN_VARIANCE` (not measured);
+  derotation (with ``gyro_field_fusion``, combined with the field's rates by their
+  variances); without a gyro the roll/pitch rates from the field's second-order terms
+  (``rates_from_field``), the climbing plane's share ``s (beta, gamma)`` removed
+  (:func:`_plane_rate_terms`), their error being the field's (measured online by the
+  tracker's self-check, :mod:`~optical_flow_ros.core.field_velocity`); or
+  ``rate_std_without_gyro`` for roll/pitch rates taken as zero, whose angular variances are
+  published as :data:`UNKNOWN_VARIANCE` (not measured);
 * the distance: a relative error ``distance_rel_std`` along the linear velocity;
 * the lag: ``(acceleration_std * lag)^2`` per linear axis for the constant-velocity step.
 
@@ -162,13 +167,13 @@ class VelocityConfig:
         "tracker's motion field (a plane seen while turning) instead of zero; needs the "
         "motion_field estimator")
     gyro_field_fusion: bool = setting(
-        False, "With a gyro and the motion_field estimator, also take the roll/pitch rates "
+        True, "With a gyro and the motion_field estimator, also take the roll/pitch rates "
         "from the field's second-order terms and combine them with the gyro's by their "
-        "variances. Measured (bench/bench_velocity_accuracy.py, 13 held-out flights, gyro "
-        "0.005 rad/s at the frame rate): horizontal RMSE <= 2 % on 8 flights instead of 4 "
-        "(at 4-10 m one gyro sample is the largest error), but median NEES within 1-2 on 7 "
-        "instead of 9 and 3 sigma >= 97 % on fewer: the field rates' variance is "
-        "underestimated on some textures. Off by default until it is measured online")
+        "variances (the field's variance measured online, see field_velocity). Measured "
+        "(bench/bench_velocity_accuracy.py, 13 held-out flights, gyro 0.005 rad/s at the "
+        "frame rate): horizontal RMSE lower on all 13 (<= 2 % on 7 instead of 4), 3 sigma "
+        ">= 97 % on 12 instead of 13, median NEES 0.46-1.87 (in 1-2 on 7 instead of 9; the "
+        "misses are too wide, not too narrow)")
     rate_std_without_gyro: float = setting(
         0.02, "Assumed std of the roll/pitch rates when no gyro is given (taken as zero; "
         "they alias into the linear velocity), rad/s", range=(0.0, 10.0))
@@ -768,6 +773,23 @@ def _climb_tilt_rate(theta: np.ndarray) -> float:
     return abs(s) * min(tilt, 1.0)
 
 
+def _plane_rate_terms(theta: np.ndarray, eps: float) -> np.ndarray:
+    """(2,) rad/s: what a plane seen while climbing adds to the field's roll/pitch rates.
+
+    The field's second-order terms are ``(s beta - wy)`` and ``(s gamma + wx)``
+    (:func:`_field_rates`), so the rates are the field's plus ``(-s gamma, s beta)``. ``s``
+    and ``t = beta + i gamma`` from the affine fit ``theta`` (6,) as in :func:`_decompose`
+    (``s t = s tau t conj(tau) / (|tau|^2 + eps)``: faded out where the translation's
+    direction is noise, the tilt then being unobservable).
+    """
+    a, c1, c2, b, c3, c4 = theta
+    tau = a + 1j * b
+    tau_t = -(c1 - c4) - 1j * (c2 + c3)
+    tilt = tau_t * np.conj(tau) / (abs(tau) ** 2 + eps)
+    s = 0.5 * (c1 + c4 + (tilt * np.conj(tau)).real)
+    return np.array([-s * tilt.imag, s * tilt.real])
+
+
 class _Fusion(NamedTuple):
     """Roll/pitch rates from the gyro and from the field, combined (see :func:`_fusion`)."""
 
@@ -836,8 +858,9 @@ def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates
         rate_cov[:2, :2] += np.diag(fusion.field_weight ** 2 * fusion.bias_var)
     elif gyro is not None:
         rate_axes, rate_cov = np.arange(3), gyro.mean_cov
-    elif field_rates is not None:   # from the field; the climb x tilt terms left in
-        rate_axes, rate_cov = np.arange(2), np.eye(2) * _climb_tilt_rate(fit.theta) ** 2
+    elif field_rates is not None:   # from the field (its error is added below, `through`),
+        # the climbing plane's terms removed (_plane_rate_terms)
+        rate_axes, rate_cov = np.arange(2), np.zeros((2, 2))
     else:  # roll/pitch rates taken as zero; the yaw rate is fitted (c2, c3)
         rate_axes, rate_cov = np.arange(2), np.eye(2) * cfg.rate_std_without_gyro**2
     # A rate error dw leaves -R(n) dw in the derotated flow: theta moves by g_rate dw.
@@ -854,11 +877,16 @@ def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates
     if field_gain is not None:
         eps += float(field_gain[0] @ (field[1] * field_gain[0])
                      + field_gain[3] @ (field[1] * field_gain[3]))
+    plane = np.zeros(2)
+    if gyro is None and field_rates is not None:
+        plane = _plane_rate_terms(theta, eps)
+        theta = theta + g_rate @ plane
     state = _decompose(theta, eps)
     if gyro is not None:
         omega = gyro.mean if fusion is None else gyro.mean + fusion.shift
     elif field_rates is not None:
-        omega = np.array([field_rates[0][0], field_rates[0][1], state[3]])
+        omega = np.array([field_rates[0][0] + plane[0], field_rates[0][1] + plane[1],
+                          state[3]])
     else:
         omega = np.array([0.0, 0.0, state[3]])
     # The distance then was d / (1 - r lag) (the scene approaches at r d), and the velocity
