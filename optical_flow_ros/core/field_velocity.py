@@ -123,6 +123,8 @@ class MotionField:
         noise: (8,) the variance of one interval's parameters it assumed, (px/s)^2.
         bias_variance: (8,) the part of ``theta_variance`` that is the estimated squared bias
             of the chosen degree, (px/s)^2.
+        correlation: (8, 8) correlation of the parameters' errors: the newest interval's
+            fit's (independent track errors, so the tracks' layout); None: uncorrelated.
     """
 
     stamp: float
@@ -136,6 +138,7 @@ class MotionField:
     degrees: np.ndarray
     noise: np.ndarray
     bias_variance: np.ndarray
+    correlation: np.ndarray | None = None
 
     def theta_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """The parameters at time ``t`` (s) and their error variance.
@@ -236,6 +239,15 @@ def _solve_field(moments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     except np.linalg.LinAlgError:
         inverse = np.linalg.pinv(normal)
     return inverse @ (flat[_RHS_U] + flat[_RHS_V]), inverse
+
+
+def _correlation(covariance: np.ndarray) -> np.ndarray:
+    """The correlation matrix of a covariance matrix (zero variances left uncorrelated)."""
+    std = np.sqrt(np.maximum(np.diagonal(covariance), 0.0))
+    scale = np.where(std > 0.0, 1.0 / np.where(std > 0.0, std, 1.0), 0.0)
+    out = covariance * np.outer(scale, scale)
+    np.fill_diagonal(out, 1.0)
+    return out
 
 
 def _median(values: np.ndarray) -> float:
@@ -482,7 +494,8 @@ class MotionFieldVelocity:
         velocities += deviation
         field = MotionField(end, theta_end, factor * result.variance, sigma, variance_factor,
                             centre, scale, self._history[:self._length, :10].copy(),
-                            result.degrees, factor * noise, factor * result.bias2)
+                            result.degrees, factor * noise, factor * result.bias2,
+                            _correlation(inverse))
         return FieldStep(velocities.astype(np.float32), deviation, count + 1, variance_factor,
                          field)
 

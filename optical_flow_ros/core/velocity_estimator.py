@@ -739,6 +739,14 @@ def _field_gain(field: MotionField, points_px: np.ndarray, fit_gain: np.ndarray,
     return np.concatenate((fit_gain @ bu, fit_gain @ bv)) / focal
 
 
+def _field_covariance(field: MotionField, variance: np.ndarray) -> np.ndarray:
+    """(8, 8) covariance of the field's parameters: ``variance`` (8,) with their correlation."""
+    std = np.sqrt(variance)
+    if field.correlation is None:
+        return np.diag(variance)
+    return field.correlation * np.outer(std, std)
+
+
 def _field_rates(field: MotionField, focal: float) -> tuple[np.ndarray, np.ndarray]:
     """Roll and pitch rates (wx, wy) rad/s from the field's second-order terms.
 
@@ -790,6 +798,15 @@ def _plane_rate_terms(theta: np.ndarray, eps: float) -> np.ndarray:
     return np.array([-s * tilt.imag, s * tilt.real])
 
 
+def _plane_rate_jacobian(theta: np.ndarray, eps: float) -> np.ndarray:
+    """(2, 6) derivative of :func:`_plane_rate_terms` by central differences."""
+    step = 1e-6 * max(float(np.abs(theta).max()), 1e-3)
+    columns = [(_plane_rate_terms(theta + step * e, eps) - _plane_rate_terms(theta - step * e,
+                                                                           eps)) / (2 * step)
+               for e in np.eye(6)]
+    return np.column_stack(columns)
+
+
 class _Fusion(NamedTuple):
     """Roll/pitch rates from the gyro and from the field, combined (see :func:`_fusion`)."""
 
@@ -811,7 +828,7 @@ def _fusion(field: MotionField, t: float, gyro: GyroRates, focal: float,
     moved = dataclasses.replace(field, theta=theta_t)
     rates, gain = _field_rates(moved, focal)
     bias_var = _climb_tilt_rate(theta) ** 2
-    field_var = (gain * gain) @ variance + bias_var
+    field_var = np.einsum("ij,jk,ik->i", gain, _field_covariance(field, variance), gain) + bias_var
     gyro_var = np.diag(gyro.mean_cov)[:2]
     weight = gyro_var / np.maximum(gyro_var + field_var, 1e-30)
     shift = np.zeros(3)
@@ -875,11 +892,12 @@ def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates
     # (a, b, s, wz), the translation carried from the window's mean time to the image stamp.
     eps = float(cov_theta[0, 0] + cov_theta[3, 3])
     if field_gain is not None:
-        eps += float(field_gain[0] @ (field[1] * field_gain[0])
-                     + field_gain[3] @ (field[1] * field_gain[3]))
-    plane = np.zeros(2)
+        eps += float(field_gain[0] @ field[1] @ field_gain[0]
+                     + field_gain[3] @ field[1] @ field_gain[3])
+    plane, plane_jacobian = np.zeros(2), None
     if gyro is None and field_rates is not None:
         plane = _plane_rate_terms(theta, eps)
+        plane_jacobian = _plane_rate_jacobian(theta, eps)
         theta = theta + g_rate @ plane
     state = _decompose(theta, eps)
     if gyro is not None:
@@ -898,6 +916,10 @@ def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates
     if gyro is None:
         m_state[5, 3] = 1.0
     m_theta = m_state @ _decompose_jacobian(theta, eps)[:4]
+    if plane_jacobian is not None:   # the plane's terms come from the fit: their error too
+        into_rates = np.zeros((6, 2))
+        into_rates[3, 0] = into_rates[4, 1] = 1.0
+        m_theta = m_theta @ (np.eye(6) + g_rate @ plane_jacobian) + into_rates @ plane_jacobian
     m_rate = m_theta @ g_rate
     m_rate[3 + rate_axes, np.arange(rate_axes.size)] += 1.0
     cov = m_theta @ cov_theta @ m_theta.T + m_rate @ rate_cov @ m_rate.T
@@ -908,7 +930,7 @@ def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates
         if fusion is not None:
             through = through + m_rate[:, :2] @ (fusion.field_weight[:, None]
                                                  * fusion.field_gain)
-        cov += (through * field[1]) @ through.T
+        cov += through @ field[1] @ through.T
     if gyro is None and field_rates is None:  # roll/pitch not measured: no weight
         cov[3:5, :] = 0.0
         cov[:, 3:5] = 0.0
@@ -1005,7 +1027,8 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
         fusion = _fusion(field, timing.end - lag if timing is not None else field.stamp,
                          gyro, focal, fit.theta)
     motion = _motion(fit, design, points_n, gyro, lag, focal, cfg,
-                     field=None if field is None else (field, field_variance),
+                     field=None if field is None else (field, _field_covariance(
+                         field, field_variance)),
                      points_px=points, field_rates=rates, fusion=fusion)
     v, w = motion.scale_free, motion.angular
     common.update(linear_per_distance=v, angular=w,
