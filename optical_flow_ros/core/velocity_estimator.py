@@ -172,7 +172,7 @@ class VelocityConfig:
         "variances (the field's variance measured online, see field_velocity). Measured "
         "(bench/bench_velocity_accuracy.py, 13 held-out flights, gyro 0.005 rad/s at the "
         "frame rate): horizontal RMSE lower on all 13 (<= 2 % on 7 instead of 4), 3 sigma "
-        ">= 97 % on 12 instead of 13, median NEES 0.46-1.87 (in 1-2 on 7 instead of 9; the "
+        ">= 97 % on 12 instead of 13, median NEES 0.42-1.72 (in 1-2 on 7 instead of 9; the "
         "misses are too wide, not too narrow)")
     rate_std_without_gyro: float = setting(
         0.02, "Assumed std of the roll/pitch rates when no gyro is given (taken as zero; "
