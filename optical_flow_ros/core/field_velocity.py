@@ -55,10 +55,11 @@ other times (:meth:`MotionField.theta_at`).
 Self-check (:meth:`MotionFieldVelocity._check`): half a span after each stamp, the value
 extrapolated there is compared with a centred polynomial through the intervals on both
 sides; the squared difference over its modelled variance, averaged over the last seconds,
-is the calibration factor of each parameter's published variance (measured on the TRAIN
-flights: 0.3-7 where the model alone was 0.1-13x off; tracking errors shared by all tracks
-over consecutive frames and a rate changing faster than the degree follows are what the
-model leaves out). Errors that persist longer than the span are not seen by it.
+is the calibration factor of each parameter's published variance (on the TRAIN flights the
+factors came out 0.3-8, where the model alone was 0.1-27x off the truth; tracking errors
+shared by all tracks over consecutive frames and a rate changing faster than the degree
+follows are what the model leaves out). Errors that persist longer than the span are not
+seen by it.
 """
 
 from __future__ import annotations
@@ -91,8 +92,9 @@ COMMON_SHIFT_PX = 0.1
 _CHECK_DEGREE = 2           # the reference polynomial's degree (centred: its bias is small)
 _CHECK_TAU_S = 2.0          # forgetting time of the measured calibration, s
 #: Calibration factor assumed before any check (and its weight, in checks): 1, the model's
-#: own variance (on the TRAIN flights of bench/velocity_flights.py a prior of 2 gave a median
-#: NEES of 1.27 without gyro, 1 gave 1.44; the chi-square median is 1.39).
+#: own variance (on the TRAIN flights of bench/velocity_flights.py, before the parameters'
+#: correlation was kept, a prior of 2 gave a median NEES of 1.27 without gyro, 1 gave 1.44;
+#: the chi-square median is 1.39).
 _PRIOR_FACTOR = 1.0
 _PRIOR_WEIGHT = 5.0
 _FACTOR_RANGE = (0.25, 100.0)
