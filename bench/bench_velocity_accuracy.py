@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 import velocity_flights  # noqa: E402
-from velocity_flights import Flight, FlightRecord  # noqa: E402
+from velocity_flights import Flight, FlightRecord, GyroStream  # noqa: E402
 
 from optical_flow_ros.core.lk_tracker import TrackerConfig  # noqa: E402
 from optical_flow_ros.core.velocity_estimator import (  # noqa: E402
@@ -54,6 +54,8 @@ SENSOR_MAX_AGE = 0.2  # tracker_node's default, s
 #: The issue's bounds.
 BOUNDS = dict(track_rel=0.01, rmse=0.02, inside_1=(0.55, 0.80), inside_3=0.97, nees=(1.0, 2.0))
 AXES = ("vx", "vy", "vz", "wz")
+#: A robot's IMU rate for the variants beside the flights' one sample per frame, Hz.
+IMU_RATE = 200.0
 _AXIS_INDEX = (0, 1, 2, 5)
 
 
@@ -74,23 +76,31 @@ def track_errors(rec: FlightRecord) -> tuple[float, float, float]:
             float(np.median(np.concatenate(speed))))
 
 
-def ego_figures(rec: FlightRecord, *, use_gyro: bool) -> dict[str, Any]:
-    """flow/velocity's figures of one recorded flight (see the module docstring)."""
+def ego_figures(rec: FlightRecord, *, use_gyro: bool, gyro: GyroStream | None = None,
+                ranges: list[tuple[float, float]] | None = None) -> dict[str, Any]:
+    """flow/velocity's figures of one recorded flight (see the module docstring).
+
+    ``gyro``: another IMU for the same flight (:func:`velocity_flights.gyro_stream`; default
+    the recorded one); ``ranges``: other range readings and variances per frame
+    (:func:`velocity_flights.range_readings`; default the recorded ones).
+    """
     flight = rec.flight
     config = flight.tracker
+    stream = rec.gyro if gyro is None else gyro
     window = FitWindow(min(config.velocity_window, config.track_len), config.max_dt,
                        at_stamp=config.velocity_estimator == "motion_field")
     acceleration = AccelerationEstimator()
-    gyro_cov = np.eye(3) * flight.sim.gyro_noise_std ** 2 if flight.sim.gyro_noise_std else None
     errors, speeds, z, nees, invalid = [], [], [], [], 0
-    for f in rec.frames:
+    for k, f in enumerate(rec.frames):
         timing = window.update(f.t)
-        gyro = None
-        if use_gyro and f.gyro_t.size:
-            gyro = gyro_rates(f.gyro_t, f.gyro_w, timing, max_age=SENSOR_MAX_AGE,
-                              covariance=gyro_cov, gyro_std=0.002)
-        e = estimate_velocity(f.tracks, rec.sim.camera, distance=f.range,
-                              distance_variance=f.range_variance or None, gyro=gyro,
+        gyro_in = None
+        gyro_t, gyro_w = stream.received(f.t)
+        if use_gyro and gyro_t.size:
+            gyro_in = gyro_rates(gyro_t, gyro_w, timing, max_age=SENSOR_MAX_AGE,
+                                 covariance=stream.covariance, gyro_std=0.002)
+        distance, variance = (f.range, f.range_variance) if ranges is None else ranges[k]
+        e = estimate_velocity(f.tracks, rec.sim.camera, distance=distance,
+                              distance_variance=variance or None, gyro=gyro_in,
                               timing=timing, acceleration=acceleration.estimate())
         if e.valid:
             acceleration.update(f.t, e.measured_linear, e.angular,
@@ -115,12 +125,72 @@ def ego_figures(rec: FlightRecord, *, use_gyro: bool) -> dict[str, Any]:
         nees=float(np.median(nees)))
 
 
-def measure(flight: Flight, seed: int = 0) -> dict[str, Any]:
-    """All figures of one flight (tracks, ego-velocity with and without gyro)."""
+def _rmse_by_source(flight: Flight, noisy: dict[str, FlightRecord],
+                    quiet: dict[str, FlightRecord]) -> dict[str, dict[str, float]]:
+    """Per estimator: RMSE (vx, vy) / speed with gyro, each noise source alone.
+
+    ``all``: every source (the flight's); ``image``: image noise only; ``gyro``, ``range``:
+    that sensor's noise only, noise-free images; ``none``: no noise (what is left: the fit's
+    model error, lag and acceleration); ``gyro_IMU`` and ``all_IMU``: the same with the IMU
+    at IMU_RATE. Same frames, tracks and noise draws throughout.
+    """
+    sim = flight.sim
+    clean = dataclasses.replace(sim, gyro_noise_std=0.0, range_noise_std=0.0)
+    gyro_only = dataclasses.replace(clean, gyro_noise_std=sim.gyro_noise_std)
+    range_only = dataclasses.replace(clean, range_noise_std=sim.range_noise_std)
+    fast = dict(imu_rate=IMU_RATE)
+    out = {}
+    for name, rec in noisy.items():
+        q = quiet[name]
+        cases = {
+            "all": (rec, sim, sim),
+            "image": (rec, clean, clean),
+            "gyro": (q, gyro_only, clean),
+            "range": (q, clean, range_only),
+            "none": (q, clean, clean),
+            "gyro_IMU": (q, dataclasses.replace(gyro_only, **fast), clean),
+            "all_IMU": (rec, dataclasses.replace(sim, **fast), sim),
+        }
+        out[name] = {
+            case: ego_figures(r, use_gyro=True, gyro=velocity_flights.gyro_stream(r, g),
+                              ranges=velocity_flights.range_readings(r, d))["rmse"]
+            for case, (r, g, d) in cases.items()}
+    return out
+
+
+def measure(flight: Flight, seed: int = 0, *, slope: bool = True,
+            budget: bool = False) -> dict[str, Any]:
+    """All figures of one flight (tracks, ego-velocity with and without gyro).
+
+    ``gyro`` and ``no_gyro``: the flight's IMU (one sample per frame in the flights' noise);
+    ``imu``: with the IMU at IMU_RATE instead (same frames and tracks); ``slope_rmse`` (with
+    ``slope``): the RMSE with gyro of the slope per-track estimator on the same frames and
+    noise draws, per frame and at IMU_RATE; ``budget`` (with ``budget``): the RMSE with each
+    noise source alone, both estimators (:func:`_rmse_by_source`).
+    """
     rec = velocity_flights.record(flight, seed=seed)
     rel, err, speed = track_errors(rec)
-    return dict(name=flight.name, track_rel=rel, track_err_px_s=err, track_speed_px_s=speed,
-                gyro=ego_figures(rec, use_gyro=True), no_gyro=ego_figures(rec, use_gyro=False))
+    fast = dataclasses.replace(flight.sim, imu_rate=IMU_RATE)
+    out = dict(name=flight.name, track_rel=rel, track_err_px_s=err, track_speed_px_s=speed,
+               gyro=ego_figures(rec, use_gyro=True), no_gyro=ego_figures(rec, use_gyro=False),
+               imu=ego_figures(rec, use_gyro=True, gyro=velocity_flights.gyro_stream(rec, fast)))
+    records = {"motion_field": rec}
+    if slope or budget:
+        records["slope"] = velocity_flights.record(
+            flight, seed=seed, tracker_config=dataclasses.replace(
+                flight.tracker, velocity_estimator="slope"))
+        s = records["slope"]
+        out["slope_rmse"] = dict(
+            gyro=ego_figures(s, use_gyro=True)["rmse"],
+            imu=ego_figures(s, use_gyro=True, gyro=velocity_flights.gyro_stream(s, fast))["rmse"])
+    if budget:
+        quiet_images = dataclasses.replace(flight, sim=dataclasses.replace(
+            flight.sim, image_noise_std=0.0))
+        quiet = {name: velocity_flights.record(quiet_images, seed=seed,
+                                               tracker_config=r.flight.tracker)
+                 for name, r in records.items()}
+        out["budget"] = _rmse_by_source(flight, records, quiet)
+    return out
 
 
 def estimator_cost(frames: int = 60, tracks: int = 500) -> dict[str, float]:
