@@ -179,9 +179,9 @@ class VelocityConfig:
         range=(0.0, 1e4))
     acceleration_std: float = setting(
         0.5, "Std of the camera's acceleration until it is estimated online from the recent "
-        "velocities (the first second, or after a reset): adds (std * lag)^2 to the linear "
-        "variance for the lag from the gyro's best instant to the stamp; hand-set, m/s^2",
-        range=(0.0, 1e3))
+        "velocities (the first second, or after a reset): it weighs the gyro's best instant "
+        "against the stamp and adds (std * lag)^2 to the linear variance for the lag from "
+        "that instant to the stamp; hand-set, m/s^2", range=(0.0, 1e3))
     velocity_track_correlation: float = setting(
         4.0, "slope estimator only (with motion_field the common error is measured): "
         "inflation of the fit's variance for correlated track errors (1 = independent); "
@@ -340,6 +340,7 @@ class GyroRates(NamedTuple):
         curvature: (3,) the quadratic's coefficient ``c`` per axis, rad/s^3 (None with fewer
             than 4 samples).
         curvature_ssq: the sum of squares of its regressor, s^4: ``var(c) = var / ssq``.
+        sample_times: (line_count,) the line's sample stamps, s (None: no line).
     """
 
     mean: np.ndarray
@@ -355,6 +356,33 @@ class GyroRates(NamedTuple):
     line_moments: tuple[float, float] = (0.0, 0.0)
     curvature: np.ndarray | None = None
     curvature_ssq: float = 0.0
+    sample_times: np.ndarray | None = None
+
+    def line_at(self, t: float) -> GyroRates:
+        """These rates moved along the fitted line to ``t`` (s), without curvature terms.
+
+        ``mean`` is the line's value there, its variance the line's (``1/n + x^2 / sxx``
+        times one sample's); unchanged without a line. No curvature term: for the flow
+        averaged with :meth:`line_weights` (the same operator on the same sample times) a
+        curving rate cancels.
+        """
+        if self.slope is None or self.time is None or self.line_sxx <= 0.0:
+            return self
+        x = t - self.time
+        factor = 1.0 / self.line_count + x * x / self.line_sxx
+        return self._replace(mean=self.mean + self.slope * x, time=t,
+                             mean_covariance=factor * self.covariance)
+
+    def line_weights(self) -> np.ndarray | None:
+        """(line_count,) weights of the samples in ``mean``: ``mean = weights @ samples``.
+
+        ``mean`` is a least-squares line's value at ``time``; None without a line.
+        """
+        if self.sample_times is None or self.line_sxx <= 0.0 or self.time is None:
+            return None
+        x = self.sample_times - self.sample_times.mean()
+        at = self.time - float(self.sample_times.mean())
+        return 1.0 / x.size + at * x / self.line_sxx
 
     def at(self, t: float) -> GyroRates:
         """These rates with ``mean`` moved along the fitted line to ``t`` (s).
@@ -457,7 +485,8 @@ def gyro_rates(times: np.ndarray, rates: np.ndarray, timing: VelocityTiming, *,
                      staleness=np.outer(slope * age, slope * age), mean_covariance=factor * cov,
                      time=tc, slope=slope if sxx > 0.0 else None, line_count=int(x.size),
                      line_sxx=sxx, curvature_var=curvature_var, line_moments=moments,
-                     curvature=curvature, curvature_ssq=ssq if curvature is not None else 0.0)
+                     curvature=curvature, curvature_ssq=ssq if curvature is not None else 0.0,
+                     sample_times=t[inside].copy() if sxx > 0.0 else None)
 
 
 class _Fit(NamedTuple):
@@ -665,6 +694,57 @@ def _collinear(points: np.ndarray, common: dict[str, Any],
                             f"px < velocity_min_spread {cfg.velocity_min_spread} px", **common)
 
 
+def _best_instant(gyro: GyroRates, end: float, distance: float | None,
+                  acceleration: Acceleration | None, cfg: VelocityConfig) -> GyroRates:
+    """The gyro rates at the instant the velocity is best measured before ``end``.
+
+    The gyro's error there, seen in the linear velocity (``d * sigma``, the fitted line's
+    variance growing away from its samples' mean), against the acceleration's over the lag
+    to the stamp: ``d^2 s2 (1/m + (t - tm)^2 / sxx) + (end - t)^2 a2`` is least at
+    ``t = (d^2 s2 tm / sxx + a2 end) / (d^2 s2 / sxx + a2)``, between the samples' mean and
+    the stamp. ``s2``: the gyro's variance (mean over the axes); ``a2``: the acceleration's
+    (its estimate's, else ``acceleration_std^2``). The plain line there
+    (:meth:`GyroRates.line_at`): the field is taken through the same line
+    (:func:`_evaluation_time`), so the rate's curvature cancels.
+    """
+    if gyro.slope is None or gyro.time is None or gyro.line_sxx <= 0.0 or gyro.time >= end:
+        return gyro
+    d = float(distance) if distance is not None and math.isfinite(distance) else 1.0
+    gyro_var = d * d * float(np.trace(gyro.covariance)) / 3.0 / gyro.line_sxx
+    accel_var = (float(np.trace(acceleration.covariance)) / 3.0 if acceleration is not None
+                 else cfg.acceleration_std**2)
+    if gyro_var + accel_var <= 0.0:
+        return gyro.line_at(end)
+    instant = (gyro_var * gyro.time + accel_var * end) / (gyro_var + accel_var)
+    return gyro.line_at(min(max(instant, gyro.time), end))
+
+
+def _field_through_line(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray, np.ndarray]:
+    """The field's parameters through the gyro's line, and their error variance.
+
+    ``sum_i w_i theta(t_i)`` over the gyro's sample times ``t_i`` with its line weights (the
+    same operator as the rate); the variance is the field's at the line's instant.
+
+    ``theta(t)`` is a polynomial of degree <= ``max(field.degrees)`` per parameter: it is
+    evaluated at that many + 1 nodes over the samples' span and interpolated exactly.
+    Without a line (one sample): the field at the gyro's time.
+    """
+    weights = gyro.line_weights()
+    if weights is None:
+        return field.theta_at(gyro.time)
+    times = gyro.sample_times
+    nodes = np.linspace(float(times[0]), float(times[-1]), int(field.degrees.max()) + 1)
+    if nodes.size == 1 or nodes[-1] <= nodes[0]:
+        return field.theta_at(gyro.time)
+    at_nodes = np.array([field.theta_at(float(t))[0] for t in nodes])      # (k + 1, 8)
+    centre, half = 0.5 * (nodes[0] + nodes[-1]), 0.5 * (nodes[-1] - nodes[0])
+    vander = np.vander((nodes - centre) / half, increasing=True)
+    coefficients = np.linalg.solve(vander, at_nodes)                        # (k + 1, 8)
+    basis = np.vander((times - centre) / half, nodes.size, increasing=True)  # (n, k + 1)
+    theta = (weights @ basis) @ coefficients
+    return theta, field.theta_at(gyro.time)[1]
+
+
 def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
                      gyro: GyroRates | None, velocities: np.ndarray, points: np.ndarray
                      ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -675,15 +755,13 @@ def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
 
     Slope velocities describe the motion ``timing.lag`` before the stamp, at the track's
     mean position. Velocities at the stamp with a gyro and the tracker's motion field: at
-    the gyro's best-known instant (the mean time of its samples), where the tracks'
-    velocities are the field's plus their own deviation. The gyro rate there is the mean
-    of its samples (a line's value at their mean time), so the field is averaged over the
-    same sample times: ``(f(tm - s) + f(tm + s)) / 2``, ``s^2`` the samples' time variance
-    (two-point Gauss rule of their spread: exact for the field's polynomial up to degree 3
-    when the times are symmetric). Flow and rotation then describe the same average and a
-    curving rate leaves no bias (the field at the instant against the gyro line there was off
-    by the line's curvature bias: 3.8 % of the speed in a noise-free 8 m hover). Otherwise at
-    the stamp.
+    the gyro's best instant (:func:`_best_instant`), where the tracks' velocities are the
+    field's plus their own deviation. The gyro rate there is a least-squares line through its
+    samples, so the field is taken through the same line over the same sample times
+    (:func:`_field_through_line`): flow and rotation then describe the same average and a
+    curving rate leaves no bias (the field at the instant against the gyro line there was
+    off by the line's curvature bias: 3.8 % of the speed in a noise-free 8 m hover).
+    Otherwise at the stamp.
     """
     if timing is None:
         return 0.0, velocities, points, None if field is None else field.theta_variance
@@ -693,10 +771,7 @@ def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
         return 0.0, velocities, points, None if field is None else field.theta_variance
     lag = timing.end - gyro.time
     then = points - lag * velocities
-    spread = math.sqrt(gyro.line_sxx / gyro.line_count) if gyro.line_count else 0.0
-    (early, early_var), (late, late_var) = (field.theta_at(gyro.time - spread),
-                                            field.theta_at(gyro.time + spread))
-    theta, variance = 0.5 * (early + late), 0.5 * (early_var + late_var)
+    theta, variance = _field_through_line(field, gyro)
     bu, bv = field_basis(points, field.centre, field.scale)
     tu, tv = field_basis(then, field.centre, field.scale)
     change = np.column_stack((tu @ theta - bu @ field.theta, tv @ theta - bv @ field.theta))
@@ -931,6 +1006,8 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
     at_stamp = timing is not None and (timing.at_stamp or tracks.motion_field is not None)
     if at_stamp:   # velocities at the stamp (a motion field says so whatever the timing)
         timing = timing._replace(lag=0.0, at_stamp=True)
+        if isinstance(gyro, GyroRates):
+            gyro = _best_instant(gyro, timing.end, distance, acceleration, cfg)
     velocities = tracks.velocities[usable].astype(np.float64)
     points = tracks.points[usable].astype(np.float64)
     lag, velocities, points, field_variance = _evaluation_time(
