@@ -723,7 +723,8 @@ def _field_through_line(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray
     """The field's parameters through the gyro's line, and their error variance.
 
     ``sum_i w_i theta(t_i)`` over the gyro's sample times ``t_i`` with its line weights (the
-    same operator as the rate); the variance is the field's at the line's instant.
+    same operator as the rate); the variance is the mean of the field's at the nodes (its
+    errors at nearby times are nearly the same error).
 
     ``theta(t)`` is a polynomial of degree <= ``max(field.degrees)`` per parameter: it is
     evaluated at that many + 1 nodes over the samples' span and interpolated exactly.
@@ -736,13 +737,13 @@ def _field_through_line(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray
     nodes = np.linspace(float(times[0]), float(times[-1]), int(field.degrees.max()) + 1)
     if nodes.size == 1 or nodes[-1] <= nodes[0]:
         return field.theta_at(gyro.time)
-    at_nodes = np.array([field.theta_at(float(t))[0] for t in nodes])      # (k + 1, 8)
+    at_nodes = [field.theta_at(float(t)) for t in nodes]
     centre, half = 0.5 * (nodes[0] + nodes[-1]), 0.5 * (nodes[-1] - nodes[0])
     vander = np.vander((nodes - centre) / half, increasing=True)
-    coefficients = np.linalg.solve(vander, at_nodes)                        # (k + 1, 8)
+    coefficients = np.linalg.solve(vander, np.array([v for v, _ in at_nodes]))   # (k + 1, 8)
     basis = np.vander((times - centre) / half, nodes.size, increasing=True)  # (n, k + 1)
     theta = (weights @ basis) @ coefficients
-    return theta, field.theta_at(gyro.time)[1]
+    return theta, np.mean([var for _, var in at_nodes], axis=0)
 
 
 def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
