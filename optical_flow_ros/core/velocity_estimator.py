@@ -723,8 +723,9 @@ def _field_through_line(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray
     """The field's parameters through the gyro's line, and their error variance.
 
     ``sum_i w_i theta(t_i)`` over the gyro's sample times ``t_i`` with its line weights (the
-    same operator as the rate); the variance is the mean of the field's at the nodes (its
-    errors at nearby times are nearly the same error).
+    same operator as the rate); the variance is the mean of the field's at the nodes times
+    ``(sum |w_i|)^2``: the most a weighted sum of errors that correlate over time can have
+    (1 at the samples' mean; more where the line extrapolates toward the stamp).
 
     ``theta(t)`` is a polynomial of degree <= ``max(field.degrees)`` per parameter: it is
     evaluated at that many + 1 nodes over the samples' span and interpolated exactly.
@@ -743,7 +744,8 @@ def _field_through_line(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray
     coefficients = np.linalg.solve(vander, np.array([v for v, _ in at_nodes]))   # (k + 1, 8)
     basis = np.vander((times - centre) / half, nodes.size, increasing=True)  # (n, k + 1)
     theta = (weights @ basis) @ coefficients
-    return theta, np.mean([var for _, var in at_nodes], axis=0)
+    gain = float(np.abs(weights).sum())   # >= 1: the line extrapolates with negative weights
+    return theta, gain * gain * np.mean([var for _, var in at_nodes], axis=0)
 
 
 def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
