@@ -2,7 +2,8 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/bench_velocity_accuracy.py [--set held_out] [--quick] [--json out]
+    .venv/bin/python bench/bench_velocity_accuracy.py [--set held_out] [--quick] [--budget]
+        [--json out]
 
 Each flight of :mod:`velocity_flights` is rendered with the issue's sensor noise (image 2 grey
 levels, gyro 0.005 rad/s with that covariance stated, range 1 % with its variance stated in the
@@ -17,7 +18,12 @@ without the gyro. Per flight and case it reports:
   tracking noise dominates the relative figure);
 * ``flow/velocity``: horizontal RMSE over the mean horizontal speed; per-axis shares of the
   errors inside the published 1 sigma and 3 sigma (vx, vy, vz, wz); the median NEES of
-  (vx, vy) (chi-square with 2 dof: 1.39).
+  (vx, vy) (chi-square with 2 dof: 1.39);
+* the same flight's RMSE with a robot's IMU (IMU_RATE Hz, samples stamped before the image)
+  instead of one gyro sample per frame, on the same frames and tracks; and the RMSE of the
+  ``slope`` per-track estimator on the same frames and noise draws (one more tracking);
+* with ``--budget``: the RMSE with each noise source alone (image, gyro, range; none: what
+  the fit, the lag and the acceleration leave), both estimators, per frame and IMU_RATE.
 
 The flights that chose a setting (``TRAIN``) are kept apart from those that only report
 (``HELD_OUT`` and ``FRESH``); ``--set`` picks one (default: held_out and fresh).
@@ -39,7 +45,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 import velocity_flights  # noqa: E402
-from velocity_flights import Flight, FlightRecord  # noqa: E402
+from velocity_flights import Flight, FlightRecord, GyroStream  # noqa: E402
 
 from optical_flow_ros.core.lk_tracker import TrackerConfig  # noqa: E402
 from optical_flow_ros.core.velocity_estimator import (  # noqa: E402
@@ -54,6 +60,8 @@ SENSOR_MAX_AGE = 0.2  # tracker_node's default, s
 #: The issue's bounds.
 BOUNDS = dict(track_rel=0.01, rmse=0.02, inside_1=(0.55, 0.80), inside_3=0.97, nees=(1.0, 2.0))
 AXES = ("vx", "vy", "vz", "wz")
+#: A robot's IMU rate for the variants beside the flights' one sample per frame, Hz.
+IMU_RATE = 200.0
 _AXIS_INDEX = (0, 1, 2, 5)
 
 
@@ -74,23 +82,31 @@ def track_errors(rec: FlightRecord) -> tuple[float, float, float]:
             float(np.median(np.concatenate(speed))))
 
 
-def ego_figures(rec: FlightRecord, *, use_gyro: bool) -> dict[str, Any]:
-    """flow/velocity's figures of one recorded flight (see the module docstring)."""
+def ego_figures(rec: FlightRecord, *, use_gyro: bool, gyro: GyroStream | None = None,
+                ranges: list[tuple[float, float]] | None = None) -> dict[str, Any]:
+    """flow/velocity's figures of one recorded flight (see the module docstring).
+
+    ``gyro``: another IMU for the same flight (:func:`velocity_flights.gyro_stream`; default
+    the recorded one); ``ranges``: other range readings and variances per frame
+    (:func:`velocity_flights.range_readings`; default the recorded ones).
+    """
     flight = rec.flight
     config = flight.tracker
+    stream = rec.gyro if gyro is None else gyro
     window = FitWindow(min(config.velocity_window, config.track_len), config.max_dt,
                        at_stamp=config.velocity_estimator == "motion_field")
     acceleration = AccelerationEstimator()
-    gyro_cov = np.eye(3) * flight.sim.gyro_noise_std ** 2 if flight.sim.gyro_noise_std else None
     errors, speeds, z, nees, invalid = [], [], [], [], 0
-    for f in rec.frames:
+    for k, f in enumerate(rec.frames):
         timing = window.update(f.t)
-        gyro = None
-        if use_gyro and f.gyro_t.size:
-            gyro = gyro_rates(f.gyro_t, f.gyro_w, timing, max_age=SENSOR_MAX_AGE,
-                              covariance=gyro_cov, gyro_std=0.002)
-        e = estimate_velocity(f.tracks, rec.sim.camera, distance=f.range,
-                              distance_variance=f.range_variance or None, gyro=gyro,
+        gyro_in = None
+        gyro_t, gyro_w = stream.received(f.t)
+        if use_gyro and gyro_t.size:
+            gyro_in = gyro_rates(gyro_t, gyro_w, timing, max_age=SENSOR_MAX_AGE,
+                                 covariance=stream.covariance, gyro_std=0.002)
+        distance, variance = (f.range, f.range_variance) if ranges is None else ranges[k]
+        e = estimate_velocity(f.tracks, rec.sim.camera, distance=distance,
+                              distance_variance=variance or None, gyro=gyro_in,
                               timing=timing, acceleration=acceleration.estimate())
         if e.valid:
             acceleration.update(f.t, e.measured_linear, e.angular,
@@ -115,12 +131,72 @@ def ego_figures(rec: FlightRecord, *, use_gyro: bool) -> dict[str, Any]:
         nees=float(np.median(nees)))
 
 
-def measure(flight: Flight, seed: int = 0) -> dict[str, Any]:
-    """All figures of one flight (tracks, ego-velocity with and without gyro)."""
+def _rmse_by_source(flight: Flight, noisy: dict[str, FlightRecord],
+                    quiet: dict[str, FlightRecord]) -> dict[str, dict[str, float]]:
+    """Per estimator: RMSE (vx, vy) / speed with gyro, each noise source alone.
+
+    ``all``: every source (the flight's); ``image``: image noise only; ``gyro``, ``range``:
+    that sensor's noise only, noise-free images; ``none``: no noise (what is left: the fit's
+    model error, lag and acceleration); ``gyro_IMU`` and ``all_IMU``: the same with the IMU
+    at IMU_RATE. Same frames, tracks and noise draws throughout.
+    """
+    sim = flight.sim
+    clean = dataclasses.replace(sim, gyro_noise_std=0.0, range_noise_std=0.0)
+    gyro_only = dataclasses.replace(clean, gyro_noise_std=sim.gyro_noise_std)
+    range_only = dataclasses.replace(clean, range_noise_std=sim.range_noise_std)
+    fast = dict(imu_rate=IMU_RATE)
+    out = {}
+    for name, rec in noisy.items():
+        q = quiet[name]
+        cases = {
+            "all": (rec, sim, sim),
+            "image": (rec, clean, clean),
+            "gyro": (q, gyro_only, clean),
+            "range": (q, clean, range_only),
+            "none": (q, clean, clean),
+            "gyro_IMU": (q, dataclasses.replace(gyro_only, **fast), clean),
+            "all_IMU": (rec, dataclasses.replace(sim, **fast), sim),
+        }
+        out[name] = {
+            case: ego_figures(r, use_gyro=True, gyro=velocity_flights.gyro_stream(r, g),
+                              ranges=velocity_flights.range_readings(r, d))["rmse"]
+            for case, (r, g, d) in cases.items()}
+    return out
+
+
+def measure(flight: Flight, seed: int = 0, *, slope: bool = True,
+            budget: bool = False) -> dict[str, Any]:
+    """All figures of one flight (tracks, ego-velocity with and without gyro).
+
+    ``gyro`` and ``no_gyro``: the flight's IMU (one sample per frame in the flights' noise);
+    ``imu``: with the IMU at IMU_RATE instead (same frames and tracks); ``slope_rmse`` (with
+    ``slope``): the RMSE with gyro of the slope per-track estimator on the same frames and
+    noise draws, per frame and at IMU_RATE; ``budget`` (with ``budget``): the RMSE with each
+    noise source alone, both estimators (:func:`_rmse_by_source`).
+    """
     rec = velocity_flights.record(flight, seed=seed)
     rel, err, speed = track_errors(rec)
-    return dict(name=flight.name, track_rel=rel, track_err_px_s=err, track_speed_px_s=speed,
-                gyro=ego_figures(rec, use_gyro=True), no_gyro=ego_figures(rec, use_gyro=False))
+    fast = dataclasses.replace(flight.sim, imu_rate=IMU_RATE)
+    out = dict(name=flight.name, track_rel=rel, track_err_px_s=err, track_speed_px_s=speed,
+               gyro=ego_figures(rec, use_gyro=True), no_gyro=ego_figures(rec, use_gyro=False),
+               imu=ego_figures(rec, use_gyro=True, gyro=velocity_flights.gyro_stream(rec, fast)))
+    records = {"motion_field": rec}
+    if slope or budget:
+        records["slope"] = velocity_flights.record(
+            flight, seed=seed, tracker_config=dataclasses.replace(
+                flight.tracker, velocity_estimator="slope"))
+        s = records["slope"]
+        out["slope_rmse"] = dict(
+            gyro=ego_figures(s, use_gyro=True)["rmse"],
+            imu=ego_figures(s, use_gyro=True, gyro=velocity_flights.gyro_stream(s, fast))["rmse"])
+    if budget:
+        quiet_images = dataclasses.replace(flight, sim=dataclasses.replace(
+            flight.sim, image_noise_std=0.0))
+        quiet = {name: velocity_flights.record(quiet_images, seed=seed,
+                                               tracker_config=r.flight.tracker)
+                 for name, r in records.items()}
+        out["budget"] = _rmse_by_source(flight, records, quiet)
+    return out
 
 
 def estimator_cost(frames: int = 60, tracks: int = 500) -> dict[str, float]:
@@ -168,8 +244,11 @@ def checks(results: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
     add("per-track median relative error at the stamp <= 1 % (noisy flights >= 50 px/s)",
         values, all(v <= 100 * BOUNDS["track_rel"] for v in values), " %")
     values = [100 * r["gyro"]["rmse"] for r in noisy]
-    add("flow/velocity horizontal RMSE <= 2 % of speed (noisy, gyro)", values,
-        all(v <= 100 * BOUNDS["rmse"] for v in values), " %")
+    add("flow/velocity horizontal RMSE <= 2 % of speed (noisy, gyro one sample per frame)",
+        values, all(v <= 100 * BOUNDS["rmse"] for v in values), " %")
+    values = [100 * r["imu"]["rmse"] for r in noisy]
+    add(f"flow/velocity horizontal RMSE <= 2 % of speed (noisy, gyro at {IMU_RATE:.0f} Hz)",
+        values, all(v <= 100 * BOUNDS["rmse"] for v in values), " %")
     lo, hi = BOUNDS["inside_1"]
     values = [r[c]["inside_1"][a] for r in noisy for c in ("gyro", "no_gyro") for a in AXES[:2]]
     add("vx, vy inside 1 sigma 55-80 % (noisy, with and without gyro)", values,
@@ -184,20 +263,42 @@ def checks(results: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
     return out
 
 
+def _slope_cells(r: dict[str, Any], case: str) -> str:
+    """'RMSE % at the frame rate / at IMU_RATE' of the slope estimator (gyro rows only)."""
+    slope = r.get("slope_rmse")
+    if case != "gyro" or not slope:
+        return "-"
+    return f"{100 * slope['gyro']:.2f} / {100 * slope['imu']:.2f}"
+
+
 def markdown(results: list[dict[str, Any]]) -> str:
     """One table row per flight and case."""
     lines = ["| flight | gyro | track err % | track err px/s (speed) | RMSE % | "
+             f"RMSE % gyro {IMU_RATE:.0f} Hz | slope RMSE % (frame / {IMU_RATE:.0f} Hz) | "
              "inside 1 sigma vx vy vz wz | inside 3 sigma vx vy vz wz | NEES vx,vy |",
-             "|" + "---|" * 8]
+             "|" + "---|" * 10]
     for r in results:
         for case in ("gyro", "no_gyro"):
             g = r[case]
+            fast = f"{100 * r['imu']['rmse']:.2f}" if case == "gyro" else "-"
             lines.append(
                 f"| {r['name']} | {'yes' if case == 'gyro' else 'no'} | "
                 f"{100 * r['track_rel']:.2f} | {r['track_err_px_s']:.2f} "
-                f"({r['track_speed_px_s']:.0f}) | {100 * g['rmse']:.2f} | "
+                f"({r['track_speed_px_s']:.0f}) | {100 * g['rmse']:.2f} | {fast} | "
+                f"{_slope_cells(r, case)} | "
                 + " ".join(f"{g['inside_1'][a]:.2f}" for a in AXES) + " | "
                 + " ".join(f"{g['inside_3'][a]:.2f}" for a in AXES) + f" | {g['nees']:.2f} |")
+    return "\n".join(lines)
+
+
+def budget_markdown(results: list[dict[str, Any]]) -> str:
+    """The RMSE (% of speed, with gyro) per noise source, per flight and estimator."""
+    cases = ("all", "image", "gyro", "range", "none", "gyro_IMU", "all_IMU")
+    lines = ["| flight | estimator | " + " | ".join(cases) + " |", "|" + "---|" * (2 + len(cases))]
+    for r in results:
+        for estimator, row in r.get("budget", {}).items():
+            lines.append(f"| {r['name']} | {estimator} | "
+                         + " | ".join(f"{100 * row[c]:.2f}" for c in cases) + " |")
     return "\n".join(lines)
 
 
@@ -205,9 +306,14 @@ def format_row(r: dict[str, Any], case: str) -> str:
     g = r[case]
     i1 = " ".join(f"{g['inside_1'][a]:.2f}" for a in AXES)
     i3 = " ".join(f"{g['inside_3'][a]:.2f}" for a in AXES)
+    extra = ""
+    if case == "gyro":
+        extra = f" imu{IMU_RATE:.0f} {100 * r['imu']['rmse']:5.2f}%"
+        if r.get("slope_rmse"):
+            extra += f" slope {_slope_cells(r, case)}%"
     return (f"{r['name']:<44} {case:<8} trk {100 * r['track_rel']:5.2f}% "
             f"{r['track_err_px_s']:6.2f}px/s (of {r['track_speed_px_s']:6.1f}) "
-            f"rmse {100 * g['rmse']:5.2f}% 1s[{i1}] 3s[{i3}] nees {g['nees']:5.2f} "
+            f"rmse {100 * g['rmse']:5.2f}%{extra} 1s[{i1}] 3s[{i3}] nees {g['nees']:5.2f} "
             f"n {g['frames']} bad {g['invalid']}")
 
 
@@ -226,6 +332,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--quiet-too", action="store_true", help="also without any noise")
     parser.add_argument("--only", default="", help="substring of the flight names")
+    parser.add_argument("--budget", action="store_true",
+                        help="also the RMSE per noise source, both estimators (4 trackings "
+                        "per flight)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results = []
@@ -234,10 +343,12 @@ def main() -> int:
             continue
         variants = [flight, flight.quiet()] if args.quiet_too else [flight]
         for f in variants:
-            r = measure(f)
+            r = measure(f, slope=f is flight, budget=args.budget and f is flight)
             results.append(r)
             for case in ("gyro", "no_gyro"):
                 print(format_row(r, case), flush=True)
+    if args.budget:
+        print(budget_markdown(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0

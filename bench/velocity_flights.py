@@ -5,8 +5,13 @@ unless said) plus frame timing: ``jitter`` (each stamp moved by up to that fract
 frame period, uniform) and ``drop`` (probability that a frame never reaches the tracker).
 :func:`record` renders it (image noise, gyro noise and range noise as configured), runs the
 real :class:`~optical_flow_ros.core.lk_tracker.LKTracker` and keeps, per frame, what the
-velocity stage gets (tracks, gyro samples, range reading and its stated variance) and the
-truth (the camera's twist, the exact image velocity of every track at the image stamp).
+velocity stage gets (tracks, range reading and its stated variance) and the truth (the
+camera's twist, the exact image velocity of every track at the image stamp). The gyro is a
+separate stream (:func:`gyro_stream`): the flights' IMU gives one sample per frame at the
+frame's time (``imu_rate`` 0, the issue's condition) unless a variant sets a rate; at frame t
+the velocity stage has the samples stamped before t (the sample at t itself arrives after
+its image), the last 2 s. :func:`gyro_stream` and :func:`range_readings` give the same
+flight's sensors with other noise or another IMU rate, on the same frames and tracks.
 
 The flights are in three sets: ``TRAIN`` (used when a setting was chosen by measurement),
 ``HELD_OUT`` (never used to choose anything; they only report) and ``FRESH`` (written after
@@ -28,10 +33,13 @@ from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import CameraState, SimCamera, SimCameraConfig
 from optical_flow_ros.core.track_types import Tracks
 
-__all__ = ["FRESH", "HELD_OUT", "NOISY", "TRAIN", "Flight", "FlightRecord", "FrameRecord", "record"]
+__all__ = ["FRESH", "HELD_OUT", "NOISY", "TRAIN", "Flight", "FlightRecord", "FrameRecord",
+           "GyroStream", "gyro_stream", "range_readings", "record"]
 
-#: The issue's sensor noise: image 2 grey levels, gyro 0.005 rad/s, range 1 %.
-NOISY = dict(image_noise_std=2.0, gyro_noise_std=0.005, range_noise_std=0.01)
+#: The issue's sensor noise: image 2 grey levels, gyro 0.005 rad/s, range 1 %; the gyro
+#: gives one sample per frame (imu_rate 0).
+NOISY = dict(image_noise_std=2.0, gyro_noise_std=0.005, range_noise_std=0.01, imu_rate=0.0)
+GYRO_HISTORY_S = 2.0   # the velocity stage keeps this much gyro history, s
 DEG = math.pi / 180.0
 
 
@@ -52,26 +60,83 @@ class Flight:
                                   range_noise_std=0.0)
         return dataclasses.replace(self, name=f"{self.name}/quiet", sim=sim)
 
+    def with_sim(self, suffix: str = "", **values: float) -> Flight:
+        """The same flight with these SimCameraConfig values (e.g. another imu_rate)."""
+        return dataclasses.replace(self, name=self.name + suffix,
+                                   sim=dataclasses.replace(self.sim, **values))
+
 
 class FrameRecord(NamedTuple):
     """One delivered frame: what the velocity stage gets, and the truth."""
 
+    index: int                  # frame number (its image, range and per-frame gyro noise)
     t: float
     tracks: Tracks
     truth_px_s: np.ndarray      # (N, 2) exact image velocity of each track at t, px/s
     state: CameraState
-    gyro_t: np.ndarray          # (M,) stamps of the gyro samples received so far (last 2 s)
-    gyro_w: np.ndarray          # (M, 3) rad/s, optical frame
     range: float                # rangefinder reading, m
     range_variance: float       # its stated variance, m^2
 
 
 class FlightRecord(NamedTuple):
-    """A rendered and tracked flight: its settings, the simulator and the frames."""
+    """A rendered and tracked flight: its settings, the simulator, the frames and the gyro."""
 
     flight: Flight
     sim: SimCamera
     frames: list[FrameRecord]
+    frame_times: np.ndarray     # (K,) times of every frame, delivered or dropped, s
+    gyro: GyroStream
+
+
+class GyroStream(NamedTuple):
+    """An IMU's gyro samples over a flight, and their stated covariance."""
+
+    times: np.ndarray                # (M,) s, increasing
+    rates: np.ndarray                # (M, 3) rad/s, optical frame
+    covariance: np.ndarray | None    # (3, 3) stated per sample, (rad/s)^2; None: not stated
+
+    def received(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """The samples the velocity stage has at the image stamped ``t`` (s).
+
+        Those stamped before ``t`` (the sample at ``t`` arrives after its image), within
+        GYRO_HISTORY_S of it.
+        """
+        lo = int(np.searchsorted(self.times, t - GYRO_HISTORY_S, side="left"))
+        hi = int(np.searchsorted(self.times, t - 1e-9, side="left"))
+        return self.times[lo:hi], self.rates[lo:hi]
+
+
+def _sensors(config: SimCameraConfig) -> SimCamera:
+    """A simulator for the sensors of ``config`` only (a blank texture: nothing rendered)."""
+    shape = (16, 16, 3) if config.encoding == "bgr8" else (16, 16)
+    return SimCamera(config, texture=np.zeros(shape, np.uint8))
+
+
+def gyro_stream(rec: FlightRecord, sensors: SimCameraConfig | None = None) -> GyroStream:
+    """The gyro of ``rec``'s flight as the IMU of ``sensors`` (default: the flight's) gives it.
+
+    ``imu_rate`` 0: one sample at each frame's time (dropped frames too, jitter included);
+    else every sample from t = 0 to the last frame. Noise and covariance from ``sensors``.
+    """
+    config = sensors or rec.flight.sim
+    sim = _sensors(config)
+    if config.imu_rate > 0.0:
+        times, rates = sim.imu_samples(-0.5 / config.imu_rate, float(rec.frame_times[-1]))
+    else:
+        times = np.asarray(rec.frame_times, np.float64)
+        rates = np.array([sim.gyro(k, sim.state(float(t))) for k, t in enumerate(times)])
+    std = config.gyro_noise_std
+    return GyroStream(times, rates.reshape(-1, 3), np.eye(3) * std**2 if std else None)
+
+
+def range_readings(rec: FlightRecord, sensors: SimCameraConfig) -> list[tuple[float, float]]:
+    """Per delivered frame of ``rec``: (reading m, stated variance m^2) of ``sensors``' range."""
+    sim = _sensors(sensors)
+    out = []
+    for f in rec.frames:
+        reading = sim.range_reading(f.index, f.state)
+        out.append((reading, sim.range_variance(reading)))
+    return out
 
 
 def _flight(name: str, seconds: float = 4.0, *, noisy: bool = True, jitter: float = 0.0,
@@ -83,37 +148,32 @@ def _flight(name: str, seconds: float = 4.0, *, noisy: bool = True, jitter: floa
 
 def record(flight: Flight, *, tracker_config: TrackerConfig | None = None,
            seed: int = 0) -> FlightRecord:
-    """Render and track ``flight``; see the module docstring."""
+    """Render and track ``flight`` (with ``tracker_config``, kept as the record's flight's)."""
+    if tracker_config is not None:
+        flight = dataclasses.replace(flight, tracker=tracker_config)
     sim = SimCamera(flight.sim)
-    tracker = LKTracker(tracker_config or flight.tracker)
+    tracker = LKTracker(flight.tracker)
     rng = np.random.default_rng([seed, 99])
     rate = flight.sim.rate
     n = int(round(flight.seconds * rate))
-    gyro_t: list[float] = []
-    gyro_w: list[np.ndarray] = []
+    frame_times: list[float] = []
     frames: list[FrameRecord] = []
     for k in range(n):
         t = k / rate
         if flight.jitter:
             t += rng.uniform(-0.5, 0.5) * flight.jitter / rate
-        state = sim.state(t)
-        # The gyro sample of each frame arrives after its image: it is recorded after.
+        frame_times.append(t)
         if k > 0 and flight.drop and rng.uniform() < flight.drop:
-            gyro_t.append(t)
-            gyro_w.append(sim.gyro(k, state))
             continue
+        state = sim.state(t)
         image = sim.image(k) if not flight.jitter else _noisy(sim, t, k)
         tracks = tracker.update(image, t)
         reading = sim.range_reading(k, state)
-        keep = np.asarray(gyro_t) >= t - 2.0
-        frames.append(FrameRecord(
-            t, tracks, sim.pixel_velocity(tracks.points, t), state,
-            np.asarray(gyro_t, np.float64)[keep],
-            np.asarray(gyro_w, np.float64).reshape(-1, 3)[keep],
-            reading, sim.range_variance(reading)))
-        gyro_t.append(t)
-        gyro_w.append(sim.gyro(k, state))
-    return FlightRecord(flight, sim, frames)
+        frames.append(FrameRecord(k, t, tracks, sim.pixel_velocity(tracks.points, t), state,
+                                  reading, sim.range_variance(reading)))
+    partial = FlightRecord(flight, sim, frames, np.array(frame_times), GyroStream(
+        np.zeros(0), np.zeros((0, 3)), None))
+    return partial._replace(gyro=gyro_stream(partial))
 
 
 def _noisy(sim: SimCamera, t: float, index: int) -> np.ndarray:

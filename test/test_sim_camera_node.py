@@ -113,6 +113,48 @@ def test_frames_match_the_truth(ros_peer):
     np.testing.assert_allclose(s - s[0], (k - k[0]) * 1e9 / SIM["rate"], atol=1.0)
 
 
+@pytest.mark.parametrize("imu_rate", [0.0, 250.0])
+def test_imu_samples_carry_their_own_stamps_and_noise(ros_peer, imu_rate):
+    """imu at imu_rate: sample j stamped start + j / imu_rate (start: the frames'), each the
+    simulator's sample j exactly (noise included), every sample in turn, the stated
+    covariance; imu_rate 0: one sample per frame, stamped as the frame."""
+    sim_values = dict(rate=25.0, image_width=160, image_height=120, focal_length=120.0,
+                      velocity_x=1.0, yaw_rate=0.3, roll_amplitude=0.05, gyro_noise_std=0.01,
+                      seed=5, imu_rate=imu_rate)
+    imus: list[Imu] = []
+    poses: list[PoseStamped] = []
+    ros_peer.node.create_subscription(Imu, "imu", imus.append, keep_last_qos("reliable", 1000))
+    ros_peer.node.create_subscription(PoseStamped, "sim/pose", poses.append,
+                                      keep_last_qos("reliable", 100))
+    with NodeProcess(NODE, params=sim_values) as node:
+        assert ros_peer.spin_until(lambda: len(poses) >= 15 and len(imus) >= 15, 30.0), \
+            node.output()
+        assert node.alive(), node.output()
+    sim = SimCamera(SimCameraConfig(**sim_values))
+    first = poses[0]
+    t0 = first.pose.position.x / sim_values["velocity_x"]       # velocity_x 1 m/s: x = t
+    rate = imu_rate or sim_values["rate"]
+    indices = []
+    for msg in imus:
+        t = t0 + (_stamp_ns(msg) - _stamp_ns(first)) * 1e-9
+        j = round(t * rate)
+        assert abs(t * rate - j) < 1e-6, t
+        t_j, w_j = sim.imu_sample(j)
+        w = msg.angular_velocity
+        np.testing.assert_allclose([w.x, w.y, w.z], w_j, atol=1e-12)
+        np.testing.assert_allclose(msg.angular_velocity_covariance,
+                                   (np.eye(3) * 1e-4).ravel(), atol=1e-15)
+        indices.append(j)
+    steps = np.diff(indices)
+    if imu_rate:
+        assert np.all(steps == 1), steps       # every sample, in order
+        imu_stamps = [_stamp_ns(m) for m in imus]
+        frames = [_stamp_ns(p) for p in poses if imu_stamps[0] <= _stamp_ns(p) <= imu_stamps[-1]]
+        assert frames and set(frames) <= set(imu_stamps)   # 250 / 25: a sample at each frame
+    else:
+        assert np.all(steps >= 1) and len(indices) <= len(poses) + 2
+
+
 def test_mono8_stops_after_frame_count(ros_peer):
     got = _subscribe_all(ros_peer)
     params = dict(rate=5.0, frame_count=10, image_width=160, image_height=120,

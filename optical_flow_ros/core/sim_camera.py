@@ -41,6 +41,12 @@ two or more texture px (at the optical axis), a mip level (``pyrDown`` of the ti
 matching resolution is sampled instead, which keeps the image free of aliasing; geometry is
 unchanged. The per-frame texture coordinates are shifted by whole texture periods, so a frame
 1000 km from the origin is rendered as precisely as one at the origin.
+
+Sensors, each with white noise reproducible per seed and sample: the image (``image_noise_std``
+grey levels), the rangefinder on the optical axis (``range_noise_std`` relative, one reading
+per frame) and the gyro: an IMU at its own ``imu_rate`` (sample j at sim time
+``j / imu_rate``, between and at the frames' times, each with ``gyro_noise_std`` per axis), or
+one sample per frame at the frame's time with ``imu_rate`` 0.
 """
 
 from __future__ import annotations
@@ -128,7 +134,12 @@ class SimCameraConfig:
     attitude_period: float = setting(2.0, "Period of the roll/pitch oscillation, s",
                                      range=(0.01, 1e6))
     gyro_noise_std: float = setting(
-        0.0, "Std of white noise added to the simulated gyro, per axis, rad/s", range=(0.0, 10.0))
+        0.0, "Std of white noise added to every simulated gyro sample, per axis, rad/s",
+        range=(0.0, 10.0))
+    imu_rate: float = setting(
+        200.0, "Rate of the simulated gyro (a robot's IMU: 200-1000 Hz): sample j at sim time "
+        "j / imu_rate with its own noise; 0 = one sample per frame, at the frame's time, Hz",
+        range=(0.0, 10000.0))
     range_noise_std: float = setting(
         0.0, "Std of white noise on the simulated rangefinder, relative to the range (0.01 = "
         "1 %); the range message states its variance", range=(0.0, 0.5))
@@ -485,10 +496,11 @@ class SimCamera:
             yield self.frame(index)
 
     def gyro(self, index: int, state: CameraState | None = None) -> np.ndarray:
-        """Simulated gyro reading of frame ``index``, optical frame, rad/s.
+        """Simulated gyro reading at frame ``index``'s time, optical frame, rad/s.
 
         The true angular velocity plus white noise of ``gyro_noise_std`` drawn from
         ``default_rng([seed, index])``, so each frame's noise is reproducible on its own.
+        This is the IMU's sample of the frame when ``imu_rate`` is 0 (:meth:`imu_sample`).
         """
         if state is None:
             state = self.state(self.frame_time(index))
@@ -497,6 +509,42 @@ class SimCamera:
             return state.angular_velocity.copy()
         rng = np.random.default_rng([self.config.seed, index])
         return state.angular_velocity + rng.normal(0.0, std, 3)
+
+    def imu_time(self, index: int) -> float:
+        """Sim time of IMU sample ``index``: ``index / imu_rate`` (a frame's time at 0), s."""
+        rate = self.config.imu_rate
+        return index / rate if rate > 0.0 else self.frame_time(index)
+
+    def imu_indices(self, t0: float, t1: float) -> range:
+        """Indices of the IMU samples whose sim times lie in ``(t0, t1]`` (s); the first is 0."""
+        rate = self.config.imu_rate if self.config.imu_rate > 0.0 else self.config.rate
+        first = max(0, math.floor(t0 * rate + 1e-9) + 1)
+        last = math.floor(t1 * rate + 1e-9)
+        return range(first, max(first, last + 1))
+
+    def imu_sample(self, index: int) -> tuple[float, np.ndarray]:
+        """IMU sample ``index``: (sim time s, gyro reading (3,) rad/s, optical frame).
+
+        With ``imu_rate`` > 0: the true angular velocity at ``index / imu_rate`` plus white
+        noise of ``gyro_noise_std`` per axis drawn from ``default_rng([seed, index, 3])``
+        (each sample's noise independent and reproducible on its own). With ``imu_rate`` 0:
+        frame ``index``'s :meth:`gyro`.
+        """
+        t = self.imu_time(index)
+        if self.config.imu_rate <= 0.0:
+            return t, self.gyro(index)
+        rate = self.state(t).angular_velocity
+        std = self.config.gyro_noise_std
+        if std == 0.0:
+            return t, rate
+        return t, rate + np.random.default_rng([self.config.seed, index, 3]).normal(0.0, std, 3)
+
+    def imu_samples(self, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:
+        """The IMU samples with sim times in ``(t0, t1]`` (s): (M,) times s, (M, 3) rad/s."""
+        samples = [self.imu_sample(j) for j in self.imu_indices(t0, t1)]
+        times = np.array([t for t, _ in samples], np.float64)
+        rates = np.array([w for _, w in samples], np.float64).reshape(-1, 3)
+        return times, rates
 
     def range_reading(self, index: int, state: CameraState | None = None) -> float:
         """Simulated rangefinder reading of frame ``index``, m.

@@ -16,7 +16,12 @@ Publishes:
         REP-117 -inf below ``range_min`` and +inf beyond ``range_max``.
     imu (sensor_msgs/Imu): angular velocity only (true camera rate in the optical frame plus
         ``gyro_noise_std`` white noise, covariance diagonal = std^2); orientation and linear
-        acceleration not provided (covariance[0] = -1).
+        acceleration not provided (covariance[0] = -1). At ``imu_rate`` Hz: sample j carries
+        the stamp ``start + j / imu_rate`` (the frames' ``start``, so every frame's stamp is
+        also a sample's when the rates divide) and is published by its own timer once the
+        clock has passed it (ticks at most every IMU_TICK_S, each publishing the samples
+        due; a backlog beyond IMU_BACKLOG_S is skipped and counted as
+        ``imu_samples_skipped``). With ``imu_rate`` 0: one sample per frame, with the frame.
     sim/twist (geometry_msgs/TwistStamped): true linear (m/s) and angular (rad/s) velocity of
         the camera in its optical frame (reliable, keep-last at least TRUTH_DEPTH).
     sim/pose (geometry_msgs/PoseStamped): true pose of the optical frame in ``world_frame_id``
@@ -169,6 +174,11 @@ def pose_msg(header: Header, state: CameraState) -> PoseStamped:
 
 # ----- node -----------------------------------------------------------------------------------
 
+#: The IMU timer ticks at most this often, s; each tick publishes every sample due.
+IMU_TICK_S = 0.004
+#: Samples further behind the clock than this are skipped (the node was stalled), s.
+IMU_BACKLOG_S = 0.25
+
 #: Keep-last depth of sim/twist at least (3 s at 30 Hz): with 5, a demo listener busy writing
 #: its video lost the truth of half the estimates (77 of 140 in one run).
 TRUTH_DEPTH = 90
@@ -199,7 +209,12 @@ class SimCameraNode(Node):
         self._diag = DiagnosticsReporter(self, "sim_camera")
         self._schedule = FrameSchedule(config.camera.rate)
         self._published = 0
+        self._imu_next = 0   # the next IMU sample to publish (imu_rate > 0)
         self._timer = self.create_timer(1.0 / config.camera.rate, self._on_timer)
+        self._imu_timer = None
+        if config.camera.imu_rate > 0.0:
+            self._imu_timer = self.create_timer(max(1.0 / config.camera.imu_rate, IMU_TICK_S),
+                                                self._on_imu_timer)
 
     def _next_frame(self, now_ns: int) -> tuple[int, float, int]:
         """(index, sim time s, stamp ns) of the frame due at ``now_ns``; never repeats."""
@@ -223,8 +238,9 @@ class SimCameraNode(Node):
         reading = self._sim.range_reading(index, state)
         self._pub_range.publish(range_msg(header, reading, self._sim.range_variance(reading),
                                           config.output))
-        self._pub_imu.publish(imu_msg(header, self._sim.gyro(index, state),
-                                      config.camera.gyro_noise_std))
+        if self._imu_timer is None:   # one sample per frame
+            self._pub_imu.publish(imu_msg(header, self._sim.gyro(index, state),
+                                          config.camera.gyro_noise_std))
         self._pub_twist.publish(twist_msg(header, state))
         self._pub_pose.publish(pose_msg(Header(stamp=stamp, frame_id=config.output.world_frame_id),
                                         state))
@@ -234,8 +250,29 @@ class SimCameraNode(Node):
         limit = config.output.frame_count
         if limit and self._published >= limit:
             self._timer.cancel()
+            if self._imu_timer is not None:
+                self._imu_timer.cancel()
             self.get_logger().info(f"published {self._published} frames (frame_count); "
                                    f"stopped publishing at sim time {t:.3f} s")
+
+    def _on_imu_timer(self) -> None:
+        """Publish every IMU sample whose stamp the clock has passed (after the first frame)."""
+        start_ns = self._schedule.start_ns
+        if start_ns is None:
+            return
+        camera = self._params.config.camera
+        elapsed = (self.get_clock().now().nanoseconds - start_ns) * 1e-9
+        stop = math.floor(elapsed * camera.imu_rate + 1e-9) + 1   # samples 0 .. stop - 1 due
+        first = max(self._imu_next, stop - max(1, round(IMU_BACKLOG_S * camera.imu_rate)))
+        if first > self._imu_next:
+            self._diag.count("imu_samples_skipped", first - self._imu_next)
+        frame_id = self._params.config.output.frame_id
+        for j in range(first, stop):
+            t, gyro = self._sim.imu_sample(j)
+            stamp = Time(nanoseconds=start_ns + round(t * 1e9)).to_msg()
+            self._pub_imu.publish(imu_msg(Header(stamp=stamp, frame_id=frame_id), gyro,
+                                          camera.gyro_noise_std))
+        self._imu_next = max(self._imu_next, stop)
 
 
 def main(args: list[str] | None = None) -> int:

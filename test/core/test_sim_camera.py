@@ -149,6 +149,50 @@ def test_rendering_is_deterministic_and_noise_is_seeded():
     np.testing.assert_allclose(noise.mean(axis=0), 0.0, atol=0.001)
 
 
+def test_imu_samples_at_their_own_rate_between_frames():
+    """At imu_rate Hz sample j is at exactly j / imu_rate, each frame's time is a sample's, and
+    the samples of an interval are the ones strictly after its start up to its end."""
+    sim = SimCamera(SimCameraConfig(**ALL_MOTIONS, rate=30.0, imu_rate=210.0))
+    times, rates = sim.imu_samples(sim.frame_time(3), sim.frame_time(4))
+    np.testing.assert_allclose(times, np.arange(22, 29) / 210.0, rtol=0, atol=1e-15)
+    assert times[-1] == pytest.approx(sim.frame_time(4), abs=1e-12)   # 28 / 210 = 4 / 30
+    for t, w in zip(times, rates, strict=True):   # noise-free: the true rate at its time
+        np.testing.assert_allclose(w, sim.state(t).angular_velocity, atol=1e-15)
+    # Consecutive intervals share no sample and miss none, over uneven boundaries too.
+    cuts = [0.0, 0.013, 0.05, 0.0501, 0.2]
+    parts = [sim.imu_samples(a, b)[0] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    np.testing.assert_allclose(np.concatenate(parts), np.arange(1, 43) / 210.0, atol=1e-15)
+    assert list(sim.imu_indices(0.05, 0.0501)) == []
+
+
+def test_imu_noise_is_white_with_the_stated_std_and_seeded_per_sample():
+    config = SimCameraConfig(**ALL_MOTIONS, gyro_noise_std=0.005, imu_rate=400.0, seed=3)
+    a, b = SimCamera(config), SimCamera(config)
+    times, rates = a.imu_samples(0.0, 10.0)        # 4000 samples
+    assert times.size == 4000
+    noise = rates - np.array([a.state(t).angular_velocity for t in times])
+    np.testing.assert_allclose(noise.std(axis=0), 0.005, rtol=0.05)
+    np.testing.assert_allclose(noise.mean(axis=0), 0.0, atol=4 * 0.005 / math.sqrt(4000))
+    # White: neighbouring samples and axes uncorrelated (|r| < 4 / sqrt(n)).
+    lag1 = [np.corrcoef(noise[1:, i], noise[:-1, i])[0, 1] for i in range(3)]
+    assert np.max(np.abs(lag1)) < 4 / math.sqrt(4000), lag1
+    assert abs(np.corrcoef(noise[:, 0], noise[:, 1])[0, 1]) < 4 / math.sqrt(4000)
+    # The mean of n samples scatters as std / sqrt(n): 400 means of 10 samples.
+    means = noise.reshape(400, 10, 3).mean(axis=1)
+    np.testing.assert_allclose(means.std(axis=0), 0.005 / math.sqrt(10), rtol=0.1)
+    # Each sample's noise depends only on (seed, index), not on the order of calls.
+    np.testing.assert_array_equal(b.imu_sample(1234)[1], rates[1233])
+    other = SimCamera(dataclasses.replace(config, seed=4))
+    assert not np.allclose(other.imu_sample(1234)[1], rates[1233])
+
+
+def test_imu_rate_zero_gives_one_sample_per_frame():
+    sim = SimCamera(SimCameraConfig(**ALL_MOTIONS, gyro_noise_std=0.01, imu_rate=0.0, seed=7))
+    times, rates = sim.imu_samples(sim.frame_time(2), sim.frame_time(5))
+    np.testing.assert_array_equal(times, [sim.frame_time(k) for k in (3, 4, 5)])
+    np.testing.assert_array_equal(rates, [sim.frame(k).gyro for k in (3, 4, 5)])
+
+
 @pytest.mark.parametrize("encoding", ["mono8", "bgr8"])
 def test_render_shape_and_speed(encoding):
     cam = SimCamera(SimCameraConfig(encoding=encoding))
