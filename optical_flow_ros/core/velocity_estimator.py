@@ -171,9 +171,9 @@ class VelocityConfig:
         "from the field's second-order terms and combine them with the gyro's by their "
         "variances (the field's variance measured online, see field_velocity). Measured "
         "(bench/bench_velocity_accuracy.py, 13 held-out flights, gyro 0.005 rad/s at the "
-        "frame rate): horizontal RMSE lower on all 13 (<= 2 % on 7 instead of 4), 3 sigma "
-        ">= 97 % on 12 instead of 13, median NEES 0.42-1.72 (in 1-2 on 7 instead of 9; the "
-        "misses are too wide, not too narrow)")
+        "frame rate, fusion on vs off): horizontal RMSE lower on all 13 (<= 2 % on 9 "
+        "instead of 4), 3 sigma >= 97 % on 13 as without, median NEES 0.32-1.65 (in 1-2 on "
+        "7 instead of 11: the misses are too wide, not too narrow)")
     rate_std_without_gyro: float = setting(
         0.02, "Assumed std of the roll/pitch rates when no gyro is given (taken as zero; "
         "they alias into the linear velocity), rad/s", range=(0.0, 10.0))
@@ -881,15 +881,20 @@ class _Fusion(NamedTuple):
     bias_var: float          # variance of the field rates' model error (climb x tilt)
 
 
-def _fusion(field: MotionField, t: float, gyro: GyroRates, focal: float,
-            theta: np.ndarray) -> _Fusion:
-    """Combine the gyro's roll/pitch rates with the field's at time ``t`` (s).
+def _fusion(field: MotionField, gyro: GyroRates, focal: float, theta: np.ndarray) -> _Fusion:
+    """Combine the gyro's roll/pitch rates with the field's, both through the gyro's line.
 
-    Inverse-variance weights per axis: the gyro's variance at ``t`` (its line's), and the
-    field rates' (the field's parameter variance through their gain, plus the squared
-    climb x tilt term they leave, :func:`_climb_tilt_rate` of the affine fit ``theta``).
+    The field's rates are taken with the same operator as the gyro's rate
+    (:func:`_field_through_line`: the line's weights on the samples' times), as the tracks'
+    flow is, so that the two differ by their errors only and not by the rates' curvature
+    over the window (the field at an instant against the line there left that bias, and
+    made the covariance too narrow on held-out flights: median NEES 8.0 and 5.1 on two of
+    13, measured with bench_velocity_accuracy's flights, one gyro sample per frame).
+    Inverse-variance weights per axis: the gyro's variance (its line's), and the field
+    rates' (the field's parameter variance through their gain, plus the squared climb x tilt
+    term they leave, :func:`_climb_tilt_rate` of the affine fit ``theta``).
     """
-    theta_t, variance = field.theta_at(t)
+    theta_t, variance = _field_through_line(field, gyro)
     moved = dataclasses.replace(field, theta=theta_t)
     rates, gain = _field_rates(moved, focal)
     bias_var = _climb_tilt_rate(theta) ** 2
@@ -1089,8 +1094,7 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
 
     fusion = None
     if gyro is not None and field is not None and cfg.gyro_field_fusion:
-        fusion = _fusion(field, timing.end - lag if timing is not None else field.stamp,
-                         gyro, focal, fit.theta)
+        fusion = _fusion(field, gyro, focal, fit.theta)
     motion = _motion(fit, design, points_n, gyro, lag, focal, cfg,
                      field=None if field is None else (field, _field_covariance(
                          field, field_variance)),
