@@ -47,14 +47,25 @@ over the slope's at 500 tracks.
 
 Noise (:class:`MotionField`): the per-interval deviation's robust std (what the tracking
 noise is this frame), the error variance of ``th(t)`` (the per-interval parameters' measured
-scatter through the polynomial, and the chosen degree's estimated bias), and the variance
-factor of each track's averaged deviation; the ego-velocity stage turns them into its
-covariance, and evaluates the field at other times (:meth:`MotionField.theta_at`).
+scatter through the polynomial, and the chosen degree's estimated bias, both times the
+self-check's calibration factor below), and the variance factor of each track's averaged
+deviation; the ego-velocity stage turns them into its covariance, and evaluates the field at
+other times (:meth:`MotionField.theta_at`).
+
+Self-check (:meth:`MotionFieldVelocity._check`): half a span after each stamp, the value
+extrapolated there is compared with a centred polynomial through the intervals on both
+sides; the squared difference over its modelled variance, averaged over the last seconds,
+is the calibration factor of each parameter's published variance (on the TRAIN flights the
+factors came out 0.3-8, where the model alone was 0.1-27x off the truth; tracking errors
+shared by all tracks over consecutive frames and a rate changing faster than the degree
+follows are what the model leaves out). Errors that persist longer than the span are not
+seen by it.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -78,6 +89,15 @@ _MIN_NOISE_DOF = 10.0       # degrees of freedom before the measured noise is tr
 #: of Lucas-Kanade when every track moves by the same shift (0.03-0.06 px measured on the
 #: pure translations of test/core/test_lk_tracker.py); bounds the field's measured noise.
 COMMON_SHIFT_PX = 0.1
+_CHECK_DEGREE = 2           # the reference polynomial's degree (centred: its bias is small)
+_CHECK_TAU_S = 2.0          # forgetting time of the measured calibration, s
+#: Calibration factor assumed before any check (and its weight, in checks): 1, the model's
+#: own variance (on the TRAIN flights of bench/velocity_flights.py, before the parameters'
+#: correlation was kept, a prior of 2 gave a median NEES of 1.27 without gyro, 1 gave 1.44;
+#: the chi-square median is 1.39).
+_PRIOR_FACTOR = 1.0
+_PRIOR_WEIGHT = 5.0
+_FACTOR_RANGE = (0.25, 100.0)
 
 
 @dataclass(frozen=True)
@@ -105,6 +125,8 @@ class MotionField:
         noise: (8,) the variance of one interval's parameters it assumed, (px/s)^2.
         bias_variance: (8,) the part of ``theta_variance`` that is the estimated squared bias
             of the chosen degree, (px/s)^2.
+        correlation: (8, 8) correlation of the parameters' errors: the newest interval's
+            fit's (independent track errors, so the tracks' layout); None: uncorrelated.
     """
 
     stamp: float
@@ -118,6 +140,7 @@ class MotionField:
     degrees: np.ndarray
     noise: np.ndarray
     bias_variance: np.ndarray
+    correlation: np.ndarray | None = None
 
     def theta_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """The parameters at time ``t`` (s) and their error variance.
@@ -220,6 +243,15 @@ def _solve_field(moments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return inverse @ (flat[_RHS_U] + flat[_RHS_V]), inverse
 
 
+def _correlation(covariance: np.ndarray) -> np.ndarray:
+    """The correlation matrix of a covariance matrix (zero variances left uncorrelated)."""
+    std = np.sqrt(np.maximum(np.diagonal(covariance), 0.0))
+    scale = np.where(std > 0.0, 1.0 / np.where(std > 0.0, std, 1.0), 0.0)
+    out = covariance * np.outer(scale, scale)
+    np.fill_diagonal(out, 1.0)
+    return out
+
+
 def _median(values: np.ndarray) -> float:
     """Median of a 1-D array (np.partition, without np.median's overhead)."""
     n = values.shape[0]
@@ -290,6 +322,7 @@ class _Extrapolation(NamedTuple):
     dof: int                 # their degrees of freedom (0: none)
     degrees: np.ndarray      # (8,) the chosen degree per parameter
     bias2: np.ndarray        # (8,) the chosen degree's estimated squared bias
+    weights: np.ndarray      # (8, n) each parameter's weights of the intervals' values
 
 
 def _extrapolate(starts: np.ndarray, ends: np.ndarray, thetas: np.ndarray, t: float,
@@ -322,7 +355,18 @@ def _extrapolate(starts: np.ndarray, ends: np.ndarray, thetas: np.ndarray, t: fl
         squares = ((w.residual @ thetas) ** 2).sum(axis=0)
     return _Extrapolation(estimates[best, columns], mse[best, columns], squares,
                           w.dof if squares is not None else 0, best,
-                          mse[best, columns] - w.gains[best] * noise_var)
+                          mse[best, columns] - w.gains[best] * noise_var, w.weights[best])
+
+
+class _Pending(NamedTuple):
+    """An extrapolation to be checked once the intervals after its stamp are known."""
+
+    stamp: float             # s
+    serials: np.ndarray      # (n,) serial numbers of the intervals it used
+    weights: np.ndarray      # (8, n) each parameter's weights of those intervals
+    theta: np.ndarray        # (8,) its value, px/s
+    noise: np.ndarray        # (8,) one interval's noise variance it assumed, (px/s)^2
+    bias2: np.ndarray        # (8,) its estimated squared bias, (px/s)^2
 
 
 class MotionFieldVelocity:
@@ -346,6 +390,14 @@ class MotionFieldVelocity:
         # shared by all tracks, e.g. the sub-pixel bias of one common shift), (px/s)^2.
         self._noise_squares = np.zeros(8)
         self._noise_dof = 0.0
+        # Every recent interval with its serial number (the self-check's reference), and the
+        # extrapolations still to be checked; see _check.
+        self._archive = np.empty((_MAX_INTERVALS, 11))   # serial, start, end, theta (8)
+        self._archived = 0
+        self._serial = 0
+        self._pending: deque[_Pending] = deque()
+        self._ratio_sum = np.zeros(8)
+        self._ratio_weight = 0.0
         self.configure(span, degree, tau)
 
     def configure(self, span: float, degree: int, tau: float) -> None:
@@ -353,8 +405,10 @@ class MotionFieldVelocity:
         self._span, self._degree, self._tau = float(span), int(degree), float(tau)
 
     def restart(self) -> None:
-        """Forget the field (time gap); its measured noise level is kept."""
+        """Forget the field (time gap); its measured noise level and calibration are kept."""
         self._length = 0
+        self._archived = 0
+        self._pending.clear()
 
     def reset(self) -> None:
         """Forget everything, the measured noise level too.
@@ -364,6 +418,20 @@ class MotionFieldVelocity:
         self._length = 0
         self._noise_squares = np.zeros(8)
         self._noise_dof = 0.0
+        self._archived = 0
+        self._pending.clear()
+        self._ratio_sum = np.zeros(8)
+        self._ratio_weight = 0.0
+
+    @property
+    def calibration(self) -> np.ndarray:
+        """(8,) measured ratio of the extrapolation's squared error to its modelled variance.
+
+        See :meth:`_check`; :data:`_PRIOR_FACTOR` until checks come in.
+        """
+        factor = ((self._ratio_sum + _PRIOR_WEIGHT * _PRIOR_FACTOR)
+                  / (self._ratio_weight + _PRIOR_WEIGHT))
+        return np.clip(factor, *_FACTOR_RANGE)
 
     def step(self, previous: np.ndarray, current: np.ndarray, start: float, end: float,
              shape: tuple[int, int], deviation: np.ndarray, count: np.ndarray,
@@ -415,6 +483,7 @@ class MotionFieldVelocity:
         self._append(start, end, theta, theta_var)
         result, noise = self._field_at(end, dt)
         theta_end = result.theta
+        factor = self.calibration
 
         # Each track's deviation: a running mean while young, then exponential (tau).
         alpha = 1.0 / (count + 1.0)
@@ -425,9 +494,10 @@ class MotionFieldVelocity:
         variance_factor += alpha * alpha
         velocities = (_coefficients(theta_end).T @ _monomials(after, centre, scale)).T
         velocities += deviation
-        field = MotionField(end, theta_end, result.variance, sigma, variance_factor, centre,
-                            scale, self._history[:self._length, :10].copy(), result.degrees,
-                            noise, result.bias2)
+        field = MotionField(end, theta_end, factor * result.variance, sigma, variance_factor,
+                            centre, scale, self._history[:self._length, :10].copy(),
+                            result.degrees, factor * noise, factor * result.bias2,
+                            _correlation(inverse))
         return FieldStep(velocities.astype(np.float32), deviation, count + 1, variance_factor,
                          field)
 
@@ -452,14 +522,63 @@ class MotionFieldVelocity:
         else:
             noise = np.maximum(floor, bound)
         result = _extrapolate(starts, ends, thetas, end, self._degree, noise, self._weights_cache)
+        self._check(end, dt)
+        serials = np.arange(self._serial - starts.shape[0], self._serial, dtype=np.float64)
+        self._pending.append(_Pending(end, serials, result.weights, result.theta, noise,
+                                      result.bias2))
         if result.squares is not None:
             keep = math.exp(-dt / _NOISE_TAU_S)
             self._noise_squares = keep * self._noise_squares + result.squares
             self._noise_dof = keep * self._noise_dof + result.dof
         return result, noise
 
+    def _check(self, end: float, dt: float) -> None:
+        """Check the extrapolations made half a span ago against the intervals since.
+
+        The reference for the parameters at a past stamp ``t``: the polynomial of degree
+        :data:`_CHECK_DEGREE` through the intervals within half a span of ``t`` on both
+        sides (interpolation, centred: its noise gain and bias are small). Both are linear
+        in the intervals' parameters, so the difference's variance under the model (each
+        interval's parameters independent with the noise assumed then, plus the estimated
+        squared bias) is known exactly, shared intervals included; the ratio of the squared
+        difference to it, averaged with a forgetting time :data:`_CHECK_TAU_S`, is the
+        calibration factor of the published variance. It measures what the model leaves
+        out: tracking errors correlated across tracks and frames (texture, one window over
+        consecutive frames), and the bias of a rate that changes faster than the degree
+        follows.
+        """
+        half = 0.5 * self._span
+        archive = self._archive[:self._archived]
+        while self._pending and self._pending[0].stamp <= end - half:
+            check = self._pending.popleft()
+            t = check.stamp
+            near = (archive[:, 2] > t - half - 1e-9) & (archive[:, 1] < t + half + 1e-9)
+            if int(near.sum()) < _CHECK_DEGREE + 2 or archive[near, 1].min() > t - 0.5 * half:
+                continue
+            rows = archive[near]
+            q, r = np.linalg.qr(_interval_rows(rows[:, 1], rows[:, 2], t, _CHECK_DEGREE))
+            reference = np.cumsum(q * np.linalg.inv(r)[0], axis=1).T[_CHECK_DEGREE]   # (m,)
+            serials = np.union1d(check.serials, rows[:, 0])
+            difference = np.zeros((8, serials.size))
+            difference[:, np.searchsorted(serials, check.serials)] = check.weights
+            difference[:, np.searchsorted(serials, rows[:, 0])] -= reference
+            modelled = (difference * difference).sum(axis=1) * check.noise + check.bias2
+            error = check.theta - reference @ rows[:, 3:]
+            keep = math.exp(-dt / _CHECK_TAU_S)
+            self._ratio_sum = keep * self._ratio_sum + error * error / np.maximum(modelled,
+                                                                                   1e-30)
+            self._ratio_weight = keep * self._ratio_weight + 1.0
+        while self._pending and (not self._archived or self._pending[0].stamp < archive[0, 1]):
+            self._pending.popleft()   # its intervals are gone (restart or a long history)
+
     def _append(self, start: float, end: float, theta: np.ndarray,
                 variance: np.ndarray) -> None:
+        if self._archived == _MAX_INTERVALS:
+            self._archive[:-1] = self._archive[1:].copy()
+            self._archived -= 1
+        self._archive[self._archived] = (self._serial, start, end, *theta)
+        self._archived += 1
+        self._serial += 1
         if self._length == _MAX_INTERVALS:
             self._history[:-1] = self._history[1:].copy()
             self._length -= 1

@@ -55,8 +55,13 @@ independent error sources:
   ``velocity_track_correlation`` (tracks share texture, window and motion blur, so their
   errors are not independent), plus ``flow_model_std`` px/s of error common to all tracks;
 * the rates: the gyro's covariance (from the IMU message, else ``gyro_std``) through the
-  derotation; without a gyro ``rate_std_without_gyro`` for the roll/pitch rates taken as
-  zero, whose angular variances are published as :data:`UNKNOWN_VARIANCE` (not measured);
+  derotation (with ``gyro_field_fusion``, combined with the field's rates by their
+  variances); without a gyro the roll/pitch rates from the field's second-order terms
+  (``rates_from_field``), the climbing plane's share ``s (beta, gamma)`` removed
+  (:func:`_plane_rate_terms`), their error being the field's (measured online by the
+  tracker's self-check, :mod:`~optical_flow_ros.core.field_velocity`); or
+  ``rate_std_without_gyro`` for roll/pitch rates taken as zero, whose angular variances are
+  published as :data:`UNKNOWN_VARIANCE` (not measured);
 * the distance: a relative error ``distance_rel_std`` along the linear velocity;
 * the lag: ``(acceleration_std * lag)^2`` per linear axis for the constant-velocity step.
 
@@ -162,13 +167,13 @@ class VelocityConfig:
         "tracker's motion field (a plane seen while turning) instead of zero; needs the "
         "motion_field estimator")
     gyro_field_fusion: bool = setting(
-        False, "With a gyro and the motion_field estimator, also take the roll/pitch rates "
+        True, "With a gyro and the motion_field estimator, also take the roll/pitch rates "
         "from the field's second-order terms and combine them with the gyro's by their "
-        "variances. Measured (bench/bench_velocity_accuracy.py, 13 held-out flights, gyro "
-        "0.005 rad/s at the frame rate): horizontal RMSE <= 2 % on 8 flights instead of 4 "
-        "(at 4-10 m one gyro sample is the largest error), but median NEES within 1-2 on 7 "
-        "instead of 9 and 3 sigma >= 97 % on fewer: the field rates' variance is "
-        "underestimated on some textures. Off by default until it is measured online")
+        "variances (the field's variance measured online, see field_velocity). Measured "
+        "(bench/bench_velocity_accuracy.py, 13 held-out flights, gyro 0.005 rad/s at the "
+        "frame rate): horizontal RMSE lower on all 13 (<= 2 % on 7 instead of 4), 3 sigma "
+        ">= 97 % on 12 instead of 13, median NEES 0.42-1.72 (in 1-2 on 7 instead of 9; the "
+        "misses are too wide, not too narrow)")
     rate_std_without_gyro: float = setting(
         0.02, "Assumed std of the roll/pitch rates when no gyro is given (taken as zero; "
         "they alias into the linear velocity), rad/s", range=(0.0, 10.0))
@@ -734,6 +739,14 @@ def _field_gain(field: MotionField, points_px: np.ndarray, fit_gain: np.ndarray,
     return np.concatenate((fit_gain @ bu, fit_gain @ bv)) / focal
 
 
+def _field_covariance(field: MotionField, variance: np.ndarray) -> np.ndarray:
+    """(8, 8) covariance of the field's parameters: ``variance`` (8,) with their correlation."""
+    std = np.sqrt(variance)
+    if field.correlation is None:
+        return np.diag(variance)
+    return field.correlation * np.outer(std, std)
+
+
 def _field_rates(field: MotionField, focal: float) -> tuple[np.ndarray, np.ndarray]:
     """Roll and pitch rates (wx, wy) rad/s from the field's second-order terms.
 
@@ -768,6 +781,32 @@ def _climb_tilt_rate(theta: np.ndarray) -> float:
     return abs(s) * min(tilt, 1.0)
 
 
+def _plane_rate_terms(theta: np.ndarray, eps: float) -> np.ndarray:
+    """(2,) rad/s: what a plane seen while climbing adds to the field's roll/pitch rates.
+
+    The field's second-order terms are ``(s beta - wy)`` and ``(s gamma + wx)``
+    (:func:`_field_rates`), so the rates are the field's plus ``(-s gamma, s beta)``. ``s``
+    and ``t = beta + i gamma`` from the affine fit ``theta`` (6,) as in :func:`_decompose`
+    (``s t = s tau t conj(tau) / (|tau|^2 + eps)``: faded out where the translation's
+    direction is noise, the tilt then being unobservable).
+    """
+    a, c1, c2, b, c3, c4 = theta
+    tau = a + 1j * b
+    tau_t = -(c1 - c4) - 1j * (c2 + c3)
+    tilt = tau_t * np.conj(tau) / (abs(tau) ** 2 + eps)
+    s = 0.5 * (c1 + c4 + (tilt * np.conj(tau)).real)
+    return np.array([-s * tilt.imag, s * tilt.real])
+
+
+def _plane_rate_jacobian(theta: np.ndarray, eps: float) -> np.ndarray:
+    """(2, 6) derivative of :func:`_plane_rate_terms` by central differences."""
+    step = 1e-6 * max(float(np.abs(theta).max()), 1e-3)
+    columns = [(_plane_rate_terms(theta + step * e, eps) - _plane_rate_terms(theta - step * e,
+                                                                           eps)) / (2 * step)
+               for e in np.eye(6)]
+    return np.column_stack(columns)
+
+
 class _Fusion(NamedTuple):
     """Roll/pitch rates from the gyro and from the field, combined (see :func:`_fusion`)."""
 
@@ -789,7 +828,7 @@ def _fusion(field: MotionField, t: float, gyro: GyroRates, focal: float,
     moved = dataclasses.replace(field, theta=theta_t)
     rates, gain = _field_rates(moved, focal)
     bias_var = _climb_tilt_rate(theta) ** 2
-    field_var = (gain * gain) @ variance + bias_var
+    field_var = np.einsum("ij,jk,ik->i", gain, _field_covariance(field, variance), gain) + bias_var
     gyro_var = np.diag(gyro.mean_cov)[:2]
     weight = gyro_var / np.maximum(gyro_var + field_var, 1e-30)
     shift = np.zeros(3)
@@ -836,8 +875,9 @@ def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates
         rate_cov[:2, :2] += np.diag(fusion.field_weight ** 2 * fusion.bias_var)
     elif gyro is not None:
         rate_axes, rate_cov = np.arange(3), gyro.mean_cov
-    elif field_rates is not None:   # from the field; the climb x tilt terms left in
-        rate_axes, rate_cov = np.arange(2), np.eye(2) * _climb_tilt_rate(fit.theta) ** 2
+    elif field_rates is not None:   # from the field (its error is added below, `through`),
+        # the climbing plane's terms removed (_plane_rate_terms)
+        rate_axes, rate_cov = np.arange(2), np.zeros((2, 2))
     else:  # roll/pitch rates taken as zero; the yaw rate is fitted (c2, c3)
         rate_axes, rate_cov = np.arange(2), np.eye(2) * cfg.rate_std_without_gyro**2
     # A rate error dw leaves -R(n) dw in the derotated flow: theta moves by g_rate dw.
@@ -852,13 +892,19 @@ def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates
     # (a, b, s, wz), the translation carried from the window's mean time to the image stamp.
     eps = float(cov_theta[0, 0] + cov_theta[3, 3])
     if field_gain is not None:
-        eps += float(field_gain[0] @ (field[1] * field_gain[0])
-                     + field_gain[3] @ (field[1] * field_gain[3]))
+        eps += float(field_gain[0] @ field[1] @ field_gain[0]
+                     + field_gain[3] @ field[1] @ field_gain[3])
+    plane, plane_jacobian = np.zeros(2), None
+    if gyro is None and field_rates is not None:
+        plane = _plane_rate_terms(theta, eps)
+        plane_jacobian = _plane_rate_jacobian(theta, eps)
+        theta = theta + g_rate @ plane
     state = _decompose(theta, eps)
     if gyro is not None:
         omega = gyro.mean if fusion is None else gyro.mean + fusion.shift
     elif field_rates is not None:
-        omega = np.array([field_rates[0][0], field_rates[0][1], state[3]])
+        omega = np.array([field_rates[0][0] + plane[0], field_rates[0][1] + plane[1],
+                          state[3]])
     else:
         omega = np.array([0.0, 0.0, state[3]])
     # The distance then was d / (1 - r lag) (the scene approaches at r d), and the velocity
@@ -870,6 +916,10 @@ def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates
     if gyro is None:
         m_state[5, 3] = 1.0
     m_theta = m_state @ _decompose_jacobian(theta, eps)[:4]
+    if plane_jacobian is not None:   # the plane's terms come from the fit: their error too
+        into_rates = np.zeros((6, 2))
+        into_rates[3, 0] = into_rates[4, 1] = 1.0
+        m_theta = m_theta @ (np.eye(6) + g_rate @ plane_jacobian) + into_rates @ plane_jacobian
     m_rate = m_theta @ g_rate
     m_rate[3 + rate_axes, np.arange(rate_axes.size)] += 1.0
     cov = m_theta @ cov_theta @ m_theta.T + m_rate @ rate_cov @ m_rate.T
@@ -880,7 +930,7 @@ def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates
         if fusion is not None:
             through = through + m_rate[:, :2] @ (fusion.field_weight[:, None]
                                                  * fusion.field_gain)
-        cov += (through * field[1]) @ through.T
+        cov += through @ field[1] @ through.T
     if gyro is None and field_rates is None:  # roll/pitch not measured: no weight
         cov[3:5, :] = 0.0
         cov[:, 3:5] = 0.0
@@ -977,7 +1027,8 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
         fusion = _fusion(field, timing.end - lag if timing is not None else field.stamp,
                          gyro, focal, fit.theta)
     motion = _motion(fit, design, points_n, gyro, lag, focal, cfg,
-                     field=None if field is None else (field, field_variance),
+                     field=None if field is None else (field, _field_covariance(
+                         field, field_variance)),
                      points_px=points, field_rates=rates, fusion=fusion)
     v, w = motion.scale_free, motion.angular
     common.update(linear_per_distance=v, angular=w,
