@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import NamedTuple, TextIO
 
 from optical_flow_ros.core.errors import ConfigError, OpticalFlowError
-from optical_flow_ros.ros.blas_threads import blas_threads
 from optical_flow_ros.ros.dense_pipeline import (
     DENSE_FLOW_PARAMS,
     DenseNodeConfig,
@@ -171,9 +170,7 @@ def process_bag(source: str | Path, output: str | Path, options: ProcessOptions,
             progress.write(f"note: {note}\n")
     compute = (tracker_config or dense_config).compute
     replace(compute, opencv_threads=options.opencv_threads or os.cpu_count() or 1).apply()
-    # One BLAS thread: the velocity fit's products are too small to split, and OpenBLAS's
-    # idle threads spin on the cores the tracker's worker and OpenCV need (same results).
-    with BagReader(source) as reader, _prompt_thread_switches(), blas_threads(1):
+    with BagReader(source) as reader, _prompt_thread_switches():
         cameras = find_cameras(reader, image_topics=options.image_topics,
                                namespaces=options.namespaces,
                                camera_info_topic=options.camera_info_topic,
