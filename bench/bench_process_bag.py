@@ -19,7 +19,11 @@ temporary folder, then runs ``process_bag`` on it ``--rounds`` times per configu
   is printed too: on 2 cores the run cannot take less than half of it;
 - ``in process, defaults``: the same run as a ``process_bag()`` call in this process (no
   start-up; the figure earlier sessions reported "with velocity");
-- ``in process, tracker only``: as above with ``estimate_velocity`` off.
+- ``in process, tracker only``: as above with ``estimate_velocity`` off;
+- with ``--baseline DIR`` (a checkout of another revision, e.g. ``git worktree add DIR
+  main``): ``CLI, baseline``, the same command line run from DIR's code in the same rounds,
+  and the ratio of the two wall times, so a change is judged against the code before it on
+  the same machine at the same time.
 
 Rounds take turns over the configurations. Prints the medians over rounds (x real time,
 frames/s, CPU time of all threads per frame) and PASS/FAIL for the target. The machine's
@@ -54,6 +58,7 @@ FLIGHT = dict(rate=30.0, image_width=640, image_height=480, focal_length=500.0, 
               velocity_x=1.0, velocity_y=0.3, yaw_rate=0.3, roll_amplitude=math.radians(5.0),
               pitch_amplitude=math.radians(5.0), attitude_period=3.0, gyro_noise_std=0.002)
 VERDICT = "CLI, defaults"
+BASELINE = "CLI, baseline"
 
 #: one run: (wall s, CPU s of all threads, frames or None when the CLI does not say)
 Run = Callable[[Path], tuple[float, float, int | None]]
@@ -64,13 +69,19 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def cli_run(bag: Path, params: Path | None) -> Run:
-    """process_bag's command line in a fresh interpreter, timed from start to exit."""
+def cli_run(bag: Path, params: Path | None, root: Path = ROOT) -> Run:
+    """process_bag's command line in a fresh interpreter, timed from start to exit.
+
+    ``root``: the checkout whose code runs (its folder first on PYTHONPATH).
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(root), os.environ.get("PYTHONPATH")) if p))
+
     def run(out: Path) -> tuple[float, float, int | None]:
         cmd = [sys.executable, "-m", "optical_flow_ros.tools.process_bag", str(bag), str(out),
                "--quiet"] + ([] if params is None else ["--params", str(params)])
         cpu0, start = _children_cpu(), time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
         wall, cpu = time.perf_counter() - start, _children_cpu() - cpu0
         if proc.returncode != 0:
             raise RuntimeError(f"process_bag failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -96,6 +107,8 @@ def main() -> int:
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     parser.add_argument("--params", type=Path, default=None,
                         help="tracker_node parameters YAML (default: the node's defaults)")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="checkout of another revision: its CLI runs in the same rounds")
     args = parser.parse_args()
 
     from optical_flow_ros.core.sim_camera import SimCameraConfig
@@ -127,6 +140,8 @@ def main() -> int:
             "in process, defaults": in_process_run(bag, args.params),
             "in process, tracker only": in_process_run(bag, no_velocity),
         }
+        if args.baseline is not None:
+            configs[BASELINE] = cli_run(bag, args.params, args.baseline.resolve())
         runs: dict[str, list[tuple[float, float, int | None]]] = {c: [] for c in configs}
         out = scratch / "out"
         for _ in range(args.rounds):      # interleaved, so drift on the machine hits all alike
@@ -154,6 +169,10 @@ def main() -> int:
           f"best {duration_s / (cpu / cores):.1f}x; in process (no start-up) "
           f"{results['in process, defaults'][0]:.1f}x, tracker only "
           f"{results['in process, tracker only'][0]:.1f}x")
+    if BASELINE in results:
+        base_factor, base_wall, base_cpu = results[BASELINE]
+        print(f"      baseline {args.baseline} in the same rounds: {base_factor:.1f}x real time; "
+              f"this / baseline: wall {wall / base_wall:.3f}, CPU {cpu / base_cpu:.3f}")
     return 0
 
 

@@ -228,6 +228,51 @@ def test_outputs_equal_the_pipeline_run_frame_by_frame(sample, processed):
     assert read(processed) == expected
 
 
+def test_changed_and_invalid_camera_info_are_handled_as_the_node_does(tmp_path):
+    """process_bag skips decoding a camera_info equal to the last accepted one but for its
+    stamp; one that changes the intrinsics, and every one after an invalid one, still go
+    through: outputs and counts equal the pipeline fed every message in record order."""
+    bag, edited = tmp_path / "bag", tmp_path / "edited"
+    assert sample_bag.main([str(bag), "--frames", "30", *sim_args()]) == 0
+    with BagReader(bag) as reader, BagWriter(edited, storage="sqlite3") as writer:
+        for topic in reader.topics.values():
+            writer.add_topic(topic.name, topic.msgtype, like=topic)
+        infos = 0
+        for m in reader.messages():
+            if m.topic == "/camera_info":
+                msg = deserialize(m)
+                if infos in (8, 9):                      # two invalid ones (zero focal length)
+                    msg.k = [0.0] * 9
+                elif infos >= 18:                        # new intrinsics from here on
+                    msg.k = [msg.k[0] * 1.25, 0.0, msg.k[2], 0.0, msg.k[4] * 1.25, msg.k[5],
+                             0.0, 0.0, 1.0]
+                infos += 1
+                writer.write_message(m.topic, m.timestamp, msg)
+            else:
+                writer.write(m.topic, m.timestamp, m.data)
+    summary = process_bag.process_bag(edited, tmp_path / "out", process_bag.ProcessOptions())
+
+    config = build_tracker_node_config(config_values(TRACKER_PARAMS, defaults(TRACKER_PARAMS)))
+    diagnostics = OfflineDiagnostics()
+    pipeline = TrackerPipeline(config, diagnostics)
+    expected, focal = [], []
+    feed = {"/camera_info": pipeline.on_camera_info,
+            "/range": pipeline.velocity_inputs.on_range, "/imu": pipeline.velocity_inputs.on_imu}
+    for m in BagReader(edited).messages(["/image", "/camera_info", "/range", "/imu"]):
+        if m.topic != "/image":
+            feed[m.topic](deserialize(m))
+            continue
+        result = pipeline.process(frame_from_msg(deserialize(m)), draw=False)
+        focal.append(pipeline.camera.focal_px[0])
+        expected.append(("/flow/tracks", m.timestamp, serialize(result.tracks_msg)))
+        if result.velocity_msg is not None:
+            expected.append(("/flow/velocity", m.timestamp, serialize(result.velocity_msg)))
+    assert read(tmp_path / "out") == expected
+    assert diagnostics.counters["camera_info_invalid"] == 2
+    assert summary.counters["/image: camera_info_invalid"] == 2
+    assert focal[0] == SIM["focal_length"] and focal[-1] == 1.25 * SIM["focal_length"]
+
+
 def test_serialize_zeroes_the_padding():
     """rclpy leaves stale bytes in CDR padding; serialize() gives one byte string per message."""
     from sensor_msgs.msg import Range

@@ -72,8 +72,9 @@ class CameraJob:
         out: dict[str, Callable[[BagMessage], None]] = {}
         if self.tracker is not None:
             inputs = self.tracker.velocity_inputs
-            for topic, handler in ((self.topics.camera_info, self.tracker.on_camera_info),
-                                   (self.topics.range, inputs.on_range),
+            if self.topics.camera_info is not None:
+                out[self.topics.camera_info] = _CameraInfoFeed(self.tracker.on_camera_info)
+            for topic, handler in ((self.topics.range, inputs.on_range),
                                    (self.topics.imu, inputs.on_imu)):
                 if topic is not None:
                     out[topic] = _decoded(handler)
@@ -137,3 +138,29 @@ def _decoded(handler: Callable[[Any], Any]) -> Callable[[BagMessage], None]:
         handler(deserialize(message))
     return feed
 
+
+# CDR of a message with a Header: 4 bytes of encapsulation, then the stamp (sec, nanosec).
+_STAMP = slice(4, 12)
+
+
+class _CameraInfoFeed:
+    """Feeds camera_info to the pipeline, skipping one equal to the last accepted but its stamp.
+
+    Drivers send the same camera_info with every image, only its stamp new; the pipeline
+    would decode it and rebuild the same intrinsics each time (it reads the intrinsics, not
+    the header). A message whose bytes equal those of the last one it
+    accepted, the stamp aside, changes nothing (same intrinsics, condition already clear),
+    so it is skipped. Any other message, and every one after an invalid one, goes through as
+    the node handles it (counts and conditions included).
+    """
+
+    def __init__(self, handler: Callable[[Any], str | None]) -> None:
+        self._handler = handler
+        self._accepted: bytes | None = None
+
+    def __call__(self, message: BagMessage) -> None:
+        data = message.data
+        key = bytes(data[:_STAMP.start]) + bytes(data[_STAMP.stop:])
+        if key == self._accepted:
+            return
+        self._accepted = key if self._handler(deserialize(message)) is None else None
