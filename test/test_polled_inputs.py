@@ -1,7 +1,7 @@
 """tracker_node's cheap inputs (camera_info, range, imu) are polled, over real DDS.
 
 The executor does not wake for each of their messages (at 1 kHz that alone took most of a
-core); the node takes them all at once before each frame and from a slow timer. Truth here:
+core); the node takes them all at once before each frame and from a 10 ms timer. Truth here:
 every gyro sample a 1 kHz IMU sent reaches the velocity stage's history, in order and with
 its exact values, camera_info and range arrive too, while the executor ran a small fraction
 of the callbacks a per-message subscription needs (one per sample); a frame published while
@@ -122,7 +122,7 @@ def test_a_1khz_imu_is_taken_whole_without_waking_the_executor_per_sample(ros_pe
         np.testing.assert_array_equal(got, rates)     # imu in the optical frame: unrotated
         # one wake per sample is what a per-message subscription costs; polled, the timer's
         # and the frame's (and spin_once's own timeouts) are all
-        assert wakes < N_IMU // 10, wakes
+        assert wakes < N_IMU // 4, wakes
         assert tracker.node._pipeline.camera is not None
         assert tracker.node._pipeline.camera.width == 64
         assert inputs.distance(stamps[N_IMU // 2] * 1e-9) == (2.5, "")
