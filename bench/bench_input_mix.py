@@ -16,8 +16,10 @@ rounds, a 1 s warm-up block each per phase), all in their own processes:
 
 - ``null``: ``bench/null_node.py``, the transport floor (image in, empty cloud out);
 - ``node``: ``tracker_node`` as shipped (its defaults, ``run_node``'s executor);
-- ``before``: tracker_node spun by rclpy's SingleThreadedExecutor with the imu queue depth
-  of before (5), i.e. the node before this benchmark's changes;
+- ``before``: tracker_node as before issue 16: every camera_info, range and imu message wakes
+  rclpy's SingleThreadedExecutor (``input_mix_node.py wakes``), imu queue depth 5;
+- ``wakes``: the same with the shipped queue depths (imu 1000), i.e. tracker_node before its
+  inputs were polled: the A/B of polling;
 - ``shallow``: tracker_node with ``imu_depth`` 100 (100 ms at 1 kHz) instead of the default
   1000 (it lost up to 8 % of a 1 kHz IMU's samples beside 60 Hz images);
 - ``single`` / ``events`` / ``multi``: the executor levers with the shipped queue depths
@@ -29,6 +31,11 @@ rounds, a 1 s warm-up block each per phase), all in their own processes:
 
 Reported per phase and target: latency p50/p99, frames answered/sent, imu samples the node
 received (its ``imu_received`` counter) / sent, CPU % of one core (``/proc/<pid>/stat``).
+The targets run from ``bench/`` scripts (all but ``node``) carry the probe
+(``bench/input_mix_probe.py``), which splits each frame's latency into transport in (image
+stamp to DDS reception), waiting for the executor (reception to callback), the callback (and
+its CPU time, and garbage collection in it) and transport out (publish to receipt): medians
+per phase and target. ``single`` is the shipped node in the shipped loop, probed.
 Before the node processes start, this process measures the pipeline's own time on the same
 frames and inputs (``frame_from_msg`` + ``TrackerPipeline.process``: tracker, rays, velocity,
 paced at the camera rate, the inputs fed at their rates) and per-message costs (camera_info,
@@ -75,7 +82,8 @@ ALL_INPUTS = ["image", "camera_info", "range", "imu"]
 TARGETS = {
     "null": (str(BENCH / "null_node.py"), [], {}, ["image"]),
     "node": ("optical_flow_ros.nodes.tracker_node", [], {}, ALL_INPUTS),
-    "before": (str(BENCH / "input_mix_node.py"), ["single"], {"imu_depth": 5}, ALL_INPUTS),
+    "before": (str(BENCH / "input_mix_node.py"), ["wakes"], {"imu_depth": 5}, ALL_INPUTS),
+    "wakes": (str(BENCH / "input_mix_node.py"), ["wakes"], {}, ALL_INPUTS),
     "single": (str(BENCH / "input_mix_node.py"), ["single"], {}, ALL_INPUTS),
     "events": (str(BENCH / "input_mix_node.py"), ["events"], {}, ALL_INPUTS),
     "multi": (str(BENCH / "input_mix_node.py"), ["multi"], {}, ALL_INPUTS),
@@ -216,6 +224,8 @@ def message_costs(reps: int = 2000) -> dict:
                                            [v] * reps) for k, v in raw.items()}
     out["on_camera_info"] = per_call_us(pipeline.on_camera_info, [info] * reps)
     out["on_imu"] = per_call_us(pipeline.velocity_inputs.on_imu, imus)
+    out["on_imu_cdr (polled, from the bytes)"] = per_call_us(
+        pipeline.velocity_inputs.on_imu_cdr, [serialize_message(m) for m in imus])
     out["on_range"] = per_call_us(pipeline.velocity_inputs.on_range, ranges)
     return out
 
@@ -251,6 +261,8 @@ def run_dds(targets: list[str], schedule: list[dict], workdir: Path) -> dict:
     try:
         for name in targets:
             module, args, params, _ = TARGETS[name]
+            if module.endswith(".py"):
+                args = [*args, "--probe", str(workdir / f"probe_{name}.jsonl")]
             nodes[name] = NodeProcess(module, namespace=f"/{name}", args=args, params=params)
         plan = {"targets": {name: {"ns": f"/{name}", "pid": proc.proc.pid,
                                    "inputs": TARGETS[name][3]}
@@ -291,8 +303,39 @@ def run_dds(targets: list[str], schedule: list[dict], workdir: Path) -> dict:
             os.environ.pop(profiles_file_variable(), None)
         else:
             os.environ[profiles_file_variable()] = saved
-    return {role: json.loads(Path(f"{plan['out']}.{role}.json").read_text())
-            for role in publishers}
+    raw = {role: json.loads(Path(f"{plan['out']}.{role}.json").read_text())
+           for role in publishers}
+    raw["probe"] = {}
+    for name in targets:
+        path = workdir / f"probe_{name}.jsonl"
+        if path.exists():
+            lines = [json.loads(line) for line in path.read_text().splitlines() if line]
+            raw["probe"][name] = {"frames": {r["stamp"]: r for r in lines if "stamp" in r},
+                                  "gc": [r for r in lines if "gc" in r and "stamp" not in r]}
+    return raw
+
+
+def inside(records: list[tuple[int, int, dict]]) -> dict[str, float]:
+    """Medians (ms) of a frame's latency split by the probe: (stamp, receipt, probe record)."""
+    parts: dict[str, list[float]] = {"in": [], "wait": [], "callback": [], "cpu": [],
+                                     "gc": [], "out": [], "work": [], "work_cpu": [],
+                                     "overhead": [], "latency_minus_work": []}
+    for stamp, receipt, r in records:
+        if not r["rx"] or not r["pub"]:
+            continue
+        parts["in"].append((r["rx"] - stamp) * 1e-6)
+        parts["wait"].append((r["cb"] - r["rx"]) * 1e-6)
+        parts["callback"].append((r["pub"] - r["cb"]) * 1e-6)
+        parts["cpu"].append(r["cpu"] * 1e-6)
+        parts["gc"].append(r["gc"])
+        parts["out"].append((receipt - r["pub"]) * 1e-6)
+        parts["work"].append(r.get("work", 0) * 1e-6)
+        parts["work_cpu"].append(r.get("work_cpu", 0) * 1e-6)
+        parts["overhead"].append((r["pub"] - r["cb"] - r.get("work", 0)) * 1e-6)
+        parts["latency_minus_work"].append((receipt - stamp - r.get("work", 0)) * 1e-6)
+    out = {f"{k}_ms": pct(v, 50) for k, v in parts.items()}
+    out["callback_p99_ms"] = pct(parts["callback"], 99)
+    return out
 
 
 def _counter(diagnostics: dict, target: str, key: str) -> int:
@@ -317,21 +360,28 @@ def summarise(schedule: list[dict], raw: dict) -> dict[str, dict[str, dict]]:
             continue
         cell = out.setdefault(phase, {}).setdefault(target, {
             "latencies_ms": [], "sent": 0, "answered": 0, "cpu_s": 0.0, "wall_s": 0.0,
-            "imu_sent": 0, "imu_received": 0})
+            "imu_sent": 0, "imu_received": 0, "probed": []})
+        probe = raw["probe"].get(target, {}).get("frames", {})
         cell["imu_sent"] += len(imu_block["sent"])
         if not block["record"]:
             continue
         got = rx.get(target, {})
         for stamp in cam["sent"]:
             cell["sent"] += 1
+            cell["reached"] = cell.get("reached", 0) + (stamp in probe)
             if stamp in got:
                 cell["answered"] += 1
                 cell["latencies_ms"].append((got[stamp] - stamp) * 1e-6)
+                if stamp in probe:
+                    cell["probed"].append((stamp, got[stamp], probe[stamp]))
         cell["cpu_s"] += cam["cpu_s"]
         cell["wall_s"] += cam["wall_s"]
     for cells in out.values():
         for name, cell in cells.items():
             lat = cell.pop("latencies_ms")
+            probed = cell.pop("probed")
+            if probed:
+                cell["inside"] = inside(probed)
             cell.update(p50_ms=pct(lat, 50), p99_ms=pct(lat, 99),
                         cpu_percent=100.0 * cell["cpu_s"] / cell["wall_s"]
                         if cell["wall_s"] else float("nan"))
@@ -343,7 +393,13 @@ def summarise(schedule: list[dict], raw: dict) -> dict[str, dict[str, dict]]:
 # ---- main ----------------------------------------------------------------------------------
 
 def checks(phases: dict, pipeline: dict, target: str = "node") -> list[tuple[str, bool, str]]:
-    """The budget lines: p50 vs floor + pipeline + slack, frames answered, imu samples."""
+    """The budget lines: p50 vs floor + pipeline + slack, frames answered, imu samples.
+
+    The pipeline alone is timed in this process while no node runs (before and after them);
+    in the DDS run the sensors' publishers share the 2 cores, and the same pipeline takes
+    1-2 ms longer inside the node. So with the probe (``single``) a second line per phase
+    compares the node's latency less its own pipeline time, frame by frame, with the floor.
+    """
     lines = []
     for phase, cells in phases.items():
         if target not in cells or "null" not in cells:
@@ -357,6 +413,17 @@ def checks(phases: dict, pipeline: dict, target: str = "node") -> list[tuple[str
                       f"{node['p50_ms']:.2f} ms <= {floor['p50_ms']:.2f} + {own['p50_ms']:.2f} + "
                       f"{SLACK_MS:g} = {limit:.2f} ms; frames {node['answered']}/{node['sent']}; "
                       f"imu {node['imu_received']}/{node['imu_sent']}"))
+    probed = "single"   # the shipped node in the shipped loop, with the probe
+    for phase, cells in phases.items():
+        if probed not in cells or "inside" not in cells[probed] or "null" not in cells:
+            continue
+        floor, p = cells["null"]["p50_ms"], cells[probed]["inside"]
+        limit = floor + SLACK_MS
+        lines.append((f"tracker_node's own overhead under the same load: p50 of (latency - "
+                      f"its TrackerPipeline.process time, both per frame, `{probed}`) <= floor "
+                      f"p50 + {SLACK_MS:g} ms: {phase}", p["latency_minus_work_ms"] <= limit,
+                      f"{p['latency_minus_work_ms']:.2f} ms <= {floor:.2f} + {SLACK_MS:g} = "
+                      f"{limit:.2f} ms (process in the node p50 {p['work_ms']:.2f} ms)"))
     return lines
 
 
@@ -391,12 +458,30 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench_input_mix_") as tmp:
         raw = run_dds(targets, schedule, Path(tmp))
     phases = summarise(schedule, raw)
+    for image_rate, imu_rate in PHASES:   # the machine may have changed meanwhile: again
+        cell = pipeline_paced(image_rate, imu_rate, 90 if args.quick else 150)
+        pipeline[phase_name(image_rate, imu_rate)]["after_p50_ms"] = cell["p50_ms"]
+        print(f"pipeline alone after the nodes, {phase_name(image_rate, imu_rate)}: p50 "
+              f"{cell['p50_ms']:.2f} ms", flush=True)
     for phase, cells in phases.items():
         print(f"\n{phase}: target  p50 / p99 ms  answered/sent  imu received/sent  CPU %")
         for name, c in cells.items():
             print(f"  {name:7s} {c['p50_ms']:6.2f} / {c['p99_ms']:6.2f}  {c['answered']:4d}/"
                   f"{c['sent']:<4d}  {c['imu_received']:6d}/{c['imu_sent']:<6d}  "
                   f"{c['cpu_percent']:5.1f}")
+    print("\nInside the nodes (probe), medians ms: transport in | waiting for the executor | "
+          "callback (its CPU, gc) = pipeline.process (its CPU) + the rest | transport out; "
+          "frames that reached the callback (the others were overwritten in the depth-1 image "
+          "queue while a callback ran)")
+    for phase, cells in phases.items():
+        for name, c in cells.items():
+            if "inside" in c:
+                p = c["inside"]
+                print(f"  {phase:26s} {name:7s} {p['in_ms']:5.2f} | {p['wait_ms']:5.2f} | "
+                      f"{p['callback_ms']:5.2f} ({p['cpu_ms']:5.2f}, {p['gc_ms']:4.2f}) = "
+                      f"{p['work_ms']:5.2f} ({p['work_cpu_ms']:5.2f}) + {p['overhead_ms']:4.2f} "
+                      f"| {p['out_ms']:5.2f}; callback p99 {p['callback_p99_ms']:5.2f}; "
+                      f"frames reaching the callback {c.get('reached', 0)}/{c['sent']}")
     lines = checks(phases, pipeline)
     print()
     for text, ok, figures in lines:

@@ -7,6 +7,9 @@ Subscribes:
     normalised (undistorted) ray of each track.
     range (sensor_msgs/Range, optional), imu (sensor_msgs/Imu, optional): distance to the
     scene and gyro rates for flow/velocity (``optical_flow_ros.ros.velocity_inputs``).
+    camera_info, range and imu are polled (``optical_flow_ros.ros.polled_input``): taken all
+    at once before each frame is processed and every 10 ms, instead of waking the executor
+    per message (at 1 kHz that alone took most of a core).
 Publishes:
     flow/tracks (sensor_msgs/PointCloud2): one point per live track, header = the image's
         (fields in ``optical_flow_ros.ros.track_cloud``).
@@ -47,6 +50,7 @@ from optical_flow_ros.ros.diagnostics import DiagnosticsReporter
 from optical_flow_ros.ros.image_input import Frame, ImageInput
 from optical_flow_ros.ros.mavlink_output import MavlinkOutput
 from optical_flow_ros.ros.parameters import ParameterBinding
+from optical_flow_ros.ros.polled_input import PolledGroup, PolledSubscription
 from optical_flow_ros.ros.qos import VIEW_IMAGE_DEPTH, keep_last_qos
 from optical_flow_ros.ros.snapshot_service import SnapshotService
 from optical_flow_ros.ros.stop_signals import run_program
@@ -57,7 +61,11 @@ from optical_flow_ros.ros.tracker_pipeline import (
     build_tracker_node_config,
 )
 
-__all__ = ["TRACKER_PARAMS", "TrackerNode", "main"]
+__all__ = ["POLL_PERIOD_S", "TRACKER_PARAMS", "TrackerNode", "main"]
+
+#: Seconds between polls of camera_info, range and imu between frames (each frame
+#: polls them too): keeps the caches and counters current without images.
+POLL_PERIOD_S = 0.01
 
 
 class TrackerNode(Node):
@@ -77,8 +85,10 @@ class TrackerNode(Node):
                                                 keep_last_qos("reliable", VIEW_IMAGE_DEPTH))
         self._pub_velocity = self.create_publisher(
             TwistWithCovarianceStamped, "flow/velocity", keep_last_qos("reliable", 5))
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
-                                 keep_last_qos("best_effort", 1))
+        self._camera_info = PolledSubscription(self, CameraInfo, "camera_info",
+                                               self._on_camera_info,
+                                               keep_last_qos("best_effort", 1), PolledGroup())
+        self.create_timer(POLL_PERIOD_S, self._poll_inputs)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self._snapshots = SnapshotService(self, lambda: self._params.config.snapshot.snapshot_dir)
         self._mavlink: MavlinkOutput | None = None
@@ -135,7 +145,13 @@ class TrackerNode(Node):
         if problem:
             self.get_logger().warning(problem, throttle_duration_sec=5.0)
 
+    def _poll_inputs(self) -> None:
+        """Take the camera_info, range and imu messages queued now."""
+        self._camera_info.poll()
+        self._pipeline.velocity_inputs.poll()
+
     def _on_frame(self, frame: Frame) -> None:
+        self._poll_inputs()   # the newest intrinsics, distance and gyro samples for this frame
         result = self._pipeline.process(
             frame, draw=self._pub_image.get_subscription_count() > 0)
         if self._mavlink is not None and result.flow is not None:

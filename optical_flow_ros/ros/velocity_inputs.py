@@ -16,6 +16,13 @@ Subscribes (best effort):
         with 1000 none (bench/bench_input_mix.py, a loaded 2-core machine).
 Every message is counted (``range_received``, ``imu_received``).
 
+The executor does not wake for these messages: both subscriptions are polled
+(:mod:`optical_flow_ros.ros.polled_input`), i.e. the node takes everything queued with
+:meth:`VelocityInputs.poll` before each frame and from a 10 ms timer, and the imu messages are
+read from their CDR bytes (:mod:`optical_flow_ros.ros.imu_cdr`) rather than deserialised.
+Both queues hold what arrives between two polls (imu: ``imu_depth``; range: 10, 100 ms at
+100 Hz, of which only the latest reading is used).
+
 The latest range and a short history of gyro samples are cached with their header stamps;
 each frame takes the range nearest in time and the gyro samples of the tracks' velocity
 window (:func:`~optical_flow_ros.core.velocity_estimator.gyro_rates`), both only within
@@ -37,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from geometry_msgs.msg import TwistWithCovarianceStamped
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Imu, Range
 from std_msgs.msg import Header
 
@@ -56,6 +64,8 @@ from optical_flow_ros.core.velocity_estimator import (
 )
 from optical_flow_ros.ros.diagnostics import CountSink
 from optical_flow_ros.ros.image_input import stamp_to_seconds
+from optical_flow_ros.ros.imu_cdr import gyro_fields
+from optical_flow_ros.ros.polled_input import PolledGroup, PolledSubscription
 from optical_flow_ros.ros.qos import keep_last_qos
 
 __all__ = ["SensorQueueConfig", "VelocityInputConfig", "VelocityInputs", "imu_rotation",
@@ -63,7 +73,7 @@ __all__ = ["SensorQueueConfig", "VelocityInputConfig", "VelocityInputs", "imu_ro
 
 _GYRO_HISTORY = 2000      # samples kept at most (2 s at 1 kHz)
 _GYRO_HISTORY_S = 2.0     # and only this far back from the newest, s
-_RANGE_DEPTH = 5          # only the latest range reading is used
+_RANGE_DEPTH = 10         # 100 ms at 100 Hz between polls; only the latest is used
 _RANGE_KINDS = {Range.ULTRASOUND: MAV_DISTANCE_SENSOR_ULTRASOUND,
                 Range.INFRARED: MAV_DISTANCE_SENSOR_INFRARED}
 
@@ -187,14 +197,22 @@ class VelocityInputs:
         self._gyro_cov_imu: tuple[np.ndarray, np.ndarray] | None = None
         self._gyro_cov_rotated: tuple[tuple[np.ndarray, np.ndarray] | None,
                                       np.ndarray | None] = (None, None)
+        self._polled: list[PolledSubscription] = []
         if node is not None:
             queues = queues or SensorQueueConfig()
-            self.subscriptions = [
-                node.create_subscription(Range, "range", self.on_range,
-                                         keep_last_qos("best_effort", _RANGE_DEPTH)),
-                node.create_subscription(Imu, "imu", self.on_imu,
-                                         keep_last_qos("best_effort", queues.imu_depth)),
+            group = PolledGroup()
+            self._polled = [
+                PolledSubscription(node, Range, "range", self.on_range,
+                                   keep_last_qos("best_effort", _RANGE_DEPTH), group),
+                PolledSubscription(node, Imu, "imu", self.on_imu_cdr,
+                                   keep_last_qos("best_effort", queues.imu_depth), group,
+                                   raw=True),
             ]
+            self.subscriptions = [polled.subscription for polled in self._polled]
+
+    def poll(self) -> int:
+        """Take every range and imu message queued now (with a node); how many there were."""
+        return sum(polled.poll() for polled in self._polled)
 
     @property
     def config(self) -> VelocityInputConfig:
@@ -221,16 +239,35 @@ class VelocityInputs:
 
     def on_imu(self, msg: Imu) -> None:
         """Cache a gyro sample, rotated into the optical frame (invalid ones are counted)."""
-        self._diag.count("imu_received")
         w = msg.angular_velocity
-        rate = np.array([w.x, w.y, w.z], np.float64)
-        cov = np.array(msg.angular_velocity_covariance, np.float64).reshape(3, 3)
+        self._on_gyro(stamp_to_seconds(msg.header), np.array([w.x, w.y, w.z], np.float64),
+                      np.array(msg.angular_velocity_covariance, np.float64).reshape(3, 3))
+
+    def on_imu_cdr(self, data: bytes) -> None:
+        """:meth:`on_imu` of a serialised Imu (its CDR bytes), with the same result."""
+        try:
+            fields = gyro_fields(data)
+        except ValueError:
+            fields = None   # truncated: rclpy's deserialisation has the last word
+        if fields is None:
+            try:
+                msg = deserialize_message(data, Imu)
+            except RuntimeError:   # rclpy's RMWError: not an Imu at all
+                self._diag.count("imu_received")
+                self._diag.count("imu_invalid")
+                return
+            self.on_imu(msg)
+            return
+        self._on_gyro(*fields)
+
+    def _on_gyro(self, stamp: float, rate: np.ndarray, cov: np.ndarray) -> None:
+        """Cache one sample: stamp s, rate rad/s (IMU frame), covariance (3, 3)."""
+        self._diag.count("imu_received")
         if not np.isfinite(rate).all() or cov[0, 0] == -1.0:
             self._diag.count("imu_invalid")
             return
         rot = self._rotation
         self._gyro_cov_imu = (cov, rot)
-        stamp = stamp_to_seconds(msg.header)
         history = self._gyro
         if len(history) and stamp <= history.newest_stamp():   # time went back (bag loop)
             history.clear()
