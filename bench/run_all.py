@@ -611,8 +611,9 @@ def section_process_bag(quick: bool) -> tuple[dict, list[Check]]:
 def section_input_mix(quick: bool, workdir: Path) -> tuple[dict, list[Check]]:
     """Run bench/bench_input_mix.py and read its JSON; its budget lines become checks.
 
-    Targets: tracker_node as shipped, the null node's floor and the imu queue depth of
-    before (the executor levers are measured by the script itself on request). Per phase
+    Targets: tracker_node as shipped, the null node's floor and the node as before (the
+    executor woken per sensor message, imu queue depth 5; the executor levers are measured
+    by the script itself on request). Per phase
     and target: latency, frames answered, imu received / sent, CPU.
     """
     out = workdir / "input_mix.json"
@@ -865,7 +866,8 @@ def report(results: dict, checks: list[Check], command: str) -> str:
         costs = ", ".join(f"{k} {v:.1f}" for k, v in s6["message_costs_us"].items())
         out += ["`bench/bench_input_mix.py`: 640x480 mono8 image + camera_info with every image "
                 "+ range 50 Hz + imu, each from its own process; tracker_node as shipped "
-                "(`node`), with the imu queue depth of before, 5 (`before`), and the null node's "
+                "(`node`), as before (woken per sensor message, imu queue depth 5: `before`), "
+                "and the null node's "
                 f"transport floor (`null`) take turns in {s6['block_s']:g} s blocks "
                 f"({s6['rounds']} per phase). Pipeline alone = frame_from_msg + "
                 "TrackerPipeline.process in one process, paced. Per message CPU us: "
