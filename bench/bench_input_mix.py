@@ -67,7 +67,9 @@ from optical_flow_ros.tools.node_process import NodeProcess, confine_dds  # noqa
 DOMAIN_ID = confine_dds(int(os.environ["BENCH_DOMAIN_ID"])
                         if os.environ.get("BENCH_DOMAIN_ID") else None)
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="bench_input_mix_logs_"))
+from ros_log_dir import private_ros_log_dir  # noqa: E402
+
+private_ros_log_dir("bench_input_mix_logs_")
 
 import e2e_camera  # noqa: E402
 import input_mix_publisher  # noqa: E402

@@ -47,7 +47,9 @@ import tempfile
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(150, 199)))
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="bench_tracker_node_logs_"))
+from ros_log_dir import private_ros_log_dir  # noqa: E402
+
+private_ros_log_dir("bench_tracker_node_logs_")
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402

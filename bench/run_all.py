@@ -81,7 +81,9 @@ from optical_flow_ros.tools.node_process import NodeProcess, confine_dds  # noqa
 # Before anything imports rclpy; every child process inherits these.
 DOMAIN_ID = confine_dds()
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="bench_run_all_logs_"))
+from ros_log_dir import private_ros_log_dir  # noqa: E402
+
+private_ros_log_dir("bench_run_all_logs_")
 
 import bench_dense  # noqa: E402
 import bench_image_conversion  # noqa: E402

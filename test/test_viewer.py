@@ -47,6 +47,7 @@ needs_x = pytest.mark.skipif(
            "xdotool when run as root)")
 
 SHAPE = (240, 320)
+FRAMES_SENT = 120   # sim_camera_node frames in the every-frame test
 
 
 @pytest.fixture
@@ -282,7 +283,7 @@ def test_viewer_node_receives_every_frame_the_tracker_publishes(ros_peer):
                 and sub.get_publisher_count() == 1, 20.0), tracker.output()
             ros_peer.spin_for(0.5)
             with NodeProcess("optical_flow_ros.nodes.sim_camera_node",
-                             params={"frame_count": 120, "rate": 30.0}) as camera:
+                             params={"frame_count": FRAMES_SENT, "rate": 30.0}) as camera:
                 assert ros_peer.spin_until(lambda: len(tracks) > 0, 30.0), camera.output()
                 last, since = -1, time.monotonic()
                 end = time.monotonic() + 40.0
@@ -293,7 +294,10 @@ def test_viewer_node_receives_every_frame_the_tracker_publishes(ros_peer):
                 assert len(tracks) >= 30, camera.output() + tracker.output()
         frames = viewer.feeds()[0].status().frames
         assert frames >= 0.95 * len(tracks), (frames, len(tracks))
-        assert frames <= len(tracks)
+        # Never more than the camera sent (each counted once). Not <= len(tracks): under load
+        # the tracker's reliable keep-last-5 flow/tracks writer can overwrite one sample this
+        # busy reader had not yet acknowledged (seen: 54 frames viewed, 53 tracks counted).
+        assert frames <= FRAMES_SENT
         ros_peer.executor.remove_node(viewer)
         viewer.destroy_node()
     finally:
