@@ -1,7 +1,7 @@
 """tracker_node's cheap inputs (camera_info, range, imu) are polled, over real DDS.
 
 The executor does not wake for each of their messages (at 1 kHz that alone took most of a
-core); the node takes them all at once before each frame and from a 10 ms timer. Truth here:
+core); the node takes them all at once before each frame and from a 50 ms timer. Truth here:
 every gyro sample a 1 kHz IMU sent reaches the velocity stage's history, in order and with
 its exact values, camera_info and range arrive too, while the executor ran a small fraction
 of the callbacks a per-message subscription needs (one per sample); a frame published while

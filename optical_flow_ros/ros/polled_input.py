@@ -8,7 +8,7 @@ For tracker_node that is ~0.6-0.9 ms of CPU per message (measured: a 1 kHz IMU a
 5 %). The sensor inputs that only feed a cache (camera_info, range, imu) therefore sit in a
 callback group the executor never waits on, :class:`PolledGroup`; the node takes all their
 queued messages at once with :meth:`PolledSubscription.poll` (at each frame and from a
-10 ms timer), each for ~3 us (raw) or the message's deserialisation.
+50 ms timer), each for ~3 us (raw) or the message's deserialisation.
 
 An executor that does not ask callback groups (rclpy.experimental.EventsExecutor) still runs
 the callback for each message as it arrives; both paths call the same callback, so either

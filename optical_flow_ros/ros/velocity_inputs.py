@@ -18,7 +18,7 @@ Every message is counted (``range_received``, ``imu_received``).
 
 The executor does not wake for these messages: both subscriptions are polled
 (:mod:`optical_flow_ros.ros.polled_input`), i.e. the node takes everything queued with
-:meth:`VelocityInputs.poll` before each frame and from a 10 ms timer, and the imu messages are
+:meth:`VelocityInputs.poll` before each frame and from a 50 ms timer, and the imu messages are
 read from their CDR bytes (:mod:`optical_flow_ros.ros.imu_cdr`) rather than deserialised.
 Both queues hold what arrives between two polls (imu: ``imu_depth``; range: 10, 100 ms at
 100 Hz, of which only the latest reading is used).
