@@ -210,21 +210,30 @@ def test_dense_processing_twice_gives_byte_identical_outputs(tmp_path):
     assert outputs[0] == outputs[1]
 
 
-def test_outputs_equal_the_pipeline_run_frame_by_frame(sample, processed):
-    """process_bag (tracking one frame ahead in a thread) == TrackerPipeline in record order."""
+def _pipeline_outputs(bag: Path) -> tuple[list, list[float], OfflineDiagnostics]:
+    """TrackerPipeline (node defaults) fed every message of ``bag`` in record order: its
+    (topic, time, CDR) outputs, the focal length (px) in use at each image, its diagnostics."""
     config = build_tracker_node_config(config_values(TRACKER_PARAMS, defaults(TRACKER_PARAMS)))
-    pipeline = TrackerPipeline(config, OfflineDiagnostics())
-    expected = []
+    diagnostics = OfflineDiagnostics()
+    pipeline = TrackerPipeline(config, diagnostics)
+    expected, focal = [], []
     feed = {"/camera_info": pipeline.on_camera_info,
             "/range": pipeline.velocity_inputs.on_range, "/imu": pipeline.velocity_inputs.on_imu}
-    for m in BagReader(sample).messages(["/image", "/camera_info", "/range", "/imu"]):
+    for m in BagReader(bag).messages(["/image", "/camera_info", "/range", "/imu"]):
         if m.topic != "/image":
             feed[m.topic](deserialize(m))
             continue
         result = pipeline.process(frame_from_msg(deserialize(m)), draw=False)
+        focal.append(pipeline.camera.focal_px[0])
         expected.append(("/flow/tracks", m.timestamp, serialize(result.tracks_msg)))
         if result.velocity_msg is not None:
             expected.append(("/flow/velocity", m.timestamp, serialize(result.velocity_msg)))
+    return expected, focal, diagnostics
+
+
+def test_outputs_equal_the_pipeline_run_frame_by_frame(sample, processed):
+    """process_bag (tracking one frame ahead in a thread) == TrackerPipeline in record order."""
+    expected, _, _ = _pipeline_outputs(sample)
     assert read(processed) == expected
 
 
@@ -252,21 +261,7 @@ def test_changed_and_invalid_camera_info_are_handled_as_the_node_does(tmp_path):
                 writer.write(m.topic, m.timestamp, m.data)
     summary = process_bag.process_bag(edited, tmp_path / "out", process_bag.ProcessOptions())
 
-    config = build_tracker_node_config(config_values(TRACKER_PARAMS, defaults(TRACKER_PARAMS)))
-    diagnostics = OfflineDiagnostics()
-    pipeline = TrackerPipeline(config, diagnostics)
-    expected, focal = [], []
-    feed = {"/camera_info": pipeline.on_camera_info,
-            "/range": pipeline.velocity_inputs.on_range, "/imu": pipeline.velocity_inputs.on_imu}
-    for m in BagReader(edited).messages(["/image", "/camera_info", "/range", "/imu"]):
-        if m.topic != "/image":
-            feed[m.topic](deserialize(m))
-            continue
-        result = pipeline.process(frame_from_msg(deserialize(m)), draw=False)
-        focal.append(pipeline.camera.focal_px[0])
-        expected.append(("/flow/tracks", m.timestamp, serialize(result.tracks_msg)))
-        if result.velocity_msg is not None:
-            expected.append(("/flow/velocity", m.timestamp, serialize(result.velocity_msg)))
+    expected, focal, diagnostics = _pipeline_outputs(edited)
     assert read(tmp_path / "out") == expected
     assert diagnostics.counters["camera_info_invalid"] == 2
     assert summary.counters["/image: camera_info_invalid"] == 2
