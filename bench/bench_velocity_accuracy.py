@@ -99,6 +99,8 @@ def ego_figures(rec: FlightRecord, *, use_gyro: bool, gyro: GyroStream | None = 
     errors, speeds, z, nees, invalid = [], [], [], [], 0
     for k, f in enumerate(rec.frames):
         timing = window.update(f.t)
+        if timing.stalled:   # as tracker_node: the acceleration before a stall is stale
+            acceleration.reset()
         gyro_in = None
         gyro_t, gyro_w = stream.received(f.t)
         if use_gyro and gyro_t.size:

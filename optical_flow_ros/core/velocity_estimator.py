@@ -94,6 +94,8 @@ __all__ = [
     "ROBUST_FITS",
     "STATUSES",
     "UNKNOWN_VARIANCE",
+    "STALLED_FRAMES",
+    "STALL_RATIO",
     "FitWindow",
     "GyroRates",
     "VelocityConfig",
@@ -106,7 +108,7 @@ __all__ = [
 ROBUST_FITS = ("lmeds", "least_squares")
 #: ``status`` values of :class:`VelocityEstimate`; "ok" is the only valid one.
 STATUSES = ("ok", "no_intrinsics", "too_few_tracks", "too_many_outliers", "degenerate",
-            "no_distance")
+            "no_distance", "stalled")
 #: Variance published for a quantity that is not measured (robot_localization's convention
 #: of a huge value, so a filter fusing the message gives it no weight).
 UNKNOWN_VARIANCE = 1e6
@@ -217,6 +219,7 @@ class VelocityTiming(NamedTuple):
             estimator; ``lag`` is 0); the estimate is then made where the gyro is best known
             (the middle of its samples in the window) from the tracker's motion field there,
             and carried to ``end``.
+        stalled: one of the two frames after a stall (:class:`FitWindow`): no estimate.
     """
 
     start: float
@@ -224,6 +227,14 @@ class VelocityTiming(NamedTuple):
     lag: float
     samples: int
     at_stamp: bool = False
+    stalled: bool = False
+
+
+#: A frame gap above this many median intervals is a stall (FitWindow, at_stamp): more than
+#: three frames dropped in a row, or frames uneven by far more than a camera's jitter.
+STALL_RATIO = 4.0
+#: Frames from a stall on (the first after the gap included) without a velocity estimate.
+STALLED_FRAMES = 2
 
 
 class FitWindow:
@@ -233,7 +244,16 @@ class FitWindow:
     ``min(window, frames since the last restart)`` frames; a gap above ``max_dt`` or a stamp
     that does not increase restarts. Feed it every frame the tracker sees. With
     ``at_stamp`` (the tracker's motion_field estimator) the velocities are at the image stamp
-    (lag 0, known after one interval) and the window only bounds the gyro samples fitted.
+    (lag 0, known after one interval) and the window only bounds the gyro samples fitted;
+    then a stall also restarts it: a gap above :data:`STALL_RATIO` times the median interval
+    of the window. A straight line through the gyro samples of a window stretched over a
+    stall (5 frames spanning 0.53 s at 30 Hz after a 0.43 s gap) misses a turning rate, and
+    the field taken through it spans the gap; and the tracks' velocities of the first frames
+    after it still rest on the field's interval across the gap. So the two frames after a
+    stall are ``timing.stalled`` (:func:`estimate_velocity` reports status ``stalled``).
+    Measured on tilting flights after a 0.43 s stall (30 Hz): the first estimates had
+    NEES(vx, vy) 20-2159 (errors 0.1-0.5 m/s, stated 0.01-0.04 m/s); restarted, 52 and 26 on
+    the two frames now refused, then <= 8.8 (<= 15 on four held-out flights).
 
     Args:
         window: the tracker's ``min(velocity_window, track_len)``, frames (>= 2).
@@ -243,6 +263,7 @@ class FitWindow:
 
     def __init__(self, window: int, max_dt: float, *, at_stamp: bool = False) -> None:
         self._stamps: deque[float] = deque()
+        self._since_stall = STALLED_FRAMES   # frames since the last stall
         self._max_dt = math.inf
         self._at_stamp = False
         self.configure(window, max_dt, at_stamp=at_stamp)
@@ -263,15 +284,28 @@ class FitWindow:
     def update(self, stamp: float) -> VelocityTiming:
         """Record the frame at ``stamp`` (s) and return the timing of its tracks' velocities."""
         stamp = float(stamp)
+        self._since_stall = min(self._since_stall + 1, STALLED_FRAMES)
         if self._stamps and not 0.0 < stamp - self._stamps[-1] <= self._max_dt:
             self._stamps.clear()
+            self._since_stall = STALLED_FRAMES
+        elif self._at_stamp and self._stalled(stamp):
+            self._stamps.clear()
+            self._since_stall = 0
         self._stamps.append(stamp)
         stamps = np.fromiter(self._stamps, np.float64, len(self._stamps))
         if self._at_stamp:
             return VelocityTiming(start=float(stamps[0]), end=stamp, lag=0.0,
-                                  samples=min(2, int(stamps.size)), at_stamp=True)
+                                  samples=min(2, int(stamps.size)), at_stamp=True,
+                                  stalled=self._since_stall < STALLED_FRAMES)
         return VelocityTiming(start=float(stamps[0]), end=stamp,
                               lag=float(stamp - stamps.mean()), samples=int(stamps.size))
+
+    def _stalled(self, stamp: float) -> bool:
+        """Whether the gap before ``stamp`` exceeds STALL_RATIO times the window's median."""
+        if len(self._stamps) < 2:
+            return False
+        intervals = np.diff(np.fromiter(self._stamps, np.float64, len(self._stamps)))
+        return stamp - self._stamps[-1] > STALL_RATIO * float(np.median(intervals))
 
 
 @dataclass(frozen=True)
@@ -1051,6 +1085,10 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
     if camera is None:
         return VelocityEstimate("no_intrinsics", "no camera intrinsics (camera_info not "
                                 "received, invalid or of another image size)")
+    if timing is not None and timing.stalled:
+        return VelocityEstimate("stalled", f"within {STALLED_FRAMES} frames of a stall (a "
+                                f"frame gap above {STALL_RATIO:g} median intervals): the "
+                                "tracks' velocities still rest on the gap")
     min_age = max(cfg.velocity_min_track_age, timing.samples if timing is not None else 0)
     usable = np.isfinite(tracks.velocities).all(axis=1) & (tracks.ages >= min_age)
     n_usable = int(usable.sum())

@@ -264,6 +264,8 @@ class TrackerPipeline:
                            ) -> tuple[TwistWithCovarianceStamped | None, VelocityEstimate | None]:
         """flow/velocity (None unless valid and enabled) and the estimate (None if not run)."""
         timing = self._fit_window.update(frame.stamp)   # every frame, to follow the tracker
+        if timing.stalled:   # the acceleration fitted before the stall is stale after it
+            self._acceleration.reset()
         config = self._config
         publish = config.velocity_input.estimate_velocity
         if not publish:
