@@ -638,3 +638,39 @@ def test_a_node_refused_at_start_up_is_destroyed_before_the_shutdown(tmp_path):
     assert code == 2 and "Traceback" not in out, out
     assert "[ERROR] invalid parameter: gain: must be > 0, got -1" in out, out
     assert out.count("destroyed, context ok: True") == 1, out
+
+
+HANGING_TEARDOWN = """
+import sys, time
+from rclpy.node import Node
+from optical_flow_ros.core.errors import ConfigError
+from optical_flow_ros.ros.stop_signals import run_program
+from optical_flow_ros.nodes.node_main import run_node
+
+class Stuck(Node):
+    def __init__(self):
+        super().__init__("stuck")
+        raise ConfigError("gain: must be > 0, got -1")
+
+    def destroy_node(self):   # like a DDS participant whose deletion never returns
+        print("destroying", flush=True)
+        time.sleep(120)
+
+sys.exit(run_program(lambda: run_node(Stuck)))
+"""
+
+
+# A node refused at start-up on Kilted once hung in its teardown (in C, holding the GIL: not
+# even the stop watchdog's thread ran); no signal comes then, and under ros2 launch the
+# process would stay forever. The teardown is bounded: faulthandler ends it, saying where.
+def test_a_teardown_that_hangs_without_a_stop_is_ended_with_its_stack(tmp_path):
+    script = tmp_path / "stuck_node.py"
+    script.write_text(HANGING_TEARDOWN)
+    proc = NodeProcess(str(script))
+    try:
+        code = proc.proc.wait(40)
+    finally:
+        proc.stop(signal.SIGKILL)
+    out = proc.output()
+    assert "destroying" in out and "[ERROR] invalid parameter: gain" in out, out
+    assert code == 1 and "Timeout" in out and "destroy_node" in out, out

@@ -14,6 +14,10 @@ The executor is made in one place (``executor=``, :func:`default_executor`) and 
 and the stop flag, and does not depend on an executor's own ``spin`` (in ros-rclpy 9.1.2,
 ``rclpy.experimental.EventsExecutor.spin()`` busy-waits at 100 % of a core, runs no timer and
 ignores the context's shutdown; its ``spin_once`` works).
+
+Every teardown is bounded (:meth:`~optical_flow_ros.ros.stop_signals.StopSignals.bound_teardown`,
+with the process's handlers): one that has not ended by the deadline (the watchdog's after a
+stop, else 10 s) ends the process with exit code 1 and the stack where it hung.
 """
 
 from __future__ import annotations
@@ -95,12 +99,14 @@ def _build_and_spin(make_node: Callable[[], Node], executor_factory: ExecutorFac
     try:
         node = make_node()
     except (ParameterException, OpticalFlowError) as err:
+        stopping = _stopping(stop, context)
+        if not stopping:
+            print(f"[ERROR] invalid parameter: {err}", file=sys.stderr, flush=True)
+        stop.bound_teardown()
         _destroy_unfinished(err)
-        if _stopping(stop, context):
-            return 0
-        print(f"[ERROR] invalid parameter: {err}", file=sys.stderr)
-        return 2
+        return 0 if stopping else 2
     except Exception as err:
+        stop.bound_teardown()
         _destroy_unfinished(err)
         if _stopping(stop, context):   # the stop shut the context down under the constructor
             return 0
@@ -121,6 +127,7 @@ def _build_and_spin(make_node: Callable[[], Node], executor_factory: ExecutorFac
         if not _stopping(stop, context):
             raise
     finally:
+        stop.bound_teardown()
         _teardown(executor, node)
     return code
 
