@@ -140,7 +140,7 @@ def _destroy_unfinished(err: BaseException) -> None:
     destroyed at whatever later moment the collector runs, possibly after the context's
     shutdown or during the interpreter's exit, an order rclpy and the middleware never
     see in a normal teardown. (A node ended by an invalid parameter once hung instead of
-    exiting, on Kilted in CI; not reproduced in 240 starts since.)
+    exiting, on Kilted in CI; not reproduced in ~500 starts here since.)
     """
     tb = err.__traceback__
     while tb is not None:

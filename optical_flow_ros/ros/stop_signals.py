@@ -173,9 +173,9 @@ class StopSignals:
         The watchdog's deadline after a stop, else :data:`FINALISE_LIMIT_S`, from now: past
         it faulthandler prints where the process hangs and ends it (exit code 1). Unlike the
         watchdog thread it needs no GIL, so it also ends a teardown stuck in C that holds it
-        (a DDS participant's deletion: a node refused at start-up once hung there, stop or
-        no stop). Only with the process's handlers (:func:`install_for_process`); calling it
-        again moves the deadline.
+        (a node refused at start-up once hung so, stop or no stop: most likely in its DDS
+        participant's deletion). Only with the process's handlers
+        (:func:`install_for_process`); calling it again moves the deadline.
         """
         if self._watchdog is not None:
             faulthandler.dump_traceback_later(self._watchdog.seconds_left(), exit=True)
