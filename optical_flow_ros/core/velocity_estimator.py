@@ -728,29 +728,39 @@ def _field_through_line(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray
     """The field's parameters through the gyro's line, and their error variance.
 
     ``sum_i w_i theta(t_i)`` over the gyro's sample times ``t_i`` with its line weights (the
-    same operator as the rate); the variance is the mean of the field's at the nodes times
-    ``(sum |w_i|)^2``: the most a weighted sum of errors that correlate over time can have
-    (1 at the samples' mean; more where the line extrapolates toward the stamp).
+    same operator as the rate). ``theta(t)`` (:meth:`MotionField.evaluate`: the degree
+    chosen per parameter at ``t``) is evaluated at ``field.max_degree + 1`` nodes over the
+    samples' span and interpolated by a polynomial, so the value is ``sum_j c_j theta(t_j)``
+    and, each ``theta(t_j)`` being linear in the intervals' parameters, its noise variance is
+    exact under the field's model (intervals independent, each with ``field.noise``), scaled
+    at each node by the self-check's factor there (:meth:`MotionField.factor_at`); the nodes'
+    estimated biases add up in the worst case (``(sum_j |c_j| b_j)^2``).
 
-    ``theta(t)`` is a polynomial of degree <= ``max(field.degrees)`` per parameter: it is
-    evaluated at that many + 1 nodes over the samples' span and interpolated exactly.
+    The old bound (the nodes' mean variance times ``(sum |w_i|)^2``, as if the errors at all
+    times were one) was 2-10x the error measured against the simulator's exact field on the
+    TRAIN flights of bench/velocity_flights.py (one gyro sample per frame).
     Without a line (one sample): the field at the gyro's time.
     """
     weights = gyro.line_weights()
     if weights is None:
         return field.theta_at(gyro.time)
     times = gyro.sample_times
-    nodes = np.linspace(float(times[0]), float(times[-1]), int(field.degrees.max()) + 1)
+    nodes = np.linspace(float(times[0]), float(times[-1]), field.max_degree + 1)
     if nodes.size == 1 or nodes[-1] <= nodes[0]:
         return field.theta_at(gyro.time)
-    at_nodes = [field.theta_at(float(t)) for t in nodes]
     centre, half = 0.5 * (nodes[0] + nodes[-1]), 0.5 * (nodes[-1] - nodes[0])
     vander = np.vander((nodes - centre) / half, increasing=True)
-    coefficients = np.linalg.solve(vander, np.array([v for v, _ in at_nodes]))   # (k + 1, 8)
     basis = np.vander((times - centre) / half, nodes.size, increasing=True)  # (n, k + 1)
-    theta = (weights @ basis) @ coefficients
-    gain = float(np.abs(weights).sum())   # >= 1: the line extrapolates with negative weights
-    return theta, gain * gain * np.mean([var for _, var in at_nodes], axis=0)
+    node_weights = np.linalg.solve(vander.T, basis.T @ weights)   # theta = sum c_j theta(t_j)
+    theta = np.zeros(8)
+    combined = np.zeros((8, field.intervals.shape[0]))
+    bias = np.zeros(8)
+    for c, t in zip(node_weights, nodes, strict=True):
+        value, _, interval_weights, bias2 = field.evaluate(float(t))
+        theta += c * value
+        combined += c * np.sqrt(field.factor_at(float(t)))[:, None] * interval_weights
+        bias += abs(c) * np.sqrt(bias2)
+    return theta, (combined * combined).sum(axis=1) * field.noise + bias * bias
 
 
 def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,

@@ -67,7 +67,7 @@ class AccelerationEstimator:
     def __init__(self) -> None:
         self._orientation = np.eye(3)     # camera frame -> the fixed frame
         self._last: tuple[float, np.ndarray] | None = None     # (stamp, rate)
-        self._samples: deque[tuple[float, np.ndarray, float]] = deque()
+        self._samples: deque[tuple[float, np.ndarray, np.ndarray]] = deque()
 
     def reset(self) -> None:
         """Forget everything (time jump, tracker reset)."""
@@ -76,10 +76,16 @@ class AccelerationEstimator:
         self._samples.clear()
 
     def update(self, stamp: float, linear: np.ndarray, angular: np.ndarray,
-               variance: float = 0.0) -> None:
+               variance: float | np.ndarray = 0.0) -> None:
         """Record the velocity ``linear`` (m/s) and rate ``angular`` (rad/s) at ``stamp``.
 
-        ``variance``: the velocity's error variance per axis, (m/s)^2.
+        ``variance``: the velocity's (3, 3) error covariance in the camera frame, (m/s)^2
+        (each axis of the fixed frame then gets its own noise), or one variance for every
+        axis. Per axis matters: the scatter about the line beyond this noise is taken as the
+        velocity curving, which is amplified ~180x into the acceleration's variance; with
+        the mean over the axes a slow flight's vx (5-15x the variance of vy or vz) showed
+        curving that was its own noise, and the lag term of the published covariance was
+        4-30x its real error on the TRAIN flights of bench/velocity_flights.py.
         """
         stamp = float(stamp)
         if self._last is not None:
@@ -90,8 +96,13 @@ class AccelerationEstimator:
                 self._orientation = self._orientation @ _rotation(
                     0.5 * (self._last[1] + angular), dt)
         self._last = (stamp, np.asarray(angular, np.float64).copy())
+        if np.ndim(variance) == 2:   # its diagonal in the fixed frame
+            rotated = self._orientation @ np.asarray(variance, np.float64) @ self._orientation.T
+            per_axis = np.maximum(np.diagonal(rotated), 0.0)
+        else:
+            per_axis = np.full(3, float(variance))
         self._samples.append((stamp, self._orientation @ np.asarray(linear, np.float64),
-                              float(variance)))
+                              per_axis))
         while self._samples and self._samples[0][0] < stamp - WINDOW_S:
             self._samples.popleft()
 
@@ -106,7 +117,7 @@ class AccelerationEstimator:
         if t[-1] - t[0] < 0.5 * WINDOW_S:
             return None
         v = np.array([s[1] for s in self._samples])
-        noise = float(np.mean([s[2] for s in self._samples]))
+        noise = np.mean([s[2] for s in self._samples], axis=0)      # per axis, (m/s)^2
         x = t - t.mean()
         sxx = float(x @ x)
         slope = x @ v / sxx                                          # (3,)

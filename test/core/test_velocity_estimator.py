@@ -125,7 +125,7 @@ def run(cam: SimCamera, records: list[Record], *, use_gyro: bool, use_timing: bo
                               acceleration=acceleration.estimate(), config=config)
         if e.valid:
             acceleration.update(r.timing.end, e.measured_linear, e.angular,
-                                float(np.trace(e.covariance[:3, :3])) / 3.0)
+                                e.covariance[:3, :3])
         estimates.append(e)
     return estimates[SKIP:]
 
