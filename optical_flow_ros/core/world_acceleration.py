@@ -116,19 +116,28 @@ class AccelerationEstimator:
         t = np.fromiter((s[0] for s in self._samples), np.float64, len(self._samples))
         if t[-1] - t[0] < 0.5 * WINDOW_S:
             return None
-        v = np.array([s[1] for s in self._samples])
-        noise = np.mean([s[2] for s in self._samples], axis=0)      # per axis, (m/s)^2
-        x = t - t.mean()
-        sxx = float(x @ x)
-        slope = x @ v / sxx                                          # (3,)
-        residual = v - v.mean(axis=0) - np.outer(x, slope)
-        scatter = (residual * residual).sum(axis=0) / (t.size - 2)   # per axis, (m/s)^2
+        v = np.array([s[1] for s in self._samples])                 # (n, 3)
+        noise = np.array([s[2] for s in self._samples])             # (n, 3), (m/s)^2
+        # Weighted least squares per axis, each velocity by its own stated variance (the
+        # first velocities after a start are several times noisier than the later ones: with
+        # equal weights their transient biased the slope beyond its variance).
+        top = float(noise.max())
+        weights = 1.0 / np.maximum(noise, 1e-9 * top if top > 0.0 else 1.0)
+        total = weights.sum(axis=0)
+        x = t[:, None] - (weights * t[:, None]).sum(axis=0) / total   # (n, 3)
+        sxx = (weights * x * x).sum(axis=0)
+        centred = v - (weights * v).sum(axis=0) / total
+        slope = (weights * x * centred).sum(axis=0) / sxx             # (3,)
+        residual = centred - x * slope
+        chi2 = (weights * residual * residual).sum(axis=0) / (t.size - 2)   # 1: just noise
         # Beyond the estimates' own noise the scatter is the velocity curving: a rate of
         # change of acceleration j gives an rms deviation j W^2 / (12 sqrt(5)) from the line
         # over a window W, and the acceleration at the newest sample is off by j W / 2.
-        curving = np.maximum(scatter - noise, 0.0)
+        # (Equal noise: chi2 * level is the scatter about the line, level the noise.)
+        level = t.size / total                                        # per axis, (m/s)^2
+        curving = np.maximum(chi2 - 1.0, 0.0) * level
         span = float(t[-1] - t[0])
-        variance = scatter / sxx + curving * (6.0 * math.sqrt(5.0) / span) ** 2
+        variance = chi2 / sxx + curving * (6.0 * math.sqrt(5.0) / span) ** 2
         to_camera = self._orientation.T
         return Acceleration(to_camera @ slope,
                             to_camera @ np.diag(variance) @ to_camera.T)
