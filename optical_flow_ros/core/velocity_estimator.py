@@ -765,11 +765,13 @@ def _field_through_line(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray
 
 def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
                      gyro: GyroRates | None, velocities: np.ndarray, points: np.ndarray
-                     ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray | None]:
+                     ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray | None,
+                                tuple[np.ndarray, np.ndarray] | None]:
     """When the velocity is estimated, and the usable tracks then.
 
     Returns (the lag before the stamp s, the tracks' velocities px/s and positions px then,
-    the field's error variance then or None).
+    the field's error variance then or None, the field through the gyro's line when it was
+    taken there (:func:`_field_through_line`) or None).
 
     Slope velocities describe the motion ``timing.lag`` before the stamp, at the track's
     mean position. Velocities at the stamp with a gyro and the tracker's motion field: at
@@ -782,18 +784,19 @@ def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
     Otherwise at the stamp.
     """
     if timing is None:
-        return 0.0, velocities, points, None if field is None else field.theta_variance
+        return 0.0, velocities, points, None if field is None else field.theta_variance, None
     if not timing.at_stamp:
-        return timing.lag, velocities, points - timing.lag * velocities, None
+        return timing.lag, velocities, points - timing.lag * velocities, None, None
     if field is None or gyro is None or gyro.time is None or gyro.time >= timing.end:
-        return 0.0, velocities, points, None if field is None else field.theta_variance
+        variance = None if field is None else field.theta_variance
+        return 0.0, velocities, points, variance, None
     lag = timing.end - gyro.time
     then = points - lag * velocities
     theta, variance = _field_through_line(field, gyro)
     bu, bv = field_basis(points, field.centre, field.scale)
     tu, tv = field_basis(then, field.centre, field.scale)
     change = np.column_stack((tu @ theta - bu @ field.theta, tv @ theta - bv @ field.theta))
-    return lag, velocities + change, then, variance
+    return lag, velocities + change, then, variance, (theta, variance)
 
 
 class _Motion(NamedTuple):
@@ -891,7 +894,8 @@ class _Fusion(NamedTuple):
     bias_var: float          # variance of the field rates' model error (climb x tilt)
 
 
-def _fusion(field: MotionField, gyro: GyroRates, focal: float, theta: np.ndarray) -> _Fusion:
+def _fusion(field: MotionField, gyro: GyroRates, focal: float, theta: np.ndarray,
+            line: tuple[np.ndarray, np.ndarray] | None = None) -> _Fusion:
     """Combine the gyro's roll/pitch rates with the field's, both through the gyro's line.
 
     The field's rates are taken with the same operator as the gyro's rate
@@ -902,9 +906,10 @@ def _fusion(field: MotionField, gyro: GyroRates, focal: float, theta: np.ndarray
     13, measured with bench_velocity_accuracy's flights, one gyro sample per frame).
     Inverse-variance weights per axis: the gyro's variance (its line's), and the field
     rates' (the field's parameter variance through their gain, plus the squared climb x tilt
-    term they leave, :func:`_climb_tilt_rate` of the affine fit ``theta``).
+    term they leave, :func:`_climb_tilt_rate` of the affine fit ``theta``). ``line``: the
+    field through the gyro's line when already known (:func:`_field_through_line`).
     """
-    theta_t, variance = _field_through_line(field, gyro)
+    theta_t, variance = line if line is not None else _field_through_line(field, gyro)
     moved = dataclasses.replace(field, theta=theta_t)
     rates, gain = _field_rates(moved, focal)
     bias_var = _climb_tilt_rate(theta) ** 2
@@ -1078,7 +1083,7 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
             gyro = _best_instant(gyro, timing.end, distance, acceleration, cfg)
     velocities = tracks.velocities[usable].astype(np.float64)
     points = tracks.points[usable].astype(np.float64)
-    lag, velocities, points, field_variance = _evaluation_time(
+    lag, velocities, points, field_variance, line = _evaluation_time(
         tracks.motion_field, timing, gyro, velocities, points)
     refused = _collinear(points, {"n_tracks": n_usable}, cfg)
     if refused is not None:
@@ -1104,7 +1109,7 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
 
     fusion = None
     if gyro is not None and field is not None and cfg.gyro_field_fusion:
-        fusion = _fusion(field, gyro, focal, fit.theta)
+        fusion = _fusion(field, gyro, focal, fit.theta, line)
     motion = _motion(fit, design, points_n, gyro, lag, focal, cfg,
                      field=None if field is None else (field, _field_covariance(
                          field, field_variance)),
