@@ -50,7 +50,11 @@ noise is this frame), the error variance of ``th(t)`` (the per-interval paramete
 scatter through the polynomial, and the chosen degree's estimated bias, both times the
 self-check's calibration factor below), and the variance factor of each track's averaged
 deviation; the ego-velocity stage turns them into its covariance, and evaluates the field at
-other times (:meth:`MotionField.theta_at`).
+other times (:meth:`MotionField.evaluate`: a few frames before the stamp, through the gyro's
+line). There each parameter's degree is chosen again, for that time: the stamp's choice is
+made for an extrapolation, and a low degree that happens to match the stamp is a constant
+through a changing rate before it (single frames 65-84 sigma off in the test, the spike
+frames of a held-out hover flight).
 
 Self-check (:meth:`MotionFieldVelocity._check`): half a span after each stamp, the value
 extrapolated there is compared with a centred polynomial through the intervals on both
@@ -58,8 +62,12 @@ sides; the squared difference over its modelled variance, averaged over the last
 is the calibration factor of each parameter's published variance (on the TRAIN flights the
 factors came out 0.3-8, where the model alone was 0.1-27x off the truth; tracking errors
 shared by all tracks over consecutive frames and a rate changing faster than the degree
-follows are what the model leaves out). Errors that persist longer than the span are not
-seen by it.
+follows are what the model leaves out). The value at the previous stamp (inside the
+intervals: an interpolation) is checked the same way, for its own factor
+(:attr:`MotionFieldVelocity.past_calibration`): the two differ, most at low frame rates
+(15 Hz: 2-12 at the stamp, 1-2 inside), so the stamp's factor made the field through the
+gyro's line 5-10x too wide there. Errors that persist longer than the span are not seen by
+it.
 """
 
 from __future__ import annotations
@@ -125,11 +133,18 @@ class MotionField:
         intervals: (n, 10) the fitted intervals the polynomial used: start s, end s, the 8
             parameters.
         degrees: (8,) the polynomial degree chosen for each parameter.
-        noise: (8,) the variance of one interval's parameters it assumed, (px/s)^2.
+        noise: (8,) the variance of one interval's parameters it assumed (before the
+            self-check's factor), (px/s)^2.
         bias_variance: (8,) the part of ``theta_variance`` that is the estimated squared bias
-            of the chosen degree, (px/s)^2.
+            of the chosen degree (times the factor), (px/s)^2.
         correlation: (8, 8) correlation of the parameters' errors: the newest interval's
             fit's (independent track errors, so the tracks' layout); None: uncorrelated.
+        calibration: (8,) the self-check's factor of a value at the stamp (in
+            ``theta_variance``); None: 1.
+        past_calibration: (8,) its factor of a value at the previous stamp; None: as at the
+            stamp.
+        max_degree: ``velocity_field_degree``: the highest degree :meth:`evaluate` chooses
+            from.
     """
 
     stamp: float

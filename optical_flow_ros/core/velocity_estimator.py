@@ -171,9 +171,9 @@ class VelocityConfig:
         "from the field's second-order terms and combine them with the gyro's by their "
         "variances (the field's variance measured online, see field_velocity). Measured "
         "(bench/bench_velocity_accuracy.py, 13 held-out flights, gyro 0.005 rad/s at the "
-        "frame rate, fusion on vs off): horizontal RMSE lower on all 13 (<= 2 % on 9 "
-        "instead of 4), 3 sigma >= 97 % on 13 as without, median NEES 0.32-1.65 (in 1-2 on "
-        "7 instead of 11: the misses are too wide, not too narrow)")
+        "frame rate, fusion on vs off): horizontal RMSE lower on all 13 (<= 2 % on 10 "
+        "instead of 4), 3 sigma >= 97 % on 13 as without, median NEES 0.62-2.19 (in 1-2 on "
+        "7 instead of 10: five misses too wide, one too narrow)")
     rate_std_without_gyro: float = setting(
         0.02, "Assumed std of the roll/pitch rates when no gyro is given (taken as zero; "
         "they alias into the linear velocity), rad/s", range=(0.0, 10.0))
