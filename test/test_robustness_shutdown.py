@@ -599,3 +599,42 @@ def test_signals_during_a_callback_and_the_teardown_exit_cleanly(tmp_path, execu
         proc.stop(signal.SIGKILL)
     out = proc.output()
     assert code == 0 and "Traceback" not in out and "destroyed" in out, out
+
+
+UNFINISHED_NODE = """
+import sys
+import rclpy
+from rclpy.node import Node
+from std_msgs.msg import Empty
+from optical_flow_ros.core.errors import ConfigError
+from optical_flow_ros.nodes.node_main import run_node
+
+class Unfinished(Node):
+    def __init__(self):
+        super().__init__("unfinished")
+        self.pub = self.create_publisher(Empty, "unfinished", 1)
+        raise ConfigError("gain: must be > 0, got -1")
+
+    def destroy_node(self):
+        print(f"destroyed, context ok: {rclpy.ok()}", flush=True)
+        super().destroy_node()
+
+sys.exit(run_node(Unfinished))
+"""
+
+
+# Regression: a node whose constructor refused a parameter was left to the garbage collector
+# (it sits in reference cycles with the traceback), destroyed at an arbitrary later moment,
+# maybe after the context's shutdown; one such node on Kilted hung instead of exiting.
+def test_a_node_refused_at_start_up_is_destroyed_before_the_shutdown(tmp_path):
+    script = tmp_path / "unfinished_node.py"
+    script.write_text(UNFINISHED_NODE)
+    proc = NodeProcess(str(script))
+    try:
+        code = proc.proc.wait(20)
+    finally:
+        proc.stop(signal.SIGKILL)
+    out = proc.output()
+    assert code == 2 and "Traceback" not in out, out
+    assert "[ERROR] invalid parameter: gain: must be > 0, got -1" in out, out
+    assert out.count("destroyed, context ok: True") == 1, out
