@@ -111,8 +111,7 @@ def ego_figures(rec: FlightRecord, *, use_gyro: bool, gyro: GyroStream | None = 
                               distance_variance=variance or None, gyro=gyro_in,
                               timing=timing, acceleration=acceleration.estimate())
         if e.valid:
-            acceleration.update(f.t, e.measured_linear, e.angular,
-                                float(np.trace(e.covariance[:3, :3])) / 3.0)
+            acceleration.update(f.t, e.measured_linear, e.angular, e.covariance[:3, :3])
         if f.t < SKIP_S:
             continue
         if not e.valid:

@@ -173,9 +173,9 @@ class VelocityConfig:
         "from the field's second-order terms and combine them with the gyro's by their "
         "variances (the field's variance measured online, see field_velocity). Measured "
         "(bench/bench_velocity_accuracy.py, 13 held-out flights, gyro 0.005 rad/s at the "
-        "frame rate, fusion on vs off): horizontal RMSE lower on all 13 (<= 2 % on 9 "
-        "instead of 4), 3 sigma >= 97 % on 13 as without, median NEES 0.32-1.65 (in 1-2 on "
-        "7 instead of 11: the misses are too wide, not too narrow)")
+        "frame rate, fusion on vs off): horizontal RMSE lower on all 13 (<= 2 % on 10 "
+        "instead of 4), 3 sigma >= 97 % on 13 as without, median NEES 0.62-2.19 (in 1-2 on "
+        "7 instead of 10: five misses too wide, one too narrow)")
     rate_std_without_gyro: float = setting(
         0.02, "Assumed std of the roll/pitch rates when no gyro is given (taken as zero; "
         "they alias into the linear velocity), rad/s", range=(0.0, 10.0))
@@ -763,38 +763,50 @@ def _field_through_line(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray
     """The field's parameters through the gyro's line, and their error variance.
 
     ``sum_i w_i theta(t_i)`` over the gyro's sample times ``t_i`` with its line weights (the
-    same operator as the rate); the variance is the mean of the field's at the nodes times
-    ``(sum |w_i|)^2``: the most a weighted sum of errors that correlate over time can have
-    (1 at the samples' mean; more where the line extrapolates toward the stamp).
+    same operator as the rate). ``theta(t)`` (:meth:`MotionField.evaluate`: the degree
+    chosen per parameter at ``t``) is evaluated at ``field.max_degree + 1`` nodes over the
+    samples' span and interpolated by a polynomial, so the value is ``sum_j c_j theta(t_j)``
+    and, each ``theta(t_j)`` being linear in the intervals' parameters, its noise variance is
+    exact under the field's model (intervals independent, each with ``field.noise``), scaled
+    at each node by the self-check's factor there (:meth:`MotionField.factor_at`); the nodes'
+    estimated biases add up in the worst case (``(sum_j |c_j| b_j)^2``).
 
-    ``theta(t)`` is a polynomial of degree <= ``max(field.degrees)`` per parameter: it is
-    evaluated at that many + 1 nodes over the samples' span and interpolated exactly.
+    The old bound (the nodes' mean variance times ``(sum |w_i|)^2``, as if the errors at all
+    times were one) was 2-10x the error measured against the simulator's exact field on the
+    TRAIN flights of bench/velocity_flights.py (one gyro sample per frame).
     Without a line (one sample): the field at the gyro's time.
     """
     weights = gyro.line_weights()
     if weights is None:
         return field.theta_at(gyro.time)
     times = gyro.sample_times
-    nodes = np.linspace(float(times[0]), float(times[-1]), int(field.degrees.max()) + 1)
+    nodes = np.linspace(float(times[0]), float(times[-1]), field.max_degree + 1)
     if nodes.size == 1 or nodes[-1] <= nodes[0]:
         return field.theta_at(gyro.time)
-    at_nodes = [field.theta_at(float(t)) for t in nodes]
     centre, half = 0.5 * (nodes[0] + nodes[-1]), 0.5 * (nodes[-1] - nodes[0])
     vander = np.vander((nodes - centre) / half, increasing=True)
-    coefficients = np.linalg.solve(vander, np.array([v for v, _ in at_nodes]))   # (k + 1, 8)
     basis = np.vander((times - centre) / half, nodes.size, increasing=True)  # (n, k + 1)
-    theta = (weights @ basis) @ coefficients
-    gain = float(np.abs(weights).sum())   # >= 1: the line extrapolates with negative weights
-    return theta, gain * gain * np.mean([var for _, var in at_nodes], axis=0)
+    node_weights = np.linalg.solve(vander.T, basis.T @ weights)   # theta = sum c_j theta(t_j)
+    theta = np.zeros(8)
+    combined = np.zeros((8, field.intervals.shape[0]))
+    bias = np.zeros(8)
+    for c, t in zip(node_weights, nodes, strict=True):
+        value, _, interval_weights, bias2 = field.evaluate(float(t))
+        theta += c * value
+        combined += c * np.sqrt(field.factor_at(float(t)))[:, None] * interval_weights
+        bias += abs(c) * np.sqrt(bias2)
+    return theta, (combined * combined).sum(axis=1) * field.noise + bias * bias
 
 
 def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
                      gyro: GyroRates | None, velocities: np.ndarray, points: np.ndarray
-                     ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray | None]:
+                     ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray | None,
+                                tuple[np.ndarray, np.ndarray] | None]:
     """When the velocity is estimated, and the usable tracks then.
 
     Returns (the lag before the stamp s, the tracks' velocities px/s and positions px then,
-    the field's error variance then or None).
+    the field's error variance then or None, the field through the gyro's line when it was
+    taken there (:func:`_field_through_line`) or None).
 
     Slope velocities describe the motion ``timing.lag`` before the stamp, at the track's
     mean position. Velocities at the stamp with a gyro and the tracker's motion field: at
@@ -807,18 +819,19 @@ def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
     Otherwise at the stamp.
     """
     if timing is None:
-        return 0.0, velocities, points, None if field is None else field.theta_variance
+        return 0.0, velocities, points, None if field is None else field.theta_variance, None
     if not timing.at_stamp:
-        return timing.lag, velocities, points - timing.lag * velocities, None
+        return timing.lag, velocities, points - timing.lag * velocities, None, None
     if field is None or gyro is None or gyro.time is None or gyro.time >= timing.end:
-        return 0.0, velocities, points, None if field is None else field.theta_variance
+        variance = None if field is None else field.theta_variance
+        return 0.0, velocities, points, variance, None
     lag = timing.end - gyro.time
     then = points - lag * velocities
     theta, variance = _field_through_line(field, gyro)
     bu, bv = field_basis(points, field.centre, field.scale)
     tu, tv = field_basis(then, field.centre, field.scale)
     change = np.column_stack((tu @ theta - bu @ field.theta, tv @ theta - bv @ field.theta))
-    return lag, velocities + change, then, variance
+    return lag, velocities + change, then, variance, (theta, variance)
 
 
 class _Motion(NamedTuple):
@@ -916,7 +929,8 @@ class _Fusion(NamedTuple):
     bias_var: float          # variance of the field rates' model error (climb x tilt)
 
 
-def _fusion(field: MotionField, gyro: GyroRates, focal: float, theta: np.ndarray) -> _Fusion:
+def _fusion(field: MotionField, gyro: GyroRates, focal: float, theta: np.ndarray,
+            line: tuple[np.ndarray, np.ndarray] | None = None) -> _Fusion:
     """Combine the gyro's roll/pitch rates with the field's, both through the gyro's line.
 
     The field's rates are taken with the same operator as the gyro's rate
@@ -927,9 +941,10 @@ def _fusion(field: MotionField, gyro: GyroRates, focal: float, theta: np.ndarray
     13, measured with bench_velocity_accuracy's flights, one gyro sample per frame).
     Inverse-variance weights per axis: the gyro's variance (its line's), and the field
     rates' (the field's parameter variance through their gain, plus the squared climb x tilt
-    term they leave, :func:`_climb_tilt_rate` of the affine fit ``theta``).
+    term they leave, :func:`_climb_tilt_rate` of the affine fit ``theta``). ``line``: the
+    field through the gyro's line when already known (:func:`_field_through_line`).
     """
-    theta_t, variance = _field_through_line(field, gyro)
+    theta_t, variance = line if line is not None else _field_through_line(field, gyro)
     moved = dataclasses.replace(field, theta=theta_t)
     rates, gain = _field_rates(moved, focal)
     bias_var = _climb_tilt_rate(theta) ** 2
@@ -1107,7 +1122,7 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
             gyro = _best_instant(gyro, timing.end, distance, acceleration, cfg)
     velocities = tracks.velocities[usable].astype(np.float64)
     points = tracks.points[usable].astype(np.float64)
-    lag, velocities, points, field_variance = _evaluation_time(
+    lag, velocities, points, field_variance, line = _evaluation_time(
         tracks.motion_field, timing, gyro, velocities, points)
     refused = _collinear(points, {"n_tracks": n_usable}, cfg)
     if refused is not None:
@@ -1133,7 +1148,7 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
 
     fusion = None
     if gyro is not None and field is not None and cfg.gyro_field_fusion:
-        fusion = _fusion(field, gyro, focal, fit.theta)
+        fusion = _fusion(field, gyro, focal, fit.theta, line)
     motion = _motion(fit, design, points_n, gyro, lag, focal, cfg,
                      field=None if field is None else (field, _field_covariance(
                          field, field_variance)),

@@ -283,7 +283,7 @@ class TrackerPipeline:
                        velocity_gyro=estimate.gyro_used)
         if estimate.valid:   # also when only the MAVLink output asked for the estimate
             self._acceleration.update(frame.stamp, estimate.measured_linear, estimate.angular,
-                                      float(np.trace(estimate.covariance[:3, :3])) / 3.0)
+                                      estimate.covariance[:3, :3])
         if not publish:
             return None, estimate
         if estimate.valid:

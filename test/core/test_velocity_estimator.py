@@ -127,7 +127,7 @@ def run(cam: SimCamera, records: list[Record], *, use_gyro: bool, use_timing: bo
                               acceleration=acceleration.estimate(), config=config)
         if e.valid:
             acceleration.update(r.timing.end, e.measured_linear, e.angular,
-                                float(np.trace(e.covariance[:3, :3])) / 3.0)
+                                e.covariance[:3, :3])
         estimates.append(e)
     return estimates[SKIP:]
 
@@ -219,11 +219,12 @@ def test_covariance_is_calibrated_on_noisy_tilted_turning_flights(use_gyro):
     """The issue's calibration bounds over the three roll/pitch flights (195 estimates),
     with the gyro (fused with the field's rates, the default) and without (roll/pitch rates
     from the field, its error variance measured online by field_velocity's self-check, the
-    climbing plane's terms removed). Measured: with gyro 1 sigma 81 / 70 %, 3 sigma
-    99.5 / 100 %, median NEES 1.01; without gyro 82 / 72 %, 99.5 / 99.5 %, 0.97: a little
-    too wide (the self-check's factor runs high on these flights), so both are held to
-    1 sigma <= 85 % (the issue's 80 % is a known miss on vx, on the safe side), and without
-    gyro to NEES >= 0.9 (the issue's 1.0 with gyro)."""
+    climbing plane's terms removed). Measured: with gyro 1 sigma 78 / 65 %, 3 sigma
+    100 / 100 %, median NEES 1.22 (before the field was taken off the stamp with its own
+    degree and factor and the acceleration's noise per axis: 81 / 70 %, 1.01): the issue's
+    ranges. Without gyro 82 / 72 %, 99.5 / 99.5 %, 0.97: a little too wide (the
+    self-check's factor at the stamp runs high on these flights), so held to 1 sigma <= 85 %
+    (the issue's 80 % is a known miss on vx, on the safe side) and NEES >= 0.9."""
     z, nees = [], []
     for sim_values in ROLL_PITCH_FLIGHTS.values():
         cam, records = flight(sim_values)
@@ -233,7 +234,7 @@ def test_covariance_is_calibrated_on_noisy_tilted_turning_flights(use_gyro):
     z, nees = np.concatenate(z), np.concatenate(nees)
     inside_1 = np.mean(np.abs(z[:, :2]) <= 1.0, axis=0)
     inside_3 = np.mean(np.abs(z[:, :2]) <= 3.0, axis=0)
-    assert np.all((inside_1 >= 0.55) & (inside_1 <= 0.85)), inside_1
+    assert np.all((inside_1 >= 0.55) & (inside_1 <= (0.80 if use_gyro else 0.85))), inside_1
     assert np.all(inside_3 >= 0.97), inside_3
     assert (1.0 if use_gyro else 0.9) <= np.median(nees) <= 2.0, np.median(nees)
 
