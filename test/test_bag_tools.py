@@ -54,6 +54,7 @@ SIM = dict(rate=15.0, image_width=320, image_height=240, focal_length=250.0, alt
            velocity_x=0.8, velocity_y=0.3, yaw_rate=0.2, roll_amplitude=math.radians(5.0),
            pitch_amplitude=math.radians(5.0), attitude_period=3.0, gyro_noise_std=0.002)
 FRAMES = 60
+IMU_RATE = SimCameraConfig().imu_rate   # the simulator's default, which sample_bag writes
 START_NS = sample_bag.DEFAULT_START_NS
 
 
@@ -97,12 +98,13 @@ def processed(sample, tmp_path_factory) -> Path:
 # ----- the sample bag -------------------------------------------------------------------------
 
 def test_sample_bag_holds_what_sim_camera_node_publishes(sample):
+    imu_samples = math.floor((FRAMES - 1) / SIM["rate"] * IMU_RATE) + 1   # 0 .. the last frame
     with BagReader(sample) as reader:
         assert {t.name: (t.msgtype, t.count) for t in reader.topics.values()} == {
             "/image": ("sensor_msgs/msg/Image", FRAMES),
             "/camera_info": ("sensor_msgs/msg/CameraInfo", FRAMES),
             "/range": ("sensor_msgs/msg/Range", FRAMES),
-            "/imu": ("sensor_msgs/msg/Imu", FRAMES),
+            "/imu": ("sensor_msgs/msg/Imu", imu_samples),
             "/sim/twist": ("geometry_msgs/msg/TwistStamped", FRAMES),
             "/sim/pose": ("geometry_msgs/msg/PoseStamped", FRAMES)}
         messages = list(reader.messages())
@@ -111,9 +113,49 @@ def test_sample_bag_holds_what_sim_camera_node_publishes(sample):
     for k in (0, 17, FRAMES - 1):
         assert stamp_ns(images[k]) == START_NS + round(k / SIM["rate"] * 1e9)
         np.testing.assert_array_equal(frame_from_msg(images[k]).image, sim.render(k / 15.0))
-    # Record order: a frame's camera_info, range and imu come before its image.
-    order = [m.topic for m in messages[:7]]
-    assert order.index("/range") < order.index("/image") and order[-1] == "/camera_info"
+    # Record order: a frame's camera_info, range and the imu samples up to its stamp come
+    # before its image (recorded image_latency after its stamp).
+    for k in (0, 1, FRAMES - 1):
+        stamp = START_NS + round(k / SIM["rate"] * 1e9)
+        before = [m for m in messages[:messages.index(next(
+            m for m in messages if m.topic == "/image" and m.timestamp > stamp))]]
+        assert {"/camera_info", "/range"} <= {m.topic for m in before if m.timestamp == stamp}
+        assert sum(m.topic == "/imu" for m in before) >= math.floor(k / SIM["rate"] * IMU_RATE) + 1
+
+
+@pytest.mark.parametrize("imu_rate", [IMU_RATE, 1000.0, 0.0])
+def test_sample_bag_writes_the_imu_at_its_own_rate(tmp_path, imu_rate):
+    """The imu stream is the simulator's: at ``imu_rate`` sample j stamped ``start + j /
+    imu_rate`` with the true rate there plus its own noise, covariance as stated; with 0, one
+    sample per frame, the frame's reading at its stamp."""
+    bag = tmp_path / "bag"
+    frames = 8
+    assert sample_bag.main([str(bag), "--frames", str(frames), *sim_args(imu_rate=imu_rate),
+                            "--image-width", "64", "--image-height", "48"]) == 0
+    sim = SimCamera(SimCameraConfig(**{**SIM, "imu_rate": imu_rate}))
+    with BagReader(bag) as reader:
+        records = [(m.timestamp, deserialize(m)) for m in reader.messages(["/imu"])]
+    t_last = (frames - 1) / SIM["rate"]
+    count = math.floor(t_last * imu_rate + 1e-9) + 1 if imu_rate else frames
+    assert len(records) == count
+    stamps = np.array([stamp_ns(msg) for _, msg in records])
+    assert np.all(np.diff(stamps) > 0)
+    assert [t for t, _ in records] == stamps.tolist()   # recorded at their stamps
+    times = (np.arange(count) / imu_rate if imu_rate else np.arange(frames) / SIM["rate"])
+    np.testing.assert_array_equal(stamps, START_NS + np.round(times * 1e9).astype(np.int64))
+    gyro = np.array([[m.angular_velocity.x, m.angular_velocity.y, m.angular_velocity.z]
+                     for _, m in records])
+    expected = np.array([sim.imu_sample(j)[1] for j in range(count)])
+    np.testing.assert_array_equal(gyro, expected)   # the simulator's truth + its noise
+    truth = np.array([sim.state(t).angular_velocity for t in times])
+    noise = gyro - truth
+    assert np.all(np.abs(noise) < 6 * SIM["gyro_noise_std"]) and np.all(noise != 0.0)
+    if imu_rate >= 1000.0:   # 467 samples x 3 axes: the stated std, +/- 10 %
+        assert abs(noise.std() / SIM["gyro_noise_std"] - 1.0) < 0.1, noise.std()
+    for _, msg in records:
+        np.testing.assert_array_equal(np.reshape(msg.angular_velocity_covariance, (3, 3)),
+                                      np.eye(3) * SIM["gyro_noise_std"] ** 2)
+        assert msg.header.frame_id == "camera_optical_frame"
 
 
 def test_sample_bags_are_reproducible(tmp_path):
