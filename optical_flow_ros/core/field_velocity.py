@@ -143,19 +143,31 @@ class MotionField:
     correlation: np.ndarray | None = None
 
     def theta_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """The parameters at time ``t`` (s) and their error variance.
-
-        ``t`` within the intervals, or the stamp: each parameter's polynomial evaluated at
-        ``t``, its noise scaled by the polynomial's gain there, the bias estimated at the
-        stamp kept.
-        """
+        """The parameters at time ``t`` (s) and their error variance (:meth:`thetas_at`)."""
         if t == self.stamp:
             return self.theta, self.theta_variance
+        theta, variance = self.thetas_at(np.array([t], np.float64))
+        return theta[0], variance[0]
+
+    def thetas_at(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The parameters at each of ``times`` (M,) s and their error variance: (M, 8) each.
+
+        Times within the intervals, or the stamp: each parameter's polynomial evaluated
+        there, its noise scaled by the polynomial's gain there, the bias estimated at the
+        stamp kept (at the stamp itself: ``theta`` and ``theta_variance``). All times in one
+        batch of least-squares solves (numpy over the times, no Python loop).
+        """
+        t = np.asarray(times, np.float64).reshape(-1)
         starts, ends, thetas = self.intervals[:, 0], self.intervals[:, 1], self.intervals[:, 2:]
-        q, r = np.linalg.qr(_interval_rows(starts, ends, t, int(self.degrees.max())))
-        weights = np.cumsum(q * np.linalg.inv(r)[0], axis=1).T[self.degrees]   # (8, n)
-        theta = np.einsum("jn,nj->j", weights, thetas)
-        return theta, (weights * weights).sum(axis=1) * self.noise + self.bias_variance
+        rows = _interval_rows_at(starts, ends, t, int(self.degrees.max()))   # (M, n, k + 1)
+        q, r = np.linalg.qr(rows)
+        first = np.linalg.inv(r)[:, 0, None, :]   # each solve's value at its own time
+        weights = np.cumsum(q * first, axis=2).transpose(0, 2, 1)[:, self.degrees]  # (M, 8, n)
+        theta = np.einsum("mjn,nj->mj", weights, thetas)
+        variance = (weights * weights).sum(axis=2) * self.noise + self.bias_variance
+        at_stamp = t == self.stamp
+        theta[at_stamp], variance[at_stamp] = self.theta, self.theta_variance
+        return theta, variance
 
 
 class FieldStep(NamedTuple):
@@ -272,6 +284,16 @@ def _interval_rows(starts: np.ndarray, ends: np.ndarray, t: float, degree: int, 
     s, e = (starts - t) / span, (ends - t) / span
     powers = np.arange(1, degree + 2)
     return (e[:, None] ** powers - s[:, None] ** powers) / (powers * (e - s)[:, None])
+
+
+def _interval_rows_at(starts: np.ndarray, ends: np.ndarray, times: np.ndarray,
+                     degree: int) -> np.ndarray:
+    """(M, n, degree + 1): :func:`_interval_rows` at each of ``times`` (M,), s."""
+    span = np.maximum(times - float(starts.min()), 1e-9)[:, None]   # (M, 1)
+    s, e = (starts - times[:, None]) / span, (ends - times[:, None]) / span   # (M, n)
+    powers = np.arange(1, degree + 2)
+    return ((e[..., None] ** powers - s[..., None] ** powers)
+            / (powers * (e - s)[..., None]))
 
 
 _WEIGHTS_CACHE_SIZE = 64

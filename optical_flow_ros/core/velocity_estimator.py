@@ -743,14 +743,14 @@ def _field_through_line(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray
     nodes = np.linspace(float(times[0]), float(times[-1]), int(field.degrees.max()) + 1)
     if nodes.size == 1 or nodes[-1] <= nodes[0]:
         return field.theta_at(gyro.time)
-    at_nodes = [field.theta_at(float(t)) for t in nodes]
+    at_nodes, node_variance = field.thetas_at(nodes)   # (k + 1, 8) each, one batch
     centre, half = 0.5 * (nodes[0] + nodes[-1]), 0.5 * (nodes[-1] - nodes[0])
     vander = np.vander((nodes - centre) / half, increasing=True)
-    coefficients = np.linalg.solve(vander, np.array([v for v, _ in at_nodes]))   # (k + 1, 8)
+    coefficients = np.linalg.solve(vander, at_nodes)   # (k + 1, 8)
     basis = np.vander((times - centre) / half, nodes.size, increasing=True)  # (n, k + 1)
     theta = (weights @ basis) @ coefficients
     gain = float(np.abs(weights).sum())   # >= 1: the line extrapolates with negative weights
-    return theta, gain * gain * np.mean([var for _, var in at_nodes], axis=0)
+    return theta, gain * gain * np.mean(node_variance, axis=0)
 
 
 def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
