@@ -99,6 +99,8 @@ def ego_figures(rec: FlightRecord, *, use_gyro: bool, gyro: GyroStream | None = 
     errors, speeds, z, nees, invalid = [], [], [], [], 0
     for k, f in enumerate(rec.frames):
         timing = window.update(f.t)
+        if timing.stalled:   # as tracker_node: the acceleration before a stall is stale
+            acceleration.reset()
         gyro_in = None
         gyro_t, gyro_w = stream.received(f.t)
         if use_gyro and gyro_t.size:
@@ -109,8 +111,7 @@ def ego_figures(rec: FlightRecord, *, use_gyro: bool, gyro: GyroStream | None = 
                               distance_variance=variance or None, gyro=gyro_in,
                               timing=timing, acceleration=acceleration.estimate())
         if e.valid:
-            acceleration.update(f.t, e.measured_linear, e.angular,
-                                float(np.trace(e.covariance[:3, :3])) / 3.0)
+            acceleration.update(f.t, e.measured_linear, e.angular, e.covariance[:3, :3])
         if f.t < SKIP_S:
             continue
         if not e.valid:

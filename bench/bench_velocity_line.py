@@ -6,15 +6,15 @@ Run from the repository root::
 
 A simulated flight (bench_velocity's: 640x480, f = 500 px, 30 fps, 2 m over gravel, 1 m/s
 with yaw and a +/-5 deg coning motion; gyro 0.005 rad/s at the simulator's 200 Hz) is tracked
-once; then, per frame, the two evaluations of the field through the gyro's line that
-``estimate_velocity`` makes (``_field_through_line`` for the tracks' velocities and for the
-gyro/field fusion) are timed with the batched ``MotionField.thetas_at`` (new) and with the
-per-time evaluation it replaced (old: ``theta_at`` in a loop over the line's nodes, kept in
+once; then, per frame, the evaluation of the field through the gyro's line that
+``estimate_velocity`` makes (``_field_through_line``, for the tracks' velocities and the
+gyro/field fusion) is timed with the batched ``MotionField.evaluate_many`` (new) and with the
+per-time evaluation it replaced (old: ``evaluate`` in a loop over the line's nodes, kept in
 test/core/test_gyro_rates.py, where the two are checked equal), alternating old and new on
 every frame of every round, one thread. Then the whole ``estimate_velocity`` per frame with
 each (old: the module's ``_field_through_line`` swapped for the reference). Prints per-frame
-medians (over frames of the per-round medians' median), new vs old, and their ratio; the
-results are compared bit for bit.
+medians (over frames of the per-round medians' median), new vs old, and their ratio, and the
+largest difference of the results relative to each array's largest element.
 """
 
 from __future__ import annotations
@@ -98,6 +98,14 @@ def _per_frame(frames: list[_Frame], rounds: int,
     return {name: float(np.median(np.median(t, axis=0))) for name, t in times.items()}
 
 
+def _relative(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest |a - b| over the largest |b| (finite entries; 0 for all-zero or NaN arrays)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    both = np.isfinite(a) & np.isfinite(b)
+    scale = float(np.abs(b[both]).max(initial=0.0))
+    return float(np.abs(a[both] - b[both]).max(initial=0.0)) / scale if scale > 0.0 else 0.0
+
+
 def _estimate(frame: _Frame, camera: Any) -> Any:
     return estimate_velocity(frame.tracks, camera, distance=frame.distance, gyro=frame.gyro,
                              timing=frame.timing)
@@ -111,13 +119,12 @@ def main() -> int:
     cv2.setNumThreads(1)
     frames = _frames(args.frames)
     new_line = velocity_estimator._field_through_line
-    same = all(np.array_equal(a, b) for f in frames for a, b in zip(
+    line_diff = max(_relative(a, b) for f in frames for a, b in zip(
         new_line(f.tracks.motion_field, f.at_instant),
         _reference_through_line(f.tracks.motion_field, f.at_instant), strict=True))
     line = _per_frame(frames, args.rounds, {
-        "old": lambda f: [_reference_through_line(f.tracks.motion_field, f.at_instant)
-                          for _ in range(2)],
-        "new": lambda f: [new_line(f.tracks.motion_field, f.at_instant) for _ in range(2)]})
+        "old": lambda f: _reference_through_line(f.tracks.motion_field, f.at_instant),
+        "new": lambda f: new_line(f.tracks.motion_field, f.at_instant)})
     camera = SimCamera(FLIGHT).camera
 
     def old_estimate(frame: _Frame) -> Any:
@@ -129,19 +136,20 @@ def main() -> int:
 
     whole = _per_frame(frames, args.rounds, {"old": old_estimate,
                                               "new": lambda f: _estimate(f, camera)})
-    same_estimates = all(
-        np.array_equal(getattr(old, name), getattr(new, name), equal_nan=True)
+    estimate_diff = max(
+        _relative(getattr(old, name), getattr(new, name))
         for old, new in ((old_estimate(f), _estimate(f, camera)) for f in frames)
         for name in ("linear", "angular", "covariance"))
     print(f"numpy {np.__version__}, 1 thread; {len(frames)} frames of {args.frames} with a "
           f"field and a gyro line (200 Hz imu, {frames[-1].at_instant.line_count} samples), "
           f"{args.rounds} rounds, old and new alternating")
-    print(f"field through the line, 2 per frame: old {line['old'] * 1e3:.3f} ms  "
+    print(f"field through the line per frame: old {line['old'] * 1e3:.3f} ms  "
           f"new {line['new'] * 1e3:.3f} ms  new/old {line['new'] / line['old']:.2f}  "
-          f"saved {(line['old'] - line['new']) * 1e3:.3f} ms/frame; bit-identical: {same}")
-    print(f"estimate_velocity per frame:      old {whole['old'] * 1e3:.3f} ms  "
+          f"saved {(line['old'] - line['new']) * 1e3:.3f} ms/frame; largest relative "
+          f"difference {line_diff:.1e}")
+    print(f"estimate_velocity per frame:     old {whole['old'] * 1e3:.3f} ms  "
           f"new {whole['new'] * 1e3:.3f} ms  new/old {whole['new'] / whole['old']:.2f}; "
-          f"bit-identical estimates: {same_estimates}")
+          f"largest relative difference {estimate_diff:.1e}")
     return 0
 
 

@@ -35,7 +35,9 @@ def test_demo_runs_the_pipeline_and_writes_checked_outputs(tmp_path):
     assert f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} " in result.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["nodes_alive_at_end"]
-    assert summary["frames_tracked"] >= 60  # 30 Hz for 6 s, with slack for a loaded machine
+    # Enough frames for the statistics below; not a throughput bound (that is bench/'s job:
+    # the count follows the machine's load, 26-177 of 180 seen on 2 shared cores).
+    assert summary["frames_tracked"] >= 30
     assert summary["tracks_alive_median"] >= 200
     # Track velocities (px/s) against the simulator's exact motion field.
     assert summary["track_velocity_error_median_pct"] < 5.0

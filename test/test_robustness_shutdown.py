@@ -584,18 +584,89 @@ sys.exit(run_node(Signalled))
 """
 
 
+def _run_script(path: Path, source: str, timeout: float) -> tuple[int | None, str]:
+    """Run ``source`` as a script at ``path`` until it exits; its exit code and output.
+
+    None as the code: still running after ``timeout`` s (then killed).
+    """
+    path.write_text(source)
+    proc = NodeProcess(str(path))
+    try:
+        code = proc.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+    finally:
+        proc.stop(signal.SIGKILL)
+    return code, proc.output()
+
+
 # Regression: the signal shuts the context down while the callback runs; its publish then
 # raised RCLError ("publisher's context is invalid") through run_node: traceback, exit 1.
 # Then signals in the teardown (the second one of ros2 launch): KeyboardInterrupt out of
 # destroy_node, or a teardown re-entered that never ended.
 @pytest.mark.parametrize("executor", ["single", "events"])
 def test_signals_during_a_callback_and_the_teardown_exit_cleanly(tmp_path, executor):
-    script = tmp_path / "signalled_node.py"
-    script.write_text(SIGNALLED_NODE.format(executor=executor))
-    proc = NodeProcess(str(script))
-    try:
-        code = proc.proc.wait(20)
-    finally:
-        proc.stop(signal.SIGKILL)
-    out = proc.output()
+    code, out = _run_script(tmp_path / "signalled_node.py",
+                            SIGNALLED_NODE.format(executor=executor), 20.0)
     assert code == 0 and "Traceback" not in out and "destroyed" in out, out
+
+
+UNFINISHED_NODE = """
+import sys
+import rclpy
+from rclpy.node import Node
+from std_msgs.msg import Empty
+from optical_flow_ros.core.errors import ConfigError
+from optical_flow_ros.nodes.node_main import run_node
+
+class Unfinished(Node):
+    def __init__(self):
+        super().__init__("unfinished")
+        self.pub = self.create_publisher(Empty, "unfinished", 1)
+        raise ConfigError("gain: must be > 0, got -1")
+
+    def destroy_node(self):
+        print(f"destroyed, context ok: {rclpy.ok()}", flush=True)
+        super().destroy_node()
+
+sys.exit(run_node(Unfinished))
+"""
+
+
+# Regression: a node whose constructor refused a parameter was left to the garbage collector
+# (it sits in reference cycles with the traceback), destroyed at an arbitrary later moment,
+# maybe after the context's shutdown; one such node on Kilted hung instead of exiting.
+def test_a_node_refused_at_start_up_is_destroyed_before_the_shutdown(tmp_path):
+    code, out = _run_script(tmp_path / "unfinished_node.py", UNFINISHED_NODE, 20.0)
+    assert code == 2 and "Traceback" not in out, out
+    assert "[ERROR] invalid parameter: gain: must be > 0, got -1" in out, out
+    assert out.count("destroyed, context ok: True") == 1, out
+
+
+HANGING_TEARDOWN = """
+import sys, time
+from rclpy.node import Node
+from optical_flow_ros.core.errors import ConfigError
+from optical_flow_ros.ros.stop_signals import run_program
+from optical_flow_ros.nodes.node_main import run_node
+
+class Stuck(Node):
+    def __init__(self):
+        super().__init__("stuck")
+        raise ConfigError("gain: must be > 0, got -1")
+
+    def destroy_node(self):   # like a DDS participant whose deletion never returns
+        print("destroying", flush=True)
+        time.sleep(120)
+
+sys.exit(run_program(lambda: run_node(Stuck)))
+"""
+
+
+# A node refused at start-up on Kilted once hung in its teardown (in C, holding the GIL: not
+# even the stop watchdog's thread ran); no signal comes then, and under ros2 launch the
+# process would stay forever. The teardown is bounded: faulthandler ends it, saying where.
+def test_a_teardown_that_hangs_without_a_stop_is_ended_with_its_stack(tmp_path):
+    code, out = _run_script(tmp_path / "stuck_node.py", HANGING_TEARDOWN, 40.0)
+    assert "destroying" in out and "[ERROR] invalid parameter: gain" in out, out
+    assert code == 1 and "Timeout" in out and "destroy_node" in out, out

@@ -157,8 +157,11 @@ def test_imu_samples_carry_their_own_stamps_and_noise(ros_peer, imu_rate):
 
 def test_mono8_stops_after_frame_count(ros_peer):
     got = _subscribe_all(ros_peer)
+    # wait_for_subscribers: the flight starts once the test's image reader is matched (DDS
+    # discovery took up to ~3.5 s here, longer than these 10 frames last); queue_depth 20
+    # keeps every frame for a reader whose own side matches a little later.
     params = dict(rate=5.0, frame_count=10, image_width=160, image_height=120,
-                  focal_length=120.0)
+                  focal_length=120.0, wait_for_subscribers=1, queue_depth=20)
     with NodeProcess(NODE, params=params) as node:
         assert ros_peer.spin_until(lambda: "published 10 frames" in node.output(), 30.0), \
             node.output()
@@ -167,9 +170,8 @@ def test_mono8_stops_after_frame_count(ros_peer):
         ros_peer.spin_for(0.5)
         assert len(got["sim/pose"]) == count  # nothing after the stop
         assert node.alive(), node.output()
-    assert 0 < count <= 10
-    last = got["sim/pose"][-1].pose.position.x  # velocity_x 1 m/s: x = t = k / rate
-    assert round(last * 5.0) == 9  # frames 0..9: the last is the 10th
+    # velocity_x 1 m/s: x = t = k / rate, frames 0..9, every one from the first
+    assert [round(m.pose.position.x * 5.0) for m in got["sim/pose"]] == list(range(10))
     image = got["image"][-1]
     assert (image.encoding, image.width, image.height) == ("mono8", 160, 120)
     assert image_msg_to_array(image).shape == (120, 160)

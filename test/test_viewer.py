@@ -283,7 +283,9 @@ def test_viewer_node_receives_every_frame_the_tracker_publishes(ros_peer):
                 and sub.get_publisher_count() == 1, 20.0), tracker.output()
             ros_peer.spin_for(0.5)
             with NodeProcess("optical_flow_ros.nodes.sim_camera_node",
-                             params={"frame_count": FRAMES_SENT, "rate": 30.0}) as camera:
+                             params={"frame_count": FRAMES_SENT, "rate": 30.0,
+                                     # the flight starts once the tracker is matched
+                                     "wait_for_subscribers": 1}) as camera:
                 assert ros_peer.spin_until(lambda: len(tracks) > 0, 30.0), camera.output()
                 last, since = -1, time.monotonic()
                 end = time.monotonic() + 40.0

@@ -50,7 +50,11 @@ noise is this frame), the error variance of ``th(t)`` (the per-interval paramete
 scatter through the polynomial, and the chosen degree's estimated bias, both times the
 self-check's calibration factor below), and the variance factor of each track's averaged
 deviation; the ego-velocity stage turns them into its covariance, and evaluates the field at
-other times (:meth:`MotionField.theta_at`).
+other times (:meth:`MotionField.evaluate`: a few frames before the stamp, through the gyro's
+line). There each parameter's degree is chosen again, for that time: the stamp's choice is
+made for an extrapolation, and a low degree that happens to match the stamp is a constant
+through a changing rate before it (single frames 65-84 sigma off in the test, the spike
+frames of a held-out hover flight).
 
 Self-check (:meth:`MotionFieldVelocity._check`): half a span after each stamp, the value
 extrapolated there is compared with a centred polynomial through the intervals on both
@@ -58,8 +62,12 @@ sides; the squared difference over its modelled variance, averaged over the last
 is the calibration factor of each parameter's published variance (on the TRAIN flights the
 factors came out 0.3-8, where the model alone was 0.1-27x off the truth; tracking errors
 shared by all tracks over consecutive frames and a rate changing faster than the degree
-follows are what the model leaves out). Errors that persist longer than the span are not
-seen by it.
+follows are what the model leaves out). The value at the previous stamp (inside the
+intervals: an interpolation) is checked the same way, for its own factor
+(:attr:`MotionFieldVelocity.past_calibration`): the two differ, most at low frame rates
+(15 Hz: 2-12 at the stamp, 1-2 inside), so the stamp's factor made the field through the
+gyro's line 5-10x too wide there. Errors that persist longer than the span are not seen by
+it.
 """
 
 from __future__ import annotations
@@ -98,6 +106,9 @@ _CHECK_TAU_S = 2.0          # forgetting time of the measured calibration, s
 _PRIOR_FACTOR = 1.0
 _PRIOR_WEIGHT = 5.0
 _FACTOR_RANGE = (0.25, 100.0)
+# What the self-check checks: the value extrapolated to the stamp, and the value at the
+# previous stamp (inside the intervals: what the ego-velocity takes through the gyro's line).
+_AT_STAMP, _AT_PREVIOUS = 0, 1
 
 
 @dataclass(frozen=True)
@@ -122,11 +133,18 @@ class MotionField:
         intervals: (n, 10) the fitted intervals the polynomial used: start s, end s, the 8
             parameters.
         degrees: (8,) the polynomial degree chosen for each parameter.
-        noise: (8,) the variance of one interval's parameters it assumed, (px/s)^2.
+        noise: (8,) the variance of one interval's parameters it assumed (before the
+            self-check's factor), (px/s)^2.
         bias_variance: (8,) the part of ``theta_variance`` that is the estimated squared bias
-            of the chosen degree, (px/s)^2.
+            of the chosen degree (times the factor), (px/s)^2.
         correlation: (8, 8) correlation of the parameters' errors: the newest interval's
             fit's (independent track errors, so the tracks' layout); None: uncorrelated.
+        calibration: (8,) the self-check's factor of a value at the stamp (in
+            ``theta_variance``); None: 1.
+        past_calibration: (8,) its factor of a value at the previous stamp; None: as at the
+            stamp.
+        max_degree: ``velocity_field_degree``: the highest degree :meth:`evaluate` chooses
+            from.
     """
 
     stamp: float
@@ -141,33 +159,81 @@ class MotionField:
     noise: np.ndarray
     bias_variance: np.ndarray
     correlation: np.ndarray | None = None
+    calibration: np.ndarray | None = None
+    past_calibration: np.ndarray | None = None
+    max_degree: int = 0
 
     def theta_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """The parameters at time ``t`` (s) and their error variance (:meth:`thetas_at`)."""
+        """The parameters at time ``t`` (s) and their error variance.
+
+        ``t`` within the intervals, or the stamp: see :meth:`evaluate`.
+        """
         if t == self.stamp:
             return self.theta, self.theta_variance
-        theta, variance = self.thetas_at(np.array([t], np.float64))
-        return theta[0], variance[0]
+        theta, variance, _, _ = self.evaluate(t)
+        return theta, variance
 
-    def thetas_at(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The parameters at each of ``times`` (M,) s and their error variance: (M, 8) each.
+    def evaluate(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The parameters at ``t`` (s), as at the stamp but with the degree chosen for ``t``.
 
-        Times within the intervals, or the stamp: each parameter's polynomial evaluated
-        there, its noise scaled by the polynomial's gain there, the bias estimated at the
-        stamp kept (at the stamp itself: ``theta`` and ``theta_variance``). All times in one
-        batch of least-squares solves (numpy over the times, no Python loop).
+        Each parameter's degree is the one with the least estimated error at ``t`` (the
+        stamp's choice, made for an extrapolation, can be far off inside the intervals: a
+        degree 0 that happens to match the stamp is a constant through a changing rate).
+        Its variance is the chosen polynomial's noise gain at ``t`` times ``noise`` plus
+        its estimated squared bias there, times the self-check's factor for ``t``
+        (:attr:`past_calibration` up to the newest interval's start, :attr:`calibration`
+        at the stamp, linear in between).
+
+        Returns (theta (8,) px/s, variance (8,) (px/s)^2, weights (8, n) of the intervals'
+        parameters in theta, the variance's squared-bias part (8,) (px/s)^2).
+        """
+        theta, variance, weights, bias2 = self.evaluate_many(np.array([t], np.float64))
+        return theta[0], variance[0], weights[0], bias2[0]
+
+    def evaluate_many(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                        np.ndarray]:
+        """:meth:`evaluate` at each of ``times`` (M,) s, in one batch (numpy over the times).
+
+        Returns (theta (M, 8) px/s, variance (M, 8) (px/s)^2, weights (M, 8, n), squared-bias
+        part (M, 8) (px/s)^2): row m is :meth:`evaluate` of ``times[m]``.
         """
         t = np.asarray(times, np.float64).reshape(-1)
         starts, ends, thetas = self.intervals[:, 0], self.intervals[:, 1], self.intervals[:, 2:]
-        rows = _interval_rows_at(starts, ends, t, int(self.degrees.max()))   # (M, n, k + 1)
-        q, r = np.linalg.qr(rows)
-        first = np.linalg.inv(r)[:, 0, None, :]   # each solve's value at its own time
-        weights = np.cumsum(q * first, axis=2).transpose(0, 2, 1)[:, self.degrees]  # (M, 8, n)
-        theta = np.einsum("mjn,nj->mj", weights, thetas)
-        variance = (weights * weights).sum(axis=2) * self.noise + self.bias_variance
-        at_stamp = t == self.stamp
-        theta[at_stamp], variance[at_stamp] = self.theta, self.theta_variance
-        return theta, variance
+        top = min(self.max_degree, max(starts.shape[0] - 2, 0))   # as _extrapolate
+        q, r = np.linalg.qr(_interval_rows_at(starts, ends, t, top))   # (M, n, top + 1)
+        weights = np.cumsum(q * np.linalg.inv(r)[:, :1, :], axis=2).transpose(0, 2, 1)
+        gains = (weights * weights).sum(axis=2)                         # (M, top + 1)
+        excess = BIAS_KAPPA * (gains[:, top:] - gains)
+        estimates = weights @ thetas                                    # (M, top + 1, 8)
+        mse = (estimates - estimates[:, top:]) ** 2
+        mse -= excess[:, :, None] * self.noise
+        np.maximum(mse, 0.0, out=mse)
+        mse += gains[:, :, None] * self.noise
+        best = np.argmin(mse, axis=1)[:, None, :]                       # (M, 1, 8)
+        chosen = np.take_along_axis(mse, best, axis=1)[:, 0]
+        bias2 = chosen - np.take_along_axis(gains, best[:, 0], axis=1) * self.noise
+        factor = self.factors_at(t)
+        return (np.take_along_axis(estimates, best, axis=1)[:, 0], factor * chosen,
+                np.take_along_axis(weights, best.transpose(0, 2, 1), axis=1),
+                factor * np.maximum(bias2, 0.0))
+
+    def factor_at(self, t: float) -> np.ndarray:
+        """(8,) the self-check's calibration factor of a value at ``t`` (s).
+
+        ``past_calibration`` up to the newest interval's start, ``calibration`` at the
+        stamp, linear in between; ones when the field carries none.
+        """
+        return self.factors_at(np.array([t], np.float64))[0]
+
+    def factors_at(self, times: np.ndarray) -> np.ndarray:
+        """(M, 8): :meth:`factor_at` at each of ``times`` (M,) s."""
+        t = np.asarray(times, np.float64).reshape(-1, 1)
+        at_stamp = np.ones(8) if self.calibration is None else self.calibration
+        if self.past_calibration is None:
+            return np.repeat(at_stamp[None, :], t.shape[0], axis=0)
+        start = float(self.intervals[-1, 0])
+        share = np.clip((t - start) / max(self.stamp - start, 1e-9), 0.0, 1.0)
+        return share * at_stamp + (1.0 - share) * self.past_calibration
 
 
 class FieldStep(NamedTuple):
@@ -381,14 +447,15 @@ def _extrapolate(starts: np.ndarray, ends: np.ndarray, thetas: np.ndarray, t: fl
 
 
 class _Pending(NamedTuple):
-    """An extrapolation to be checked once the intervals after its stamp are known."""
+    """An evaluation to be checked once the intervals after its time are known."""
 
-    stamp: float             # s
+    stamp: float             # s: the time it was evaluated at
     serials: np.ndarray      # (n,) serial numbers of the intervals it used
     weights: np.ndarray      # (8, n) each parameter's weights of those intervals
     theta: np.ndarray        # (8,) its value, px/s
     noise: np.ndarray        # (8,) one interval's noise variance it assumed, (px/s)^2
     bias2: np.ndarray        # (8,) its estimated squared bias, (px/s)^2
+    kind: int = _AT_STAMP    # _AT_STAMP or _AT_PREVIOUS
 
 
 class MotionFieldVelocity:
@@ -418,8 +485,8 @@ class MotionFieldVelocity:
         self._archived = 0
         self._serial = 0
         self._pending: deque[_Pending] = deque()
-        self._ratio_sum = np.zeros(8)
-        self._ratio_weight = 0.0
+        self._ratio_sum = np.zeros((2, 8))      # rows: _AT_STAMP, _AT_PREVIOUS
+        self._ratio_weight = np.zeros(2)
         self.configure(span, degree, tau)
 
     def configure(self, span: float, degree: int, tau: float) -> None:
@@ -442,8 +509,8 @@ class MotionFieldVelocity:
         self._noise_dof = 0.0
         self._archived = 0
         self._pending.clear()
-        self._ratio_sum = np.zeros(8)
-        self._ratio_weight = 0.0
+        self._ratio_sum = np.zeros((2, 8))      # rows: _AT_STAMP, _AT_PREVIOUS
+        self._ratio_weight = np.zeros(2)
 
     @property
     def calibration(self) -> np.ndarray:
@@ -451,8 +518,20 @@ class MotionFieldVelocity:
 
         See :meth:`_check`; :data:`_PRIOR_FACTOR` until checks come in.
         """
-        factor = ((self._ratio_sum + _PRIOR_WEIGHT * _PRIOR_FACTOR)
-                  / (self._ratio_weight + _PRIOR_WEIGHT))
+        return self._factor(_AT_STAMP)
+
+    @property
+    def past_calibration(self) -> np.ndarray:
+        """(8,) the same ratio for the value at the previous stamp, inside the intervals.
+
+        The ego-velocity takes the field there (through the gyro's line), where the
+        polynomial interpolates: its error is not the extrapolation's (see :meth:`_check`).
+        """
+        return self._factor(_AT_PREVIOUS)
+
+    def _factor(self, kind: int) -> np.ndarray:
+        factor = ((self._ratio_sum[kind] + _PRIOR_WEIGHT * _PRIOR_FACTOR)
+                  / (self._ratio_weight[kind] + _PRIOR_WEIGHT))
         return np.clip(factor, *_FACTOR_RANGE)
 
     def step(self, previous: np.ndarray, current: np.ndarray, start: float, end: float,
@@ -518,8 +597,9 @@ class MotionFieldVelocity:
         velocities += deviation
         field = MotionField(end, theta_end, factor * result.variance, sigma, variance_factor,
                             centre, scale, self._history[:self._length, :10].copy(),
-                            result.degrees, factor * noise, factor * result.bias2,
-                            _correlation(inverse))
+                            result.degrees, noise, factor * result.bias2,
+                            _correlation(inverse), factor, self.past_calibration,
+                            self._degree)
         return FieldStep(velocities.astype(np.float32), deviation, count + 1, variance_factor,
                          field)
 
@@ -544,8 +624,12 @@ class MotionFieldVelocity:
         else:
             noise = np.maximum(floor, bound)
         result = _extrapolate(starts, ends, thetas, end, self._degree, noise, self._weights_cache)
+        previous = _extrapolate(starts, ends, thetas, end - dt, self._degree, noise,
+                                self._weights_cache)
         self._check(end, dt)
         serials = np.arange(self._serial - starts.shape[0], self._serial, dtype=np.float64)
+        self._pending.append(_Pending(end - dt, serials, previous.weights, previous.theta,
+                                      noise, np.maximum(previous.bias2, 0.0), _AT_PREVIOUS))
         self._pending.append(_Pending(end, serials, result.weights, result.theta, noise,
                                       result.bias2))
         if result.squares is not None:
@@ -587,9 +671,10 @@ class MotionFieldVelocity:
             modelled = (difference * difference).sum(axis=1) * check.noise + check.bias2
             error = check.theta - reference @ rows[:, 3:]
             keep = math.exp(-dt / _CHECK_TAU_S)
-            self._ratio_sum = keep * self._ratio_sum + error * error / np.maximum(modelled,
-                                                                                   1e-30)
-            self._ratio_weight = keep * self._ratio_weight + 1.0
+            kind = check.kind
+            self._ratio_sum[kind] = keep * self._ratio_sum[kind] + error * error / np.maximum(
+                modelled, 1e-30)
+            self._ratio_weight[kind] = keep * self._ratio_weight[kind] + 1.0
         while self._pending and (not self._archived or self._pending[0].stamp < archive[0, 1]):
             self._pending.popleft()   # its intervals are gone (restart or a long history)
 

@@ -94,6 +94,8 @@ __all__ = [
     "ROBUST_FITS",
     "STATUSES",
     "UNKNOWN_VARIANCE",
+    "STALLED_FRAMES",
+    "STALL_RATIO",
     "FitWindow",
     "GyroRates",
     "VelocityConfig",
@@ -106,7 +108,7 @@ __all__ = [
 ROBUST_FITS = ("lmeds", "least_squares")
 #: ``status`` values of :class:`VelocityEstimate`; "ok" is the only valid one.
 STATUSES = ("ok", "no_intrinsics", "too_few_tracks", "too_many_outliers", "degenerate",
-            "no_distance")
+            "no_distance", "stalled")
 #: Variance published for a quantity that is not measured (robot_localization's convention
 #: of a huge value, so a filter fusing the message gives it no weight).
 UNKNOWN_VARIANCE = 1e6
@@ -171,9 +173,9 @@ class VelocityConfig:
         "from the field's second-order terms and combine them with the gyro's by their "
         "variances (the field's variance measured online, see field_velocity). Measured "
         "(bench/bench_velocity_accuracy.py, 13 held-out flights, gyro 0.005 rad/s at the "
-        "frame rate, fusion on vs off): horizontal RMSE lower on all 13 (<= 2 % on 9 "
-        "instead of 4), 3 sigma >= 97 % on 13 as without, median NEES 0.32-1.65 (in 1-2 on "
-        "7 instead of 11: the misses are too wide, not too narrow)")
+        "frame rate, fusion on vs off): horizontal RMSE lower on all 13 (<= 2 % on 10 "
+        "instead of 4), 3 sigma >= 97 % on 13 as without, median NEES 0.62-2.19 (in 1-2 on "
+        "7 instead of 10: five misses too wide, one too narrow)")
     rate_std_without_gyro: float = setting(
         0.02, "Assumed std of the roll/pitch rates when no gyro is given (taken as zero; "
         "they alias into the linear velocity), rad/s", range=(0.0, 10.0))
@@ -217,6 +219,7 @@ class VelocityTiming(NamedTuple):
             estimator; ``lag`` is 0); the estimate is then made where the gyro is best known
             (the middle of its samples in the window) from the tracker's motion field there,
             and carried to ``end``.
+        stalled: one of the two frames after a stall (:class:`FitWindow`): no estimate.
     """
 
     start: float
@@ -224,6 +227,14 @@ class VelocityTiming(NamedTuple):
     lag: float
     samples: int
     at_stamp: bool = False
+    stalled: bool = False
+
+
+#: A frame gap above this many median intervals is a stall (FitWindow, at_stamp): more than
+#: three frames dropped in a row, or frames uneven by far more than a camera's jitter.
+STALL_RATIO = 4.0
+#: Frames from a stall on (the first after the gap included) without a velocity estimate.
+STALLED_FRAMES = 2
 
 
 class FitWindow:
@@ -233,7 +244,17 @@ class FitWindow:
     ``min(window, frames since the last restart)`` frames; a gap above ``max_dt`` or a stamp
     that does not increase restarts. Feed it every frame the tracker sees. With
     ``at_stamp`` (the tracker's motion_field estimator) the velocities are at the image stamp
-    (lag 0, known after one interval) and the window only bounds the gyro samples fitted.
+    (lag 0, known after one interval) and the window only bounds the gyro samples fitted;
+    then a stall also restarts it: a gap above :data:`STALL_RATIO` times the median interval
+    of the window. A straight line through the gyro samples of a window stretched over a
+    stall (5 frames spanning 0.53 s at 30 Hz after a 0.43 s gap) misses a turning rate, and
+    the field taken through it spans the gap; and the tracks' velocities of the first frames
+    after it still rest on the field's interval across the gap. So the two frames after a
+    stall are ``timing.stalled`` (:func:`estimate_velocity` reports status ``stalled``).
+    The caller drops its acceleration estimate there too (fitted before the stall, stale).
+    Measured on tilting flights after a 0.43 s stall (30 Hz): the first estimates had
+    NEES(vx, vy) 20-2159 (errors 0.1-0.5 m/s, stated 0.01-0.04 m/s); now <= 1.4 on the
+    test's TRAIN flight and <= 8.8 over the next 0.5 s on four held-out flights.
 
     Args:
         window: the tracker's ``min(velocity_window, track_len)``, frames (>= 2).
@@ -243,6 +264,7 @@ class FitWindow:
 
     def __init__(self, window: int, max_dt: float, *, at_stamp: bool = False) -> None:
         self._stamps: deque[float] = deque()
+        self._since_stall = STALLED_FRAMES   # frames since the last stall
         self._max_dt = math.inf
         self._at_stamp = False
         self.configure(window, max_dt, at_stamp=at_stamp)
@@ -263,15 +285,28 @@ class FitWindow:
     def update(self, stamp: float) -> VelocityTiming:
         """Record the frame at ``stamp`` (s) and return the timing of its tracks' velocities."""
         stamp = float(stamp)
+        self._since_stall = min(self._since_stall + 1, STALLED_FRAMES)
         if self._stamps and not 0.0 < stamp - self._stamps[-1] <= self._max_dt:
             self._stamps.clear()
+            self._since_stall = STALLED_FRAMES
+        elif self._at_stamp and self._stalled(stamp):
+            self._stamps.clear()
+            self._since_stall = 0
         self._stamps.append(stamp)
         stamps = np.fromiter(self._stamps, np.float64, len(self._stamps))
         if self._at_stamp:
             return VelocityTiming(start=float(stamps[0]), end=stamp, lag=0.0,
-                                  samples=min(2, int(stamps.size)), at_stamp=True)
+                                  samples=min(2, int(stamps.size)), at_stamp=True,
+                                  stalled=self._since_stall < STALLED_FRAMES)
         return VelocityTiming(start=float(stamps[0]), end=stamp,
                               lag=float(stamp - stamps.mean()), samples=int(stamps.size))
+
+    def _stalled(self, stamp: float) -> bool:
+        """Whether the gap before ``stamp`` exceeds STALL_RATIO times the window's median."""
+        if len(self._stamps) < 2:
+            return False
+        intervals = np.diff(np.fromiter(self._stamps, np.float64, len(self._stamps)))
+        return stamp - self._stamps[-1] > STALL_RATIO * float(np.median(intervals))
 
 
 @dataclass(frozen=True)
@@ -728,38 +763,47 @@ def _field_through_line(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray
     """The field's parameters through the gyro's line, and their error variance.
 
     ``sum_i w_i theta(t_i)`` over the gyro's sample times ``t_i`` with its line weights (the
-    same operator as the rate); the variance is the mean of the field's at the nodes times
-    ``(sum |w_i|)^2``: the most a weighted sum of errors that correlate over time can have
-    (1 at the samples' mean; more where the line extrapolates toward the stamp).
+    same operator as the rate). ``theta(t)`` (:meth:`MotionField.evaluate`: the degree
+    chosen per parameter at ``t``) is evaluated at ``field.max_degree + 1`` nodes over the
+    samples' span and interpolated by a polynomial, so the value is ``sum_j c_j theta(t_j)``
+    and, each ``theta(t_j)`` being linear in the intervals' parameters, its noise variance is
+    exact under the field's model (intervals independent, each with ``field.noise``), scaled
+    at each node by the self-check's factor there (:meth:`MotionField.factor_at`); the nodes'
+    estimated biases add up in the worst case (``(sum_j |c_j| b_j)^2``).
 
-    ``theta(t)`` is a polynomial of degree <= ``max(field.degrees)`` per parameter: it is
-    evaluated at that many + 1 nodes over the samples' span and interpolated exactly.
+    The old bound (the nodes' mean variance times ``(sum |w_i|)^2``, as if the errors at all
+    times were one) was 2-10x the error measured against the simulator's exact field on the
+    TRAIN flights of bench/velocity_flights.py (one gyro sample per frame).
     Without a line (one sample): the field at the gyro's time.
     """
     weights = gyro.line_weights()
     if weights is None:
         return field.theta_at(gyro.time)
     times = gyro.sample_times
-    nodes = np.linspace(float(times[0]), float(times[-1]), int(field.degrees.max()) + 1)
+    nodes = np.linspace(float(times[0]), float(times[-1]), field.max_degree + 1)
     if nodes.size == 1 or nodes[-1] <= nodes[0]:
         return field.theta_at(gyro.time)
-    at_nodes, node_variance = field.thetas_at(nodes)   # (k + 1, 8) each, one batch
     centre, half = 0.5 * (nodes[0] + nodes[-1]), 0.5 * (nodes[-1] - nodes[0])
     vander = np.vander((nodes - centre) / half, increasing=True)
-    coefficients = np.linalg.solve(vander, at_nodes)   # (k + 1, 8)
     basis = np.vander((times - centre) / half, nodes.size, increasing=True)  # (n, k + 1)
-    theta = (weights @ basis) @ coefficients
-    gain = float(np.abs(weights).sum())   # >= 1: the line extrapolates with negative weights
-    return theta, gain * gain * np.mean(node_variance, axis=0)
+    node_weights = np.linalg.solve(vander.T, basis.T @ weights)   # theta = sum c_j theta(t_j)
+    values, _, interval_weights, bias2 = field.evaluate_many(nodes)   # all nodes in one batch
+    theta = node_weights @ values
+    scaled = node_weights[:, None] * np.sqrt(field.factors_at(nodes))   # (k + 1, 8)
+    combined = np.einsum("kj,kjn->jn", scaled, interval_weights)
+    bias = np.abs(node_weights) @ np.sqrt(bias2)
+    return theta, (combined * combined).sum(axis=1) * field.noise + bias * bias
 
 
 def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
                      gyro: GyroRates | None, velocities: np.ndarray, points: np.ndarray
-                     ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray | None]:
+                     ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray | None,
+                                tuple[np.ndarray, np.ndarray] | None]:
     """When the velocity is estimated, and the usable tracks then.
 
     Returns (the lag before the stamp s, the tracks' velocities px/s and positions px then,
-    the field's error variance then or None).
+    the field's error variance then or None, the field through the gyro's line when it was
+    taken there (:func:`_field_through_line`) or None).
 
     Slope velocities describe the motion ``timing.lag`` before the stamp, at the track's
     mean position. Velocities at the stamp with a gyro and the tracker's motion field: at
@@ -772,18 +816,19 @@ def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
     Otherwise at the stamp.
     """
     if timing is None:
-        return 0.0, velocities, points, None if field is None else field.theta_variance
+        return 0.0, velocities, points, None if field is None else field.theta_variance, None
     if not timing.at_stamp:
-        return timing.lag, velocities, points - timing.lag * velocities, None
+        return timing.lag, velocities, points - timing.lag * velocities, None, None
     if field is None or gyro is None or gyro.time is None or gyro.time >= timing.end:
-        return 0.0, velocities, points, None if field is None else field.theta_variance
+        variance = None if field is None else field.theta_variance
+        return 0.0, velocities, points, variance, None
     lag = timing.end - gyro.time
     then = points - lag * velocities
     theta, variance = _field_through_line(field, gyro)
     bu, bv = field_basis(points, field.centre, field.scale)
     tu, tv = field_basis(then, field.centre, field.scale)
     change = np.column_stack((tu @ theta - bu @ field.theta, tv @ theta - bv @ field.theta))
-    return lag, velocities + change, then, variance
+    return lag, velocities + change, then, variance, (theta, variance)
 
 
 class _Motion(NamedTuple):
@@ -881,7 +926,8 @@ class _Fusion(NamedTuple):
     bias_var: float          # variance of the field rates' model error (climb x tilt)
 
 
-def _fusion(field: MotionField, gyro: GyroRates, focal: float, theta: np.ndarray) -> _Fusion:
+def _fusion(field: MotionField, gyro: GyroRates, focal: float, theta: np.ndarray,
+            line: tuple[np.ndarray, np.ndarray] | None = None) -> _Fusion:
     """Combine the gyro's roll/pitch rates with the field's, both through the gyro's line.
 
     The field's rates are taken with the same operator as the gyro's rate
@@ -892,9 +938,10 @@ def _fusion(field: MotionField, gyro: GyroRates, focal: float, theta: np.ndarray
     13, measured with bench_velocity_accuracy's flights, one gyro sample per frame).
     Inverse-variance weights per axis: the gyro's variance (its line's), and the field
     rates' (the field's parameter variance through their gain, plus the squared climb x tilt
-    term they leave, :func:`_climb_tilt_rate` of the affine fit ``theta``).
+    term they leave, :func:`_climb_tilt_rate` of the affine fit ``theta``). ``line``: the
+    field through the gyro's line when already known (:func:`_field_through_line`).
     """
-    theta_t, variance = _field_through_line(field, gyro)
+    theta_t, variance = line if line is not None else _field_through_line(field, gyro)
     moved = dataclasses.replace(field, theta=theta_t)
     rates, gain = _field_rates(moved, focal)
     bias_var = _climb_tilt_rate(theta) ** 2
@@ -1051,6 +1098,10 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
     if camera is None:
         return VelocityEstimate("no_intrinsics", "no camera intrinsics (camera_info not "
                                 "received, invalid or of another image size)")
+    if timing is not None and timing.stalled:
+        return VelocityEstimate("stalled", f"within {STALLED_FRAMES} frames of a stall (a "
+                                f"frame gap above {STALL_RATIO:g} median intervals): the "
+                                "tracks' velocities still rest on the gap")
     min_age = max(cfg.velocity_min_track_age, timing.samples if timing is not None else 0)
     usable = np.isfinite(tracks.velocities).all(axis=1) & (tracks.ages >= min_age)
     n_usable = int(usable.sum())
@@ -1068,7 +1119,7 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
             gyro = _best_instant(gyro, timing.end, distance, acceleration, cfg)
     velocities = tracks.velocities[usable].astype(np.float64)
     points = tracks.points[usable].astype(np.float64)
-    lag, velocities, points, field_variance = _evaluation_time(
+    lag, velocities, points, field_variance, line = _evaluation_time(
         tracks.motion_field, timing, gyro, velocities, points)
     refused = _collinear(points, {"n_tracks": n_usable}, cfg)
     if refused is not None:
@@ -1094,7 +1145,7 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
 
     fusion = None
     if gyro is not None and field is not None and cfg.gyro_field_fusion:
-        fusion = _fusion(field, gyro, focal, fit.theta)
+        fusion = _fusion(field, gyro, focal, fit.theta, line)
     motion = _motion(fit, design, points_n, gyro, lag, focal, cfg,
                      field=None if field is None else (field, _field_covariance(
                          field, field_variance)),

@@ -67,7 +67,7 @@ class AccelerationEstimator:
     def __init__(self) -> None:
         self._orientation = np.eye(3)     # camera frame -> the fixed frame
         self._last: tuple[float, np.ndarray] | None = None     # (stamp, rate)
-        self._samples: deque[tuple[float, np.ndarray, float]] = deque()
+        self._samples: deque[tuple[float, np.ndarray, np.ndarray]] = deque()
 
     def reset(self) -> None:
         """Forget everything (time jump, tracker reset)."""
@@ -76,10 +76,16 @@ class AccelerationEstimator:
         self._samples.clear()
 
     def update(self, stamp: float, linear: np.ndarray, angular: np.ndarray,
-               variance: float = 0.0) -> None:
+               variance: float | np.ndarray = 0.0) -> None:
         """Record the velocity ``linear`` (m/s) and rate ``angular`` (rad/s) at ``stamp``.
 
-        ``variance``: the velocity's error variance per axis, (m/s)^2.
+        ``variance``: the velocity's (3, 3) error covariance in the camera frame, (m/s)^2
+        (each axis of the fixed frame then gets its own noise), or one variance for every
+        axis. Per axis matters: the scatter about the line beyond this noise is taken as the
+        velocity curving, which is amplified ~180x into the acceleration's variance; with
+        the mean over the axes a slow flight's vx (5-15x the variance of vy or vz) showed
+        curving that was its own noise, and the lag term of the published covariance was
+        4-30x its real error on the TRAIN flights of bench/velocity_flights.py.
         """
         stamp = float(stamp)
         if self._last is not None:
@@ -90,8 +96,13 @@ class AccelerationEstimator:
                 self._orientation = self._orientation @ _rotation(
                     0.5 * (self._last[1] + angular), dt)
         self._last = (stamp, np.asarray(angular, np.float64).copy())
+        if np.ndim(variance) == 2:   # its diagonal in the fixed frame
+            rotated = self._orientation @ np.asarray(variance, np.float64) @ self._orientation.T
+            per_axis = np.maximum(np.diagonal(rotated), 0.0)
+        else:
+            per_axis = np.full(3, float(variance))
         self._samples.append((stamp, self._orientation @ np.asarray(linear, np.float64),
-                              float(variance)))
+                              per_axis))
         while self._samples and self._samples[0][0] < stamp - WINDOW_S:
             self._samples.popleft()
 
@@ -105,19 +116,28 @@ class AccelerationEstimator:
         t = np.fromiter((s[0] for s in self._samples), np.float64, len(self._samples))
         if t[-1] - t[0] < 0.5 * WINDOW_S:
             return None
-        v = np.array([s[1] for s in self._samples])
-        noise = float(np.mean([s[2] for s in self._samples]))
-        x = t - t.mean()
-        sxx = float(x @ x)
-        slope = x @ v / sxx                                          # (3,)
-        residual = v - v.mean(axis=0) - np.outer(x, slope)
-        scatter = (residual * residual).sum(axis=0) / (t.size - 2)   # per axis, (m/s)^2
+        v = np.array([s[1] for s in self._samples])                 # (n, 3)
+        noise = np.array([s[2] for s in self._samples])             # (n, 3), (m/s)^2
+        # Weighted least squares per axis, each velocity by its own stated variance (the
+        # first velocities after a start are several times noisier than the later ones: with
+        # equal weights their transient biased the slope beyond its variance).
+        top = float(noise.max())
+        weights = 1.0 / np.maximum(noise, 1e-9 * top if top > 0.0 else 1.0)
+        total = weights.sum(axis=0)
+        x = t[:, None] - (weights * t[:, None]).sum(axis=0) / total   # (n, 3)
+        sxx = (weights * x * x).sum(axis=0)
+        centred = v - (weights * v).sum(axis=0) / total
+        slope = (weights * x * centred).sum(axis=0) / sxx             # (3,)
+        residual = centred - x * slope
+        chi2 = (weights * residual * residual).sum(axis=0) / (t.size - 2)   # 1: just noise
         # Beyond the estimates' own noise the scatter is the velocity curving: a rate of
         # change of acceleration j gives an rms deviation j W^2 / (12 sqrt(5)) from the line
         # over a window W, and the acceleration at the newest sample is off by j W / 2.
-        curving = np.maximum(scatter - noise, 0.0)
+        # (Equal noise: chi2 * level is the scatter about the line, level the noise.)
+        level = t.size / total                                        # per axis, (m/s)^2
+        curving = np.maximum(chi2 - 1.0, 0.0) * level
         span = float(t[-1] - t[0])
-        variance = scatter / sxx + curving * (6.0 * math.sqrt(5.0) / span) ** 2
+        variance = chi2 / sxx + curving * (6.0 * math.sqrt(5.0) / span) ** 2
         to_camera = self._orientation.T
         return Acceleration(to_camera @ slope,
                             to_camera @ np.diag(variance) @ to_camera.T)

@@ -14,6 +14,10 @@ The executor is made in one place (``executor=``, :func:`default_executor`) and 
 and the stop flag, and does not depend on an executor's own ``spin`` (in ros-rclpy 9.1.2,
 ``rclpy.experimental.EventsExecutor.spin()`` busy-waits at 100 % of a core, runs no timer and
 ignores the context's shutdown; its ``spin_once`` works).
+
+Every teardown is bounded (:meth:`~optical_flow_ros.ros.stop_signals.StopSignals.bound_teardown`,
+with the process's handlers): one that has not ended by the deadline (the watchdog's after a
+stop, else 10 s) ends the process with exit code 1 and the stack where it hung.
 """
 
 from __future__ import annotations
@@ -95,11 +99,15 @@ def _build_and_spin(make_node: Callable[[], Node], executor_factory: ExecutorFac
     try:
         node = make_node()
     except (ParameterException, OpticalFlowError) as err:
-        if _stopping(stop, context):
-            return 0
-        print(f"[ERROR] invalid parameter: {err}", file=sys.stderr)
-        return 2
-    except Exception:
+        stopping = _stopping(stop, context)
+        if not stopping:
+            print(f"[ERROR] invalid parameter: {err}", file=sys.stderr, flush=True)
+        stop.bound_teardown()
+        _destroy_unfinished(err)
+        return 0 if stopping else 2
+    except Exception as err:
+        stop.bound_teardown()
+        _destroy_unfinished(err)
         if _stopping(stop, context):   # the stop shut the context down under the constructor
             return 0
         raise
@@ -119,8 +127,31 @@ def _build_and_spin(make_node: Callable[[], Node], executor_factory: ExecutorFac
         if not _stopping(stop, context):
             raise
     finally:
+        stop.bound_teardown()
         _teardown(executor, node)
     return code
+
+
+def _destroy_unfinished(err: BaseException) -> None:
+    """Destroy the node whose constructor raised ``err``, now, before the context goes.
+
+    The half-built node (its DDS participant, publishers, services) is otherwise left to the
+    garbage collector: it sits in reference cycles with the traceback, so it would be
+    destroyed at whatever later moment the collector runs, possibly after the context's
+    shutdown or during the interpreter's exit, an order rclpy and the middleware never
+    see in a normal teardown. (A node ended by an invalid parameter once hung instead of
+    exiting, on Kilted in CI; not reproduced in ~500 starts here since.)
+    """
+    tb = err.__traceback__
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get("self")
+        if isinstance(candidate, Node):   # the outermost one: the node being built
+            try:
+                candidate.destroy_node()
+            except Exception:   # noqa: BLE001  (half-built: some parts never existed)
+                pass
+            return
+        tb = tb.tb_next
 
 
 def _stopping(stop: StopSignals, context: Context) -> bool:

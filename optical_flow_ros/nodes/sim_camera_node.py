@@ -4,9 +4,11 @@ The renderer and trajectory are :class:`~optical_flow_ros.core.sim_camera.SimCam
 and conventions documented there). A timer publishes frame k with every message of that frame
 carrying the same header stamp ``start + k / rate``, where ``start`` is the node clock at the
 first tick and the truth is evaluated at sim time ``t = k / rate``; so stamp differences are
-exactly sim-time differences. ``k`` follows the clock: when a tick comes more than a period
-late, the frames it missed are skipped (counted as ``frames_skipped``), as a real camera drops
-them, so stamps never fall behind the clock.
+exactly sim-time differences. With ``wait_for_subscribers`` > 0 the first tick is the
+first one at which that many subscriptions match ``image`` (nothing is published before).
+``k`` follows the clock: when a tick comes more than a period late, the frames it missed are
+skipped (counted as ``frames_skipped``), as a real camera drops them, so stamps never fall
+behind the clock.
 
 Publishes:
     image (sensor_msgs/Image, mono8 or bgr8): rendered only while someone subscribes.
@@ -58,6 +60,7 @@ from optical_flow_ros.ros.parameter_table import build_node_config, params_from
 from optical_flow_ros.ros.parameters import ParameterBinding
 from optical_flow_ros.ros.qos import RELIABILITY_CHOICES, keep_last_qos
 from optical_flow_ros.ros.stop_signals import run_program
+from optical_flow_ros.ros.subscriber_gate import SubscriberGate
 
 __all__ = ["SIM_CAMERA_PARAMS", "SimCameraNode", "SimOutputConfig", "main"]
 
@@ -73,6 +76,11 @@ class SimOutputConfig:
     world_frame_id: str = setting("sim_world", "frame_id of sim/pose")
     frame_count: int = setting(0, "Frames to publish before stopping; 0 = no limit",
                                range=(0, 2**31 - 1))
+    wait_for_subscribers: int = setting(
+        0, "Publish nothing until this many subscriptions match image; the flight (sim time "
+        "0) and the clock of the stamps start then, so consumers started with the node see it "
+        "from its start (discovery can take a DDS announcement period, ~3 s); 0 = at once",
+        range=(0, 1000))
     image_reliability: str = setting("reliable", "QoS reliability of image and camera_info",
                                      choices=RELIABILITY_CHOICES)
     queue_depth: int = setting(5, "Keep-last depth of every publisher (sim/twist: at least 90)",
@@ -210,6 +218,7 @@ class SimCameraNode(Node):
         self._schedule = FrameSchedule(config.camera.rate)
         self._published = 0
         self._imu_next = 0   # the next IMU sample to publish (imu_rate > 0)
+        self._gate = SubscriberGate(self._pub_image, out.wait_for_subscribers, self.get_logger())
         self._timer = self.create_timer(1.0 / config.camera.rate, self._on_timer)
         self._imu_timer = None
         if config.camera.imu_rate > 0.0:
@@ -223,6 +232,8 @@ class SimCameraNode(Node):
         return due.index, self._sim.frame_time(due.index), due.stamp_ns
 
     def _on_timer(self) -> None:
+        if not self._gate.is_open():
+            return
         config = self._params.config
         index, t, stamp_ns = self._next_frame(self.get_clock().now().nanoseconds)
         stamp = Time(nanoseconds=stamp_ns).to_msg()

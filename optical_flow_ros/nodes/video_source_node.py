@@ -7,7 +7,8 @@ sequence (``frames/%06d.png``) or a camera device index (all digits, e.g. ``0``)
 
 Timing: a timer at ``rate`` (0 = the file's own frame rate) publishes file frame after file
 frame; frame k of the run carries the stamp ``start + k / rate`` (``start``: the node clock at
-the first tick), so stamp differences are exact frame periods, as
+the first tick; with ``wait_for_subscribers`` > 0, the first tick at which that many
+subscriptions match ``image``), so stamp differences are exact frame periods, as
 :class:`~optical_flow_ros.core.frame_schedule.FrameSchedule` describes: a tick more than a
 period late skips the frames it missed (counted as ``frames_skipped``), so stamps keep up with
 the clock. A camera is read once per tick and stamped with the node clock right after the
@@ -73,6 +74,7 @@ from optical_flow_ros.ros.parameter_table import build_node_config, params_from
 from optical_flow_ros.ros.parameters import ParameterBinding
 from optical_flow_ros.ros.qos import RELIABILITY_CHOICES, keep_last_qos
 from optical_flow_ros.ros.stop_signals import run_program
+from optical_flow_ros.ros.subscriber_gate import SubscriberGate
 
 __all__ = ["VIDEO_SOURCE_PARAMS", "VideoOutputConfig", "VideoSourceNode", "main"]
 
@@ -91,6 +93,11 @@ class VideoOutputConfig:
     image_reliability: str = setting("reliable", "QoS reliability of image and camera_info",
                                      choices=RELIABILITY_CHOICES)
     queue_depth: int = setting(5, "Keep-last depth of image and camera_info", range=(1, 1000))
+    wait_for_subscribers: int = setting(
+        0, "Publish nothing until this many subscriptions match image; the first frame and the "
+        "clock of the stamps start then, so consumers started with the node get every frame "
+        "(discovery can take a DDS announcement period, ~3 s); 0 = start at once",
+        range=(0, 1000))
 
     def __post_init__(self) -> None:
         validate_fields(self)
@@ -192,6 +199,8 @@ class VideoSourceNode(Node):
             f"publishing '{info.source}' ({info.width}x{info.height}{count}{native}) at "
             f"{rate:g} Hz{' in a loop' if config.source.loop and not info.is_device else ''}"
             f"{'' if self._pub_info is None else ' with camera_info'}")
+        self._gate = SubscriberGate(self._pub_image, out.wait_for_subscribers,
+                                    self.get_logger())
         self._timer = self.create_timer(1.0 / rate, self._on_timer)
 
     def _grab(self) -> bool:
@@ -213,6 +222,8 @@ class VideoSourceNode(Node):
         return due.stamp_ns if self._grab() else None
 
     def _on_timer(self) -> None:
+        if not self._gate.is_open():
+            return
         start = time.perf_counter()
         stamp_ns = self._next_stamp_ns()
         if stamp_ns is None:

@@ -165,6 +165,18 @@ class StopSignals:
         """
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
+        self.bound_teardown()
+
+    def bound_teardown(self) -> None:
+        """End the process if what follows (a node's teardown) has not ended by the deadline.
+
+        The watchdog's deadline after a stop, else :data:`FINALISE_LIMIT_S`, from now: past
+        it faulthandler prints where the process hangs and ends it (exit code 1). Unlike the
+        watchdog thread it needs no GIL, so it also ends a teardown stuck in C that holds it
+        (a node refused at start-up once hung so, stop or no stop: most likely in its DDS
+        participant's deletion). Only with the process's handlers
+        (:func:`install_for_process`); calling it again moves the deadline.
+        """
         if self._watchdog is not None:
             faulthandler.dump_traceback_later(self._watchdog.seconds_left(), exit=True)
 

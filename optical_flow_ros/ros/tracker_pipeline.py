@@ -264,6 +264,8 @@ class TrackerPipeline:
                            ) -> tuple[TwistWithCovarianceStamped | None, VelocityEstimate | None]:
         """flow/velocity (None unless valid and enabled) and the estimate (None if not run)."""
         timing = self._fit_window.update(frame.stamp)   # every frame, to follow the tracker
+        if timing.stalled:   # the acceleration fitted before the stall is stale after it
+            self._acceleration.reset()
         config = self._config
         publish = config.velocity_input.estimate_velocity
         if not publish:
@@ -281,7 +283,7 @@ class TrackerPipeline:
                        velocity_gyro=estimate.gyro_used)
         if estimate.valid:   # also when only the MAVLink output asked for the estimate
             self._acceleration.update(frame.stamp, estimate.measured_linear, estimate.angular,
-                                      float(np.trace(estimate.covariance[:3, :3])) / 3.0)
+                                      estimate.covariance[:3, :3])
         if not publish:
             return None, estimate
         if estimate.valid:

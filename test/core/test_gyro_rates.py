@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pytest
 
-from optical_flow_ros.core.field_velocity import _interval_rows
+from optical_flow_ros.core.field_velocity import _extrapolate
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
 from optical_flow_ros.core.velocity_estimator import (
@@ -131,8 +131,7 @@ def test_a_curving_rate_leaves_no_bias_between_the_flow_and_the_gyro_samples():
                               timing=timing, acceleration=acceleration.estimate(),
                               config=GYRO_ONLY)
         if e.valid:
-            acceleration.update(t, e.measured_linear, e.angular,
-                                float(np.trace(e.covariance[:3, :3])) / 3.0)
+            acceleration.update(t, e.measured_linear, e.angular, e.covariance[:3, :3])
         if t >= 0.5:
             assert e.valid and e.gyro_used, e.reason
             errors.append(e.linear[:2] - state.velocity[:2])
@@ -143,40 +142,50 @@ def test_a_curving_rate_leaves_no_bias_between_the_flow_and_the_gyro_samples():
 
 # ----- the field through the gyro's line, batched ---------------------------------------------
 
-def _reference_theta_at(field, t: float) -> tuple[np.ndarray, np.ndarray]:
-    """MotionField.theta_at as it was before thetas_at (one time per call)."""
-    if t == field.stamp:
-        return field.theta, field.theta_variance
+def _reference_evaluate(field, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """MotionField.evaluate as it was before evaluate_many (one time per call)."""
     starts, ends, thetas = field.intervals[:, 0], field.intervals[:, 1], field.intervals[:, 2:]
-    q, r = np.linalg.qr(_interval_rows(starts, ends, t, int(field.degrees.max())))
-    weights = np.cumsum(q * np.linalg.inv(r)[0], axis=1).T[field.degrees]   # (8, n)
-    theta = np.einsum("jn,nj->j", weights, thetas)
-    return theta, (weights * weights).sum(axis=1) * field.noise + field.bias_variance
+    result = _extrapolate(starts, ends, thetas, t, field.max_degree, field.noise, {})
+    at_stamp = np.ones(8) if field.calibration is None else field.calibration
+    factor = at_stamp
+    if field.past_calibration is not None:
+        start = float(field.intervals[-1, 0])
+        share = min(max((t - start) / max(field.stamp - start, 1e-9), 0.0), 1.0)
+        factor = share * at_stamp + (1.0 - share) * field.past_calibration
+    return (result.theta, factor * result.variance, result.weights,
+            factor * np.maximum(result.bias2, 0.0)), factor
 
 
 def _reference_through_line(field, gyro: GyroRates) -> tuple[np.ndarray, np.ndarray]:
-    """_field_through_line as it was before thetas_at (theta_at in a loop over the nodes)."""
+    """_field_through_line as it was before evaluate_many (a Python loop over the nodes)."""
     weights = gyro.line_weights()
+    if weights is None:
+        return field.theta_at(gyro.time)
     times = gyro.sample_times
-    nodes = np.linspace(float(times[0]), float(times[-1]), int(field.degrees.max()) + 1)
+    nodes = np.linspace(float(times[0]), float(times[-1]), field.max_degree + 1)
     if nodes.size == 1 or nodes[-1] <= nodes[0]:
-        return _reference_theta_at(field, gyro.time)
-    at_nodes = [_reference_theta_at(field, float(t)) for t in nodes]
+        return field.theta_at(gyro.time)
     centre, half = 0.5 * (nodes[0] + nodes[-1]), 0.5 * (nodes[-1] - nodes[0])
     vander = np.vander((nodes - centre) / half, increasing=True)
-    coefficients = np.linalg.solve(vander, np.array([v for v, _ in at_nodes]))
     basis = np.vander((times - centre) / half, nodes.size, increasing=True)
-    theta = (weights @ basis) @ coefficients
-    gain = float(np.abs(weights).sum())
-    return theta, gain * gain * np.mean([var for _, var in at_nodes], axis=0)
+    node_weights = np.linalg.solve(vander.T, basis.T @ weights)
+    theta = np.zeros(8)
+    combined = np.zeros((8, field.intervals.shape[0]))
+    bias = np.zeros(8)
+    for c, t in zip(node_weights, nodes, strict=True):
+        (value, _, interval_weights, bias2), factor = _reference_evaluate(field, float(t))
+        theta += c * value
+        combined += c * np.sqrt(factor)[:, None] * interval_weights
+        bias += abs(c) * np.sqrt(bias2)
+    return theta, (combined * combined).sum(axis=1) * field.noise + bias * bias
 
 
 @pytest.mark.parametrize("imu_rate", [200.0, 0.0])
 def test_the_batched_field_through_the_line_equals_the_per_time_evaluation(imu_rate):
-    """MotionField.thetas_at (all times in one batch) and _field_through_line built on it give
-    what one theta_at per time gave, to 1e-12 relative, on a seeded noisy flight (320x240,
-    15 fps, image noise 2 grey levels, gyro 0.005 rad/s): at the line's nodes, at every gyro
-    sample time, at the stamp (exactly theta and theta_variance there), frame after frame."""
+    """MotionField.evaluate_many (all times in one batch) and _field_through_line built on it
+    give what one evaluation per time gave, to 1e-12 relative, on a seeded noisy flight
+    (320x240, 15 fps, image noise 2 grey levels, gyro 0.005 rad/s): at the line's nodes, at
+    every gyro sample time and at the stamp, frame after frame."""
     config = SimCameraConfig(rate=15.0, image_width=320, image_height=240, focal_length=250.0,
                              velocity_x=0.8, velocity_y=0.3, yaw_rate=0.2,
                              roll_amplitude=math.radians(5.0), pitch_amplitude=math.radians(5.0),
@@ -197,22 +206,19 @@ def test_the_batched_field_through_the_line_equals_the_per_time_evaluation(imu_r
             continue
         for at in (gyro.time, 0.5 * (gyro.time + t)):
             moved = gyro.line_at(at)
-            theta, variance = _field_through_line(field, moved)
-            ref_theta, ref_variance = _reference_through_line(field, moved)
-            np.testing.assert_allclose(theta, ref_theta, rtol=1e-12, atol=0.0)
-            np.testing.assert_allclose(variance, ref_variance, rtol=1e-12, atol=0.0)
-        nodes = np.linspace(gyro.sample_times[0], gyro.sample_times[-1], 4)
+            for new, old in zip(_field_through_line(field, moved),
+                                _reference_through_line(field, moved), strict=True):
+                np.testing.assert_allclose(new, old, rtol=1e-12, atol=0.0)
+        nodes = np.linspace(gyro.sample_times[0], gyro.sample_times[-1], field.max_degree + 1)
         when = np.concatenate((nodes, gyro.sample_times, [field.stamp]))
-        thetas, variances = field.thetas_at(when)
-        assert thetas.shape == variances.shape == (when.size, 8)
+        batch = field.evaluate_many(when)
+        assert [a.shape for a in batch] == [(when.size, 8), (when.size, 8),
+                                            (when.size, 8, field.intervals.shape[0]),
+                                            (when.size, 8)]
         for i, ti in enumerate(when):
-            ref_theta, ref_variance = _reference_theta_at(field, float(ti))
-            np.testing.assert_allclose(thetas[i], ref_theta, rtol=1e-12, atol=0.0)
-            np.testing.assert_allclose(variances[i], ref_variance, rtol=1e-12, atol=0.0)
-            one_theta, one_variance = field.theta_at(float(ti))
-            np.testing.assert_array_equal(one_theta, thetas[i])
-            np.testing.assert_array_equal(one_variance, variances[i])
-        np.testing.assert_array_equal(thetas[-1], field.theta)
-        np.testing.assert_array_equal(variances[-1], field.theta_variance)
+            old, factor = _reference_evaluate(field, float(ti))
+            for new, expected in zip((a[i] for a in batch), old, strict=True):
+                np.testing.assert_allclose(new, expected, rtol=1e-12, atol=0.0)
+            np.testing.assert_allclose(field.factor_at(float(ti)), factor, rtol=1e-15, atol=0.0)
         compared += 1
     assert compared >= 20, compared

@@ -118,6 +118,8 @@ def run(cam: SimCamera, records: list[Record], *, use_gyro: bool, use_timing: bo
     acceleration = AccelerationEstimator()
     estimates = []
     for r in records:
+        if r.timing.stalled:
+            acceleration.reset()
         e = estimate_velocity(r.tracks, cam.camera, distance=r.distance,
                               distance_variance=r.distance_variance,
                               gyro=r.gyro if use_gyro else None,
@@ -125,7 +127,7 @@ def run(cam: SimCamera, records: list[Record], *, use_gyro: bool, use_timing: bo
                               acceleration=acceleration.estimate(), config=config)
         if e.valid:
             acceleration.update(r.timing.end, e.measured_linear, e.angular,
-                                float(np.trace(e.covariance[:3, :3])) / 3.0)
+                                e.covariance[:3, :3])
         estimates.append(e)
     return estimates[SKIP:]
 
@@ -217,11 +219,12 @@ def test_covariance_is_calibrated_on_noisy_tilted_turning_flights(use_gyro):
     """The issue's calibration bounds over the three roll/pitch flights (195 estimates),
     with the gyro (fused with the field's rates, the default) and without (roll/pitch rates
     from the field, its error variance measured online by field_velocity's self-check, the
-    climbing plane's terms removed). Measured: with gyro 1 sigma 81 / 70 %, 3 sigma
-    99.5 / 100 %, median NEES 1.01; without gyro 82 / 72 %, 99.5 / 99.5 %, 0.97: a little
-    too wide (the self-check's factor runs high on these flights), so both are held to
-    1 sigma <= 85 % (the issue's 80 % is a known miss on vx, on the safe side), and without
-    gyro to NEES >= 0.9 (the issue's 1.0 with gyro)."""
+    climbing plane's terms removed). Measured: with gyro 1 sigma 78 / 65 %, 3 sigma
+    100 / 100 %, median NEES 1.22 (before the field was taken off the stamp with its own
+    degree and factor and the acceleration's noise per axis: 81 / 70 %, 1.01): the issue's
+    ranges. Without gyro 82 / 72 %, 99.5 / 99.5 %, 0.97: a little too wide (the
+    self-check's factor at the stamp runs high on these flights), so held to 1 sigma <= 85 %
+    (the issue's 80 % is a known miss on vx, on the safe side) and NEES >= 0.9."""
     z, nees = [], []
     for sim_values in ROLL_PITCH_FLIGHTS.values():
         cam, records = flight(sim_values)
@@ -231,7 +234,7 @@ def test_covariance_is_calibrated_on_noisy_tilted_turning_flights(use_gyro):
     z, nees = np.concatenate(z), np.concatenate(nees)
     inside_1 = np.mean(np.abs(z[:, :2]) <= 1.0, axis=0)
     inside_3 = np.mean(np.abs(z[:, :2]) <= 3.0, axis=0)
-    assert np.all((inside_1 >= 0.55) & (inside_1 <= 0.85)), inside_1
+    assert np.all((inside_1 >= 0.55) & (inside_1 <= (0.80 if use_gyro else 0.85))), inside_1
     assert np.all(inside_3 >= 0.97), inside_3
     assert (1.0 if use_gyro else 0.9) <= np.median(nees) <= 2.0, np.median(nees)
 
@@ -498,6 +501,22 @@ def test_fit_window_follows_the_tracker_rule():
         FitWindow(1, 0.5)
 
 
+def test_fit_window_at_the_stamp_restarts_at_a_stall_and_flags_two_frames():
+    window = FitWindow(5, max_dt=0.5, at_stamp=True)
+    period = 1.0 / 30.0
+    stamps = list(10.0 + np.arange(6) * period)
+    stamps += [stamps[-1] + 2 * period, stamps[-1] + 5 * period]   # one dropped, then two
+    stamps += [stamps[-1] + 0.3 + k * period for k in range(4)]     # a 0.3 s stall (9 periods)
+    timings = [window.update(s) for s in stamps]
+    assert [t.stalled for t in timings] == [False] * 8 + [True, True, False, False]
+    assert timings[8].start == stamps[8] and timings[9].start == stamps[8]   # restarted
+    assert not any(t.stalled for t in (window.update(stamps[-1] + 0.6),   # > max_dt
+                                       window.update(stamps[-1] + 0.6 + period)))
+    slope = FitWindow(5, max_dt=0.5)   # slope velocities: the tracker's rule only
+    assert not any(slope.update(s).stalled for s in stamps)
+    assert slope.update(stamps[-1] + period).samples == 5
+
+
 def test_tracker_velocities_describe_the_window_mean_time():
     """The LKTracker's velocity of a point moving with constant acceleration is the true
     velocity at end - lag (what FitWindow reports), not at the image stamp."""
@@ -581,3 +600,42 @@ def test_gyro_rates_follow_a_curving_rate_and_keep_a_line_through_noise():
     rates = gyro_rates(t, 0.1 + noise, timing, max_age=0.1, covariance=np.eye(3) * 0.005**2)
     line = rates.mean + rates.slope * (timing.end - rates.time)
     np.testing.assert_allclose(rates.at(timing.end).mean, line, atol=1e-12)
+
+
+def stalled_flight(sim_values: tuple[tuple[str, float | str], ...], stall: tuple[float, float]
+                   ) -> tuple[SimCamera, list[Record]]:
+    """A flight whose processing stalls: the frames in ``stall`` (s) never reach the tracker
+    (a node busy or paused), the gyro samples go on arriving (the imu queue keeps them)."""
+    cam = SimCamera(SimCameraConfig(**{**NOISE, **dict(sim_values)}))
+    tracker_config = TrackerConfig()
+    tracker = LKTracker(tracker_config)
+    window = FitWindow(tracker_config.velocity_window, tracker_config.max_dt, at_stamp=True)
+    gyro_cov = np.eye(3) * cam.config.gyro_noise_std**2
+    times, rates, records = [], [], []
+    for frame in cam.frames(FRAMES):
+        if not stall[0] <= frame.t < stall[1]:
+            tracks = tracker.update(frame.image, frame.t)
+            timing = window.update(frame.t)
+            gyro = gyro_rates(np.array(times), np.array(rates), timing, max_age=0.1,
+                              covariance=gyro_cov)
+            records.append(Record(tracks, timing, gyro, frame.range,
+                                  cam.range_variance(frame.range), frame.state))
+        times.append(frame.t)
+        rates.append(frame.gyro)
+    return cam, records
+
+
+# Regression: after a 0.43 s stall (under max_dt, so no restart) the gyro's line was fitted
+# through the 0.53 s the 5-frame window then spanned, and the field taken through it across
+# the gap: the first estimates were off by 0.1-0.5 m/s with 0.01-0.04 m/s stated (NEES
+# 70-616 on held-out tilting flights; 59 and 11 here). A stall now restarts the window.
+def test_covariance_stays_honest_right_after_a_processing_stall():
+    stall = (1.2, 1.63)   # 13 frames at 30 Hz
+    cam, records = stalled_flight(ROLL_PITCH_FLIGHTS["2m_1ms"], stall)
+    estimates = run(cam, records, use_gyro=True)
+    after = [(e, r) for e, r in zip(estimates, records[SKIP:], strict=True)
+             if stall[1] <= r.timing.end < stall[1] + 0.5 and e.valid]
+    assert len(after) >= 10
+    z, nees = normalised_errors([e for e, _ in after], [None] * SKIP + [r for _, r in after])
+    assert np.max(nees) < 30.0, np.round(nees, 1)
+    assert np.all(np.mean(np.abs(z[:, :2]) <= 3.0, axis=0) >= 0.9), z[:, :2]
