@@ -584,20 +584,30 @@ sys.exit(run_node(Signalled))
 """
 
 
+def _run_script(path: Path, source: str, timeout: float) -> tuple[int | None, str]:
+    """Run ``source`` as a script at ``path`` until it exits; its exit code and output.
+
+    None as the code: still running after ``timeout`` s (then killed).
+    """
+    path.write_text(source)
+    proc = NodeProcess(str(path))
+    try:
+        code = proc.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+    finally:
+        proc.stop(signal.SIGKILL)
+    return code, proc.output()
+
+
 # Regression: the signal shuts the context down while the callback runs; its publish then
 # raised RCLError ("publisher's context is invalid") through run_node: traceback, exit 1.
 # Then signals in the teardown (the second one of ros2 launch): KeyboardInterrupt out of
 # destroy_node, or a teardown re-entered that never ended.
 @pytest.mark.parametrize("executor", ["single", "events"])
 def test_signals_during_a_callback_and_the_teardown_exit_cleanly(tmp_path, executor):
-    script = tmp_path / "signalled_node.py"
-    script.write_text(SIGNALLED_NODE.format(executor=executor))
-    proc = NodeProcess(str(script))
-    try:
-        code = proc.proc.wait(20)
-    finally:
-        proc.stop(signal.SIGKILL)
-    out = proc.output()
+    code, out = _run_script(tmp_path / "signalled_node.py",
+                            SIGNALLED_NODE.format(executor=executor), 20.0)
     assert code == 0 and "Traceback" not in out and "destroyed" in out, out
 
 
@@ -627,14 +637,7 @@ sys.exit(run_node(Unfinished))
 # (it sits in reference cycles with the traceback), destroyed at an arbitrary later moment,
 # maybe after the context's shutdown; one such node on Kilted hung instead of exiting.
 def test_a_node_refused_at_start_up_is_destroyed_before_the_shutdown(tmp_path):
-    script = tmp_path / "unfinished_node.py"
-    script.write_text(UNFINISHED_NODE)
-    proc = NodeProcess(str(script))
-    try:
-        code = proc.proc.wait(20)
-    finally:
-        proc.stop(signal.SIGKILL)
-    out = proc.output()
+    code, out = _run_script(tmp_path / "unfinished_node.py", UNFINISHED_NODE, 20.0)
     assert code == 2 and "Traceback" not in out, out
     assert "[ERROR] invalid parameter: gain: must be > 0, got -1" in out, out
     assert out.count("destroyed, context ok: True") == 1, out
@@ -664,13 +667,6 @@ sys.exit(run_program(lambda: run_node(Stuck)))
 # even the stop watchdog's thread ran); no signal comes then, and under ros2 launch the
 # process would stay forever. The teardown is bounded: faulthandler ends it, saying where.
 def test_a_teardown_that_hangs_without_a_stop_is_ended_with_its_stack(tmp_path):
-    script = tmp_path / "stuck_node.py"
-    script.write_text(HANGING_TEARDOWN)
-    proc = NodeProcess(str(script))
-    try:
-        code = proc.proc.wait(40)
-    finally:
-        proc.stop(signal.SIGKILL)
-    out = proc.output()
+    code, out = _run_script(tmp_path / "stuck_node.py", HANGING_TEARDOWN, 40.0)
     assert "destroying" in out and "[ERROR] invalid parameter: gain" in out, out
     assert code == 1 and "Timeout" in out and "destroy_node" in out, out

@@ -2,13 +2,21 @@
 processes): the published twist against the simulator's exact sim/twist of the same stamp.
 
 The flight: 320x240 at f = 250 px (the field of view of 640x480 at 500 px), 15 fps, 2 m over
-gravel at ~0.85 m/s with yaw and a +/-5 deg roll/pitch coning motion, every sensor noisy as
-it says (image 2 grey levels; gyro 0.005 rad/s with that covariance in the imu message, one
-sample per frame; range 1 % with its variance in the range message; gyro in the optical
-frame, so the imu rotation parameters stay 0). Bounds: horizontal RMSE <= 5 % of the mean
-speed (15 fps, a quarter of the pixels), and the covariance calibrated as in the core tests
-but with the looser bands that 60 estimates allow: per-axis 1 sigma 45-90 %, 3 sigma
->= 95 %, median NEES 0.6-2.5.
+gravel at ~0.85 m/s with yaw and a +/-5 deg roll/pitch coning motion, every sensor noisy as it
+says (image 2 grey levels; gyro 0.005 rad/s with that covariance in the imu message, at the
+simulator's own 200 Hz, as a robot's IMU, polled by the tracker between frames; range 1 % with
+its variance in the range message; gyro in the optical frame, so the imu rotation parameters
+stay 0). Bounds: horizontal RMSE <= 5 % of the mean speed (15 fps, a quarter of the pixels),
+and the covariance calibrated as in the core tests but with the looser bands that 60 estimates
+allow: per-axis 1 sigma 45-90 %, 3 sigma >= 95 %, median NEES 0.6-2.5. Measured with the 200 Hz
+imu (32 runs, seeds 0-29, other suites running beside them): 30 passed, RMSE 0.86-2.17 %
+(median 1.13), 1 sigma 0.58-0.81, 3 sigma >= 0.953 (3 of 64 outside on 2 runs: the thinnest
+margin, on runs that score the flight's first estimates, where the field's variance is least
+known), median NEES 0.78-1.73; the 2 failures had a gap in the estimates (a node stalled by the
+load: after it, errors up to 1.6 m/s). With one sample per frame (15 runs): 15 passed,
+1.14-2.12 %, 0.67-0.84, >= 0.969, 0.83-1.43. A node stopped for 0.4 s mid-flight (SIGSTOP)
+failed it at either imu rate. On the covariance merged since (15e), 200 Hz, 6 runs: 6 passed,
+1.06-1.82 %, 0.55-0.73, >= 0.953, 1.27-1.70.
 """
 
 from __future__ import annotations
@@ -34,11 +42,7 @@ pytestmark = pytest.mark.dds
 SIM = dict(rate=15.0, image_width=320, image_height=240, focal_length=250.0, altitude=2.0,
            velocity_x=0.8, velocity_y=0.3, yaw_rate=0.2, roll_amplitude=math.radians(5.0),
            pitch_amplitude=math.radians(5.0), attitude_period=3.0, gyro_noise_std=0.005,
-           image_noise_std=2.0, range_noise_std=0.01,
-           # one gyro sample per frame (the issue's condition; the simulator's default is now
-           # a 200 Hz IMU, with which this flight's vx, vy 3-sigma coverage is ~90 %: the
-           # field's error variance is underestimated once the gyro's is small)
-           imu_rate=0.0,
+           image_noise_std=2.0, range_noise_std=0.01,   # imu_rate: the simulator's 200 Hz
            queue_depth=50)   # the truth (sim/twist) must reach a listener starved by load
 WANTED = 60          # flow/velocity messages to compare
 

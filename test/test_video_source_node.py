@@ -114,10 +114,11 @@ def test_wait_for_subscribers_holds_the_stream_then_delivers_every_frame(ros_pee
     params = dict(source=str(video), rate=rate, start_offset=1.0, wait_for_subscribers=1,
                   queue_depth=n)  # file frames 10..29, all kept for a late-matching reader
     with NodeProcess(NODE, params=params) as node:
+        waiting = "waiting for 1 subscriber(s) on /image before the first frame"
+        assert ros_peer.spin_until(lambda: waiting in node.output(), 30.0), node.output()
         ros_peer.spin_for(2.5)   # 3.75 stream lengths with nobody subscribed
         held = node.output()
         assert node.alive() and "end of stream" not in held, held
-        assert "waiting for 1 subscriber(s) on /image before the first frame" in held, held
         images = _subscribe(ros_peer, "image", Image)
         assert ros_peer.spin_until(lambda: not node.alive(), 60.0), node.output()
         ros_peer.spin_for(0.5)

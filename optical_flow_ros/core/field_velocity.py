@@ -196,11 +196,35 @@ class MotionField:
         Returns (theta (8,) px/s, variance (8,) (px/s)^2, weights (8, n) of the intervals'
         parameters in theta, the variance's squared-bias part (8,) (px/s)^2).
         """
+        theta, variance, weights, bias2 = self.evaluate_many(np.array([t], np.float64))
+        return theta[0], variance[0], weights[0], bias2[0]
+
+    def evaluate_many(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                        np.ndarray]:
+        """:meth:`evaluate` at each of ``times`` (M,) s, in one batch (numpy over the times).
+
+        Returns (theta (M, 8) px/s, variance (M, 8) (px/s)^2, weights (M, 8, n), squared-bias
+        part (M, 8) (px/s)^2): row m is :meth:`evaluate` of ``times[m]``.
+        """
+        t = np.asarray(times, np.float64).reshape(-1)
         starts, ends, thetas = self.intervals[:, 0], self.intervals[:, 1], self.intervals[:, 2:]
-        result = _extrapolate(starts, ends, thetas, t, self.max_degree, self.noise, {})
-        factor = self.factor_at(t)
-        return (result.theta, factor * result.variance, result.weights,
-                factor * np.maximum(result.bias2, 0.0))
+        top = min(self.max_degree, max(starts.shape[0] - 2, 0))   # as _extrapolate
+        q, r = np.linalg.qr(_interval_rows_at(starts, ends, t, top))   # (M, n, top + 1)
+        weights = np.cumsum(q * np.linalg.inv(r)[:, :1, :], axis=2).transpose(0, 2, 1)
+        gains = (weights * weights).sum(axis=2)                         # (M, top + 1)
+        excess = BIAS_KAPPA * (gains[:, top:] - gains)
+        estimates = weights @ thetas                                    # (M, top + 1, 8)
+        mse = (estimates - estimates[:, top:]) ** 2
+        mse -= excess[:, :, None] * self.noise
+        np.maximum(mse, 0.0, out=mse)
+        mse += gains[:, :, None] * self.noise
+        best = np.argmin(mse, axis=1)[:, None, :]                       # (M, 1, 8)
+        chosen = np.take_along_axis(mse, best, axis=1)[:, 0]
+        bias2 = chosen - np.take_along_axis(gains, best[:, 0], axis=1) * self.noise
+        factor = self.factors_at(t)
+        return (np.take_along_axis(estimates, best, axis=1)[:, 0], factor * chosen,
+                np.take_along_axis(weights, best.transpose(0, 2, 1), axis=1),
+                factor * np.maximum(bias2, 0.0))
 
     def factor_at(self, t: float) -> np.ndarray:
         """(8,) the self-check's calibration factor of a value at ``t`` (s).
@@ -208,11 +232,16 @@ class MotionField:
         ``past_calibration`` up to the newest interval's start, ``calibration`` at the
         stamp, linear in between; ones when the field carries none.
         """
+        return self.factors_at(np.array([t], np.float64))[0]
+
+    def factors_at(self, times: np.ndarray) -> np.ndarray:
+        """(M, 8): :meth:`factor_at` at each of ``times`` (M,) s."""
+        t = np.asarray(times, np.float64).reshape(-1, 1)
         at_stamp = np.ones(8) if self.calibration is None else self.calibration
         if self.past_calibration is None:
-            return at_stamp
+            return np.repeat(at_stamp[None, :], t.shape[0], axis=0)
         start = float(self.intervals[-1, 0])
-        share = min(max((t - start) / max(self.stamp - start, 1e-9), 0.0), 1.0)
+        share = np.clip((t - start) / max(self.stamp - start, 1e-9), 0.0, 1.0)
         return share * at_stamp + (1.0 - share) * self.past_calibration
 
 
@@ -330,6 +359,16 @@ def _interval_rows(starts: np.ndarray, ends: np.ndarray, t: float, degree: int, 
     s, e = (starts - t) / span, (ends - t) / span
     powers = np.arange(1, degree + 2)
     return (e[:, None] ** powers - s[:, None] ** powers) / (powers * (e - s)[:, None])
+
+
+def _interval_rows_at(starts: np.ndarray, ends: np.ndarray, times: np.ndarray,
+                     degree: int) -> np.ndarray:
+    """(M, n, degree + 1): :func:`_interval_rows` at each of ``times`` (M,), s."""
+    span = np.maximum(times - float(starts.min()), 1e-9)[:, None]   # (M, 1)
+    s, e = (starts - times[:, None]) / span, (ends - times[:, None]) / span   # (M, n)
+    powers = np.arange(1, degree + 2)
+    return ((e[..., None] ** powers - s[..., None] ** powers)
+            / (powers * (e - s)[..., None]))
 
 
 _WEIGHTS_CACHE_SIZE = 64

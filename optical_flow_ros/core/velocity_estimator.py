@@ -787,14 +787,11 @@ def _field_through_line(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray
     vander = np.vander((nodes - centre) / half, increasing=True)
     basis = np.vander((times - centre) / half, nodes.size, increasing=True)  # (n, k + 1)
     node_weights = np.linalg.solve(vander.T, basis.T @ weights)   # theta = sum c_j theta(t_j)
-    theta = np.zeros(8)
-    combined = np.zeros((8, field.intervals.shape[0]))
-    bias = np.zeros(8)
-    for c, t in zip(node_weights, nodes, strict=True):
-        value, _, interval_weights, bias2 = field.evaluate(float(t))
-        theta += c * value
-        combined += c * np.sqrt(field.factor_at(float(t)))[:, None] * interval_weights
-        bias += abs(c) * np.sqrt(bias2)
+    values, _, interval_weights, bias2 = field.evaluate_many(nodes)   # all nodes in one batch
+    theta = node_weights @ values
+    scaled = node_weights[:, None] * np.sqrt(field.factors_at(nodes))   # (k + 1, 8)
+    combined = np.einsum("kj,kjn->jn", scaled, interval_weights)
+    bias = np.abs(node_weights) @ np.sqrt(bias2)
     return theta, (combined * combined).sum(axis=1) * field.noise + bias * bias
 
 

@@ -74,10 +74,10 @@ class CameraJob:
             inputs = self.tracker.velocity_inputs
             if self.topics.camera_info is not None:
                 out[self.topics.camera_info] = _CameraInfoFeed(self.tracker.on_camera_info)
-            for topic, handler in ((self.topics.range, inputs.on_range),
-                                   (self.topics.imu, inputs.on_imu)):
-                if topic is not None:
-                    out[topic] = _decoded(handler)
+            if self.topics.range is not None:
+                out[self.topics.range] = _decoded(inputs.on_range)
+            if self.topics.imu is not None:   # read from its CDR bytes, as the node does
+                out[self.topics.imu] = _cdr_bytes(inputs.on_imu_cdr)
         return out
 
     def decode(self, message: BagMessage) -> Frame | str:
@@ -136,6 +136,17 @@ class CameraJob:
 def _decoded(handler: Callable[[Any], Any]) -> Callable[[BagMessage], None]:
     def feed(message: BagMessage) -> None:
         handler(deserialize(message))
+    return feed
+
+
+def _cdr_bytes(handler: Callable[[bytes], Any]) -> Callable[[BagMessage], None]:
+    """A handler of serialised messages (tracker_node's polled imu) fed a bag's raw CDR.
+
+    The imu at a robot's rate (200-1000 Hz) is most of a bag's messages: 11 us each this way,
+    53 us deserialised and then read (measured on a 200 Hz sample bag).
+    """
+    def feed(message: BagMessage) -> None:
+        handler(message.data)
     return feed
 
 

@@ -10,9 +10,14 @@ the root namespace unless ``--namespace``:
     --compressed), /camera_info, /range, /imu, /sim/twist (true velocity, optical frame),
     /sim/pose (true pose in the world frame).
 
-Frame k has header stamp ``start + k / rate`` on every topic. Record times are the stamps,
-except the image's, which is recorded ``--image-latency`` later (exposure and transfer, as
-on a real camera), so camera_info, range and imu of a frame come before its image. The
+Frame k has header stamp ``start + k / rate`` on every topic but imu. The imu runs at the
+simulator's own ``--imu-rate`` (default 200 Hz, as ``sim_camera_node``): sample j is stamped
+``start + j / imu_rate`` with its own noise (``SimCamera.imu_sample``), so a frame's stamp is
+also a sample's when the rates divide; ``--imu-rate 0`` writes one sample per frame, stamped as
+the frame. Record times are the stamps, except the image's, which is recorded
+``--image-latency`` later (exposure and transfer, as on a real camera), so camera_info, range
+and the imu samples up to a frame's stamp come before its image; messages are written in
+record-time order. The
 scene is every ``SimCameraConfig`` / ``SimOutputConfig`` setting (``sim_camera_node``'s
 parameters), from ``--params`` and then the options; the same arguments always give the
 same bytes. The bag appears at OUT only once complete: Ctrl-C (SIGINT) or SIGTERM stops
@@ -29,12 +34,13 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 
 from optical_flow_ros.core.config_fields import FieldSpec, field_specs
 from optical_flow_ros.core.errors import OpticalFlowError
-from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
+from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig, SimFrame
 from optical_flow_ros.nodes.sim_camera_node import (
     SIM_CAMERA_PARAMS,
     SimOutputConfig,
@@ -136,28 +142,62 @@ def write_sample_bag(path: str | Path, spec: SampleBagSpec, *, storage: str = "m
         writer.add_topic(spec.image_topic, image_type, qos=image_qos)
         for name, msgtype, profile in topics:
             writer.add_topic(spec.topic(name), msgtype, qos=profile)
+        pending: tuple[int, Any] | None = None   # the last image: (record time ns, message)
+        previous_t = -1.0   # s: before imu sample 0
         for index in range(spec.frames):
             if stop is not None and stop.requested:
                 raise Stopped(index)   # the writer deletes its partial bag
             frame = sim.frame(index)
-            stamp_ns = spec.start_ns + round(frame.t * 1e9)
-            stamp = Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
-            header = Header(stamp=stamp, frame_id=out.frame_id)
+            stamp_ns = spec.start_ns + _ns(frame.t)
+            header = _header(stamp_ns, out.frame_id)
+            for sample_ns, gyro in _imu_samples(sim, frame, previous_t, spec.start_ns):
+                if pending is not None and pending[0] < sample_ns:
+                    writer.write_message(spec.image_topic, *pending)
+                    pending = None
+                writer.write_message(spec.topic("imu"), sample_ns,
+                                     imu_msg(_header(sample_ns, out.frame_id), gyro,
+                                             spec.camera.gyro_noise_std))
+            if pending is not None:
+                writer.write_message(spec.image_topic, *pending)
             info.header = header
             state = frame.state
             rangefinder = range_msg(header, frame.range, sim.range_variance(frame.range), out)
             for name, msg in (
                     ("camera_info", info), ("range", rangefinder),
-                    ("imu", imu_msg(header, frame.gyro, spec.camera.gyro_noise_std)),
                     ("sim/twist", twist_msg(header, state)),
-                    ("sim/pose", pose_msg(Header(stamp=stamp, frame_id=out.world_frame_id),
-                                          state))):
+                    ("sim/pose", pose_msg(_header(stamp_ns, out.world_frame_id), state))):
                 writer.write_message(spec.topic(name), stamp_ns, msg)
             image = (array_to_compressed_msg(frame.image, spec.compressed, header)
                      if spec.compressed else
                      array_to_image_msg(frame.image, spec.camera.encoding, header))
-            writer.write_message(spec.image_topic, stamp_ns + spec.image_latency_ns, image)
+            pending = (stamp_ns + spec.image_latency_ns, image)
+            previous_t = frame.t
+        if pending is not None:
+            writer.write_message(spec.image_topic, *pending)
     return Path(path)
+
+
+def _ns(t: float) -> int:
+    """Sim time ``t`` (s) as ns after the start, rounded as ``sim_camera_node`` stamps it."""
+    return round(t * 1e9)
+
+
+def _header(stamp_ns: int, frame_id: str) -> Header:
+    return Header(stamp=Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id=frame_id)
+
+
+def _imu_samples(sim: SimCamera, frame: SimFrame, previous_t: float,
+                 start_ns: int) -> list[tuple[int, np.ndarray]]:
+    """The imu samples after the previous frame's time ``previous_t`` up to ``frame``'s, s.
+
+    Returns (stamp ns, gyro (3,) rad/s in the optical frame) per sample: at ``imu_rate`` the
+    simulator's samples ``j / imu_rate`` in ``(previous_t, frame.t]``, each with its own
+    noise; with ``imu_rate`` 0 the frame's own reading at its stamp.
+    """
+    if sim.config.imu_rate <= 0.0:
+        return [(start_ns + _ns(frame.t), frame.gyro)]
+    samples = (sim.imu_sample(j) for j in sim.imu_indices(previous_t, frame.t))
+    return [(start_ns + _ns(t), gyro) for t, gyro in samples]
 
 
 def _option_type(spec: FieldSpec) -> Any:
