@@ -759,6 +759,26 @@ def _best_instant(gyro: GyroRates, end: float, distance: float | None,
     return gyro.line_at(min(max(instant, gyro.time), end))
 
 
+def _line_nodes(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray, np.ndarray] | None:
+    """The nodes of the field through the gyro's line and their weights; None without a line.
+
+    ``field.max_degree + 1`` times over the gyro samples' span, and the weights ``c`` with
+    which ``sum_j c_j theta(t_j)`` is the line's operator applied to a polynomial ``theta``
+    of that degree. None with one sample or one distinct time.
+    """
+    weights = gyro.line_weights()
+    if weights is None:
+        return None
+    times = gyro.sample_times
+    nodes = np.linspace(float(times[0]), float(times[-1]), field.max_degree + 1)
+    if nodes.size == 1 or nodes[-1] <= nodes[0]:
+        return None
+    centre, half = 0.5 * (nodes[0] + nodes[-1]), 0.5 * (nodes[-1] - nodes[0])
+    vander = np.vander((nodes - centre) / half, increasing=True)
+    basis = np.vander((times - centre) / half, nodes.size, increasing=True)  # (n, k + 1)
+    return nodes, np.linalg.solve(vander.T, basis.T @ weights)
+
+
 def _field_through_line(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray, np.ndarray]:
     """The field's parameters through the gyro's line, and their error variance.
 
@@ -776,17 +796,10 @@ def _field_through_line(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray
     TRAIN flights of bench/velocity_flights.py (one gyro sample per frame).
     Without a line (one sample): the field at the gyro's time.
     """
-    weights = gyro.line_weights()
-    if weights is None:
+    line = _line_nodes(field, gyro)
+    if line is None:
         return field.theta_at(gyro.time)
-    times = gyro.sample_times
-    nodes = np.linspace(float(times[0]), float(times[-1]), field.max_degree + 1)
-    if nodes.size == 1 or nodes[-1] <= nodes[0]:
-        return field.theta_at(gyro.time)
-    centre, half = 0.5 * (nodes[0] + nodes[-1]), 0.5 * (nodes[-1] - nodes[0])
-    vander = np.vander((nodes - centre) / half, increasing=True)
-    basis = np.vander((times - centre) / half, nodes.size, increasing=True)  # (n, k + 1)
-    node_weights = np.linalg.solve(vander.T, basis.T @ weights)   # theta = sum c_j theta(t_j)
+    nodes, node_weights = line
     values, _, interval_weights, bias2 = field.evaluate_many(nodes)   # all nodes in one batch
     theta = node_weights @ values
     scaled = node_weights[:, None] * np.sqrt(field.factors_at(nodes))   # (k + 1, 8)

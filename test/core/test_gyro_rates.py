@@ -26,6 +26,7 @@ from optical_flow_ros.core.velocity_estimator import (
     GyroRates,
     VelocityConfig,
     _field_through_line,
+    _line_nodes,
     estimate_velocity,
     gyro_rates,
 )
@@ -158,17 +159,10 @@ def _reference_evaluate(field, t: float) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def _reference_through_line(field, gyro: GyroRates) -> tuple[np.ndarray, np.ndarray]:
     """_field_through_line as it was before evaluate_many (a Python loop over the nodes)."""
-    weights = gyro.line_weights()
-    if weights is None:
+    line = _line_nodes(field, gyro)   # the same nodes and weights; only the evaluation differs
+    if line is None:
         return field.theta_at(gyro.time)
-    times = gyro.sample_times
-    nodes = np.linspace(float(times[0]), float(times[-1]), field.max_degree + 1)
-    if nodes.size == 1 or nodes[-1] <= nodes[0]:
-        return field.theta_at(gyro.time)
-    centre, half = 0.5 * (nodes[0] + nodes[-1]), 0.5 * (nodes[-1] - nodes[0])
-    vander = np.vander((nodes - centre) / half, increasing=True)
-    basis = np.vander((times - centre) / half, nodes.size, increasing=True)
-    node_weights = np.linalg.solve(vander.T, basis.T @ weights)
+    nodes, node_weights = line
     theta = np.zeros(8)
     combined = np.zeros((8, field.intervals.shape[0]))
     bias = np.zeros(8)
