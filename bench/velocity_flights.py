@@ -2,7 +2,8 @@
 
 A flight is a :class:`~optical_flow_ros.core.sim_camera.SimCameraConfig` (640x480, f = 500 px
 unless said) plus frame timing: ``jitter`` (each stamp moved by up to that fraction of the
-frame period, uniform) and ``drop`` (probability that a frame never reaches the tracker).
+frame period, uniform), ``drop`` (probability that a frame never reaches the tracker) and
+``every`` (only every n-th frame reaches it: a node busy for n - 1 frame times after each).
 :func:`record` renders it (image noise, gyro noise and range noise as configured), runs the
 real :class:`~optical_flow_ros.core.lk_tracker.LKTracker` and keeps, per frame, what the
 velocity stage gets (tracks, range reading and its stated variance) and the truth (the
@@ -52,6 +53,7 @@ class Flight:
     seconds: float = 4.0
     jitter: float = 0.0     # stamps moved by up to this fraction of the period (uniform)
     drop: float = 0.0       # probability that a frame is not delivered
+    every: int = 1          # only every this-many-th frame is delivered (a busy node)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
     def quiet(self) -> Flight:
@@ -164,6 +166,8 @@ def record(flight: Flight, *, tracker_config: TrackerConfig | None = None,
             t += rng.uniform(-0.5, 0.5) * flight.jitter / rate
         frame_times.append(t)
         if k > 0 and flight.drop and rng.uniform() < flight.drop:
+            continue
+        if k % flight.every:
             continue
         state = sim.state(t)
         image = sim.image(k) if not flight.jitter else _noisy(sim, t, k)
