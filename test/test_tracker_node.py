@@ -8,13 +8,13 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import GetParameters, SetParameters
 from ros_harness import NodeProcess, stamp_msg
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 
 from optical_flow_ros.ros.image_messages import array_to_image_msg
-from optical_flow_ros.ros.qos import keep_last_qos
+from optical_flow_ros.ros.qos import VIEW_IMAGE_DEPTH, keep_last_qos
 from optical_flow_ros.ros.track_cloud import cloud_to_array
 
 pytestmark = pytest.mark.dds
@@ -175,6 +175,63 @@ def test_invalid_yaml_value_stops_the_node_at_start_up_naming_the_parameter(tmp_
     assert proc.proc.wait(30) == 2
     out = proc.output()
     assert "spread" in out and "diagonal" in out and "Traceback" not in out
+
+
+def _publisher_qos(peer, topic: str, node_name: str, timeout: float = 20.0):
+    """The QoS that discovery reports for ``node_name``'s publisher of ``topic``."""
+    found = []
+
+    def match() -> bool:
+        found[:] = [info.qos_profile for info in peer.node.get_publishers_info_by_topic(topic)
+                    if info.node_name == node_name]
+        return bool(found)
+
+    assert peer.spin_until(match, timeout), f"no publisher of {topic} from {node_name}"
+    return found[0]
+
+
+def test_output_qos_is_overridden_the_ros2_way_from_yaml(ros_peer, tmp_path):
+    from rclpy.qos import ReliabilityPolicy
+
+    params = tmp_path / "qos.yaml"
+    params.write_text(
+        "/**:\n  ros__parameters:\n    qos_overrides:\n"
+        "      /cam/flow/tracks:\n        publisher:\n"
+        "          depth: 20\n          reliability: best_effort\n"
+        "      /cam/flow/velocity:\n        publisher:\n          depth: 12\n")
+    with NodeProcess("optical_flow_ros.nodes.tracker_node", namespace="/cam",
+                     params_file=params) as proc:
+        tracks = _publisher_qos(ros_peer, "/cam/flow/tracks", "tracker_node")
+        velocity = _publisher_qos(ros_peer, "/cam/flow/velocity", "tracker_node")
+        image = _publisher_qos(ros_peer, "/cam/flow/image", "tracker_node")
+        # Discovery carries reliability, not the writer's depth: the node's parameters do.
+        assert tracks.reliability == ReliabilityPolicy.BEST_EFFORT, proc.output()
+        assert velocity.reliability == ReliabilityPolicy.RELIABLE
+        assert image.reliability == ReliabilityPolicy.RELIABLE
+        names = [f"qos_overrides./cam/flow/{topic}.publisher.depth"
+                 for topic in ("tracks", "velocity", "image")]
+        reply = ros_peer.call(ros_peer.node.create_client(GetParameters,
+                                                          "/cam/tracker_node/get_parameters"),
+                              GetParameters.Request(names=names))
+        assert [v.integer_value for v in reply.values] == [20, 12, VIEW_IMAGE_DEPTH]
+        assert proc.alive(), proc.output()
+    assert "Traceback" not in proc.output()
+
+
+@pytest.mark.parametrize(("policy", "value", "reason"), [
+    ("reliability", "sometimes", "sometimes"),
+    ("depth", "0", "depth must be >= 1"),
+])
+def test_invalid_qos_override_stops_the_node_at_start_up_naming_it(tmp_path, policy, value,
+                                                                    reason):
+    params = tmp_path / "bad_qos.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    qos_overrides:\n      /flow/tracks:\n"
+                      f"        publisher:\n          {policy}: {value}\n")
+    proc = NodeProcess("optical_flow_ros.nodes.tracker_node", params_file=params)
+    assert proc.proc.wait(30) == 2, proc.output()
+    out = proc.output()
+    assert "qos_overrides./flow/tracks.publisher" in out and reason in out, out
+    assert "Traceback" not in out
 
 
 def test_compressed_input_is_tracked_like_raw(ros_peer):

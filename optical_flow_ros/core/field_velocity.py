@@ -504,6 +504,7 @@ class MotionFieldVelocity:
         self._ratio_weight = np.zeros(2)
         self._degree_sum = np.zeros((_MAX_CHECKED_DEGREE + 1, 8))
         self._degree_weight = np.zeros((_MAX_CHECKED_DEGREE + 1, 8))
+        self._update_factors()
         self.configure(span, degree, tau)
 
     def configure(self, span: float, degree: int, tau: float) -> None:
@@ -530,6 +531,7 @@ class MotionFieldVelocity:
         self._ratio_weight = np.zeros(2)
         self._degree_sum = np.zeros((_MAX_CHECKED_DEGREE + 1, 8))
         self._degree_weight = np.zeros((_MAX_CHECKED_DEGREE + 1, 8))
+        self._update_factors()
 
     @property
     def calibration(self) -> np.ndarray:
@@ -562,12 +564,16 @@ class MotionFieldVelocity:
         total = self.calibration
         factor = ((self._degree_sum[rows, columns] + _PRIOR_WEIGHT * total)
                   / (self._degree_weight[rows, columns] + _PRIOR_WEIGHT))
-        return np.clip(factor, *_FACTOR_RANGE)
+        return np.minimum(np.maximum(factor, _FACTOR_RANGE[0]), _FACTOR_RANGE[1])
 
     def _factor(self, kind: int) -> np.ndarray:
-        factor = ((self._ratio_sum[kind] + _PRIOR_WEIGHT * _PRIOR_FACTOR)
-                  / (self._ratio_weight[kind] + _PRIOR_WEIGHT))
-        return np.clip(factor, *_FACTOR_RANGE)
+        return self._factors[kind]
+
+    def _update_factors(self) -> None:
+        """Recompute the factors from the checks' sums (they change only in :meth:`_check`)."""
+        factors = ((self._ratio_sum + _PRIOR_WEIGHT * _PRIOR_FACTOR)
+                   / (self._ratio_weight[:, None] + _PRIOR_WEIGHT))
+        self._factors = np.minimum(np.maximum(factors, _FACTOR_RANGE[0]), _FACTOR_RANGE[1])
 
     def step(self, previous: np.ndarray, current: np.ndarray, start: float, end: float,
              shape: tuple[int, int], deviation: np.ndarray, count: np.ndarray,
@@ -691,6 +697,7 @@ class MotionFieldVelocity:
         """
         half = 0.5 * self._span
         archive = self._archive[:self._archived]
+        checked = False
         while self._pending and self._pending[0].stamp <= end - half:
             check = self._pending.popleft()
             t = check.stamp
@@ -698,12 +705,17 @@ class MotionFieldVelocity:
             if int(near.sum()) < _CHECK_DEGREE + 2 or archive[near, 1].min() > t - 0.5 * half:
                 continue
             rows = archive[near]
-            q, r = np.linalg.qr(_interval_rows(rows[:, 1], rows[:, 2], t, _CHECK_DEGREE))
-            reference = np.cumsum(q * np.linalg.inv(r)[0], axis=1).T[_CHECK_DEGREE]   # (m,)
-            serials = np.union1d(check.serials, rows[:, 0])
-            difference = np.zeros((8, serials.size))
-            difference[:, np.searchsorted(serials, check.serials)] = check.weights
-            difference[:, np.searchsorted(serials, rows[:, 0])] -= reference
+            # The stamp's check and the next frame's previous-stamp check share t and rows:
+            # the cache computes the reference once (and once per interval layout at a
+            # steady rate).
+            reference = _nested_weights(rows[:, 1], rows[:, 2], t, _CHECK_DEGREE,
+                                        self._weights_cache).weights[_CHECK_DEGREE]   # (m,)
+            # Serial numbers are consecutive in both sets: columns by offset from the lowest.
+            first = int(min(check.serials[0], rows[0, 0]))
+            width = int(max(check.serials[-1], rows[-1, 0])) - first + 1
+            difference = np.zeros((8, width))
+            difference[:, check.serials.astype(np.int64) - first] = check.weights
+            difference[:, rows[:, 0].astype(np.int64) - first] -= reference
             modelled = (difference * difference).sum(axis=1) * check.noise + check.bias2
             error = check.theta - reference @ rows[:, 3:]
             keep = math.exp(-dt / _CHECK_TAU_S)
@@ -712,13 +724,16 @@ class MotionFieldVelocity:
             self._ratio_sum[kind] = keep * self._ratio_sum[kind] + ratio
             self._ratio_weight[kind] = keep * self._ratio_weight[kind] + 1.0
             if check.degrees is not None:
-                rows = np.clip(check.degrees, 0, _MAX_CHECKED_DEGREE)
+                degree_rows = np.clip(check.degrees, 0, _MAX_CHECKED_DEGREE)
                 self._degree_sum *= keep
                 self._degree_weight *= keep
-                self._degree_sum[rows, np.arange(8)] += ratio
-                self._degree_weight[rows, np.arange(8)] += 1.0
+                self._degree_sum[degree_rows, _COLUMNS] += ratio
+                self._degree_weight[degree_rows, _COLUMNS] += 1.0
+            checked = True
         while self._pending and (not self._archived or self._pending[0].stamp < archive[0, 1]):
             self._pending.popleft()   # its intervals are gone (restart or a long history)
+        if checked:
+            self._update_factors()
 
     def _append(self, start: float, end: float, theta: np.ndarray,
                 variance: np.ndarray) -> None:

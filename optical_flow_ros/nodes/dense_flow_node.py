@@ -43,7 +43,7 @@ from optical_flow_ros.ros.dense_pipeline import (
 from optical_flow_ros.ros.diagnostics import DiagnosticsReporter
 from optical_flow_ros.ros.image_input import Frame, ImageInput
 from optical_flow_ros.ros.parameters import ParameterBinding
-from optical_flow_ros.ros.qos import VIEW_IMAGE_DEPTH, keep_last_qos
+from optical_flow_ros.ros.qos import VIEW_IMAGE_DEPTH, keep_last_qos, output_publisher
 from optical_flow_ros.ros.snapshot_service import SnapshotService
 from optical_flow_ros.ros.stop_signals import run_program
 
@@ -67,7 +67,7 @@ class DenseFlowNode(Node):
         self._diag = DiagnosticsReporter(self, "dense_flow")
         self._pipeline = DensePipeline(config, self._diag)
         qos = keep_last_qos("reliable", VIEW_IMAGE_DEPTH)
-        self._outputs = {output: self.create_publisher(Image, topic, qos)
+        self._outputs = {output: output_publisher(self, Image, topic, qos)
                             for output, topic in OUTPUT_TOPICS.items()}
         self.create_service(Trigger, "~/reset", self._on_reset)
         self._snapshots = SnapshotService(self, lambda: self._params.config.snapshot.snapshot_dir)

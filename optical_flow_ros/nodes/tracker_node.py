@@ -51,7 +51,12 @@ from optical_flow_ros.ros.image_input import Frame, ImageInput
 from optical_flow_ros.ros.mavlink_output import MavlinkOutput
 from optical_flow_ros.ros.parameters import ParameterBinding
 from optical_flow_ros.ros.polled_input import PolledGroup, PolledSubscription
-from optical_flow_ros.ros.qos import VIEW_IMAGE_DEPTH, keep_last_qos
+from optical_flow_ros.ros.qos import (
+    OUTPUT_DEPTH,
+    VIEW_IMAGE_DEPTH,
+    keep_last_qos,
+    output_publisher,
+)
 from optical_flow_ros.ros.snapshot_service import SnapshotService
 from optical_flow_ros.ros.stop_signals import run_program
 from optical_flow_ros.ros.tracker_pipeline import (
@@ -81,12 +86,12 @@ class TrackerNode(Node):
         config.compute.apply()
         self._diag = DiagnosticsReporter(self, "lk_tracker")
         self._pipeline = TrackerPipeline(config, self._diag, node=self)  # + range, imu subs
-        self._pub_tracks = self.create_publisher(PointCloud2, "flow/tracks",
-                                                 keep_last_qos("reliable", 5))
-        self._pub_image = self.create_publisher(Image, "flow/image",
-                                                keep_last_qos("reliable", VIEW_IMAGE_DEPTH))
-        self._pub_velocity = self.create_publisher(
-            TwistWithCovarianceStamped, "flow/velocity", keep_last_qos("reliable", 5))
+        self._pub_tracks = output_publisher(self, PointCloud2, "flow/tracks",
+                                            keep_last_qos("reliable", OUTPUT_DEPTH))
+        self._pub_image = output_publisher(self, Image, "flow/image",
+                                           keep_last_qos("reliable", VIEW_IMAGE_DEPTH))
+        self._pub_velocity = output_publisher(self, TwistWithCovarianceStamped, "flow/velocity",
+                                              keep_last_qos("reliable", OUTPUT_DEPTH))
         self._camera_info = PolledSubscription(self, CameraInfo, "camera_info",
                                                self._on_camera_info,
                                                keep_last_qos("best_effort", 1), PolledGroup())
