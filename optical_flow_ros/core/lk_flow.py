@@ -66,7 +66,7 @@ class LKResult:
         ok: (N,) bool, forward and backward status ok (not yet thresholded on FB).
         fb_errors: (N,) float32 |back-tracked - p0|, px; inf where not checked.
         n_lk_ok: points whose forward status was ok.
-        n_retried: points re-tracked from zero motion.
+        n_retried: points re-tracked (from a new prediction, or from zero motion).
 
     """
 
@@ -149,7 +149,37 @@ def track_points(prev_img: np.ndarray, img: np.ndarray, p0: np.ndarray,
     retry = np.flatnonzero(surprised)
     if retry.shape[0] < retry_min:
         return LKResult(p1, ok, fb, n_lk, 0)
+    again = _repredicted(p0, p1, ok | surprised, retry, params)
+    if again is not None:   # the frame's own motion, from where its forward pass went
+        q1, q_ok, q_fb, q_surprised, _ = _forward_backward(prev_img, img, p0[retry], again,
+                                                           params, predicted=True)
+        p1[retry], ok[retry], fb[retry] = q1, q_ok, q_fb
+        retry = retry[q_surprised]
+        if retry.shape[0] < retry_min:
+            return LKResult(p1, ok, fb, n_lk, int(surprised.sum()))
     q1, q_ok, q_fb, _, _ = _forward_backward(prev_img, img, p0[retry],
                                           np.zeros(2, np.float32), params, predicted=False)
     p1[retry], ok[retry], fb[retry] = q1, q_ok, q_fb
-    return LKResult(p1, ok, fb, n_lk, int(retry.shape[0]))
+    return LKResult(p1, ok, fb, n_lk, int(surprised.sum()))
+
+
+def _repredicted(p0: np.ndarray, p1: np.ndarray, found: np.ndarray, retry: np.ndarray,
+                 params: LKParams) -> np.ndarray | None:
+    """A new predicted shift (len(retry), 2) px for the tracks that surprised the forward pass.
+
+    When the prediction was off (the motion changed over a long frame gap), the forward
+    pass from it still converges for most tracks, only farther than ``near_px`` from it. A
+    homography through where they went (RANSAC, ``near_px``; a plane, or a rotation, seen
+    by the camera) predicts them again, within one level's reach of their match, so the
+    check of the second pass is valid; the zero-motion retry (lk_track.py's) reaches only
+    ``near_px * 2^max_level`` px, less than a gap of several frames moves. None when
+    fewer than 8 tracks agree with one homography.
+    """
+    src, dst = p0[found], p1[found]
+    if src.shape[0] < 8:
+        return None
+    h, inliers = cv2.findHomography(src, dst, cv2.RANSAC, params.near_px)
+    if h is None or inliers is None or int(inliers.sum()) < 8:
+        return None
+    moved = cv2.perspectiveTransform(p0[retry].reshape(-1, 1, 2).astype(np.float64), h)
+    return (moved.reshape(-1, 2) - p0[retry]).astype(np.float32)

@@ -76,7 +76,8 @@ class TrackerStats:
         n_after_fb: ... also back-tracked ok within fb_threshold.
         n_after_bounds: ... also inside the image and the ROI mask.
         n_after_ransac: ... also RANSAC inliers (equal to n_after_bounds when off/skipped).
-        n_retried: tracks re-tracked from zero motion after their prediction failed.
+        n_retried: tracks re-tracked (from a new prediction, or from zero motion) after
+            their prediction failed.
         n_suppressed: tracks removed by the spread rule.
         n_detected: new tracks started.
         n_live: tracks returned.
