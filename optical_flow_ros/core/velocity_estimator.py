@@ -1099,6 +1099,24 @@ def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates
     return _Motion(propagate @ state[:3], gyro.latest.copy(), cov)
 
 
+def _short_field(field: MotionField | None) -> str | None:
+    """Why the tracker's motion field is too short to estimate from, or None.
+
+    After the field restarts (a gap above ``max_dt``, or too few tracks) it rests on
+    fewer intervals than its degree needs (``velocity_field_degree + 2``): it is then a
+    low degree through a few intervals, a mean that lags the stamp by half of them, and no
+    higher degree tells its bias. Under heavy frame loss (3 in 4 frames of 30 Hz) those
+    intervals are 0.2-0.4 s long: the first estimates after a restart were 0.1-0.6 m/s off
+    with a stated std of 0.01 m/s (NEES up to 10^4) on the TRAIN flights of
+    bench/velocity_flights.py; at a steady 30 Hz this waits 5 frames after a restart.
+    """
+    if field is None or field.intervals.shape[0] >= field.max_degree + 2:
+        return None
+    return (f"the motion field rests on {field.intervals.shape[0]} intervals since it "
+            f"restarted, fewer than velocity_field_degree + 2: its lag and bias are not "
+            "known yet")
+
+
 def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
                       distance: float | None = None,
                       distance_variance: float | None = None,
@@ -1138,6 +1156,9 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
         return VelocityEstimate("stalled", f"within {STALLED_FRAMES} frames of a stall (a "
                                 f"frame gap above {STALL_RATIO:g} median intervals): the "
                                 "tracks' velocities still rest on the gap")
+    short = _short_field(tracks.motion_field)
+    if short is not None:
+        return VelocityEstimate("stalled", short)
     min_age = max(cfg.velocity_min_track_age, timing.samples if timing is not None else 0)
     usable = np.isfinite(tracks.velocities).all(axis=1) & (tracks.ages >= min_age)
     n_usable = int(usable.sum())
