@@ -230,8 +230,9 @@ class VelocityTiming(NamedTuple):
     stalled: bool = False
 
 
-#: A frame gap above this many median intervals is a stall (FitWindow, at_stamp): more than
-#: three frames dropped in a row, or frames uneven by far more than a camera's jitter.
+#: A frame gap above this many times the window's mean interval is a stall (FitWindow,
+#: at_stamp): more than three frames dropped in a row in a steady stream, or frames uneven
+#: by far more than a camera's jitter.
 STALL_RATIO = 4.0
 #: Frames from a stall on (the first after the gap included) without a velocity estimate.
 STALLED_FRAMES = 2
@@ -245,7 +246,7 @@ class FitWindow:
     that does not increase restarts. Feed it every frame the tracker sees. With
     ``at_stamp`` (the tracker's motion_field estimator) the velocities are at the image stamp
     (lag 0, known after one interval) and the window only bounds the gyro samples fitted;
-    then a stall also restarts it: a gap above :data:`STALL_RATIO` times the median interval
+    then a stall also restarts it: a gap above :data:`STALL_RATIO` times the mean interval
     of the window. A straight line through the gyro samples of a window stretched over a
     stall (5 frames spanning 0.53 s at 30 Hz after a 0.43 s gap) misses a turning rate, and
     the field taken through it spans the gap; and the tracks' velocities of the first frames
@@ -302,11 +303,18 @@ class FitWindow:
                               lag=float(stamp - stamps.mean()), samples=int(stamps.size))
 
     def _stalled(self, stamp: float) -> bool:
-        """Whether the gap before ``stamp`` exceeds STALL_RATIO times the window's median."""
+        """Whether the gap before ``stamp`` exceeds STALL_RATIO times the window's mean.
+
+        The mean interval, not the median: a stream that loses frames at random has gaps
+        of 1 to 10+ frames (geometric), and against the median (1-3 frames at 3 in 4 lost)
+        a stall was declared on 13 % of its frames (each costing two estimates and the
+        acceleration) with no gain in accuracy measured (8 % against the mean); a steady
+        stream's stall is judged as before (its intervals are equal).
+        """
         if len(self._stamps) < 2:
             return False
-        intervals = np.diff(np.fromiter(self._stamps, np.float64, len(self._stamps)))
-        return stamp - self._stamps[-1] > STALL_RATIO * float(np.median(intervals))
+        mean = (self._stamps[-1] - self._stamps[0]) / (len(self._stamps) - 1)
+        return stamp - self._stamps[-1] > STALL_RATIO * mean
 
 
 @dataclass(frozen=True)
@@ -1154,8 +1162,8 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
                                 "received, invalid or of another image size)")
     if timing is not None and timing.stalled:
         return VelocityEstimate("stalled", f"within {STALLED_FRAMES} frames of a stall (a "
-                                f"frame gap above {STALL_RATIO:g} median intervals): the "
-                                "tracks' velocities still rest on the gap")
+                                f"frame gap above {STALL_RATIO:g} times the recent mean "
+                                "interval): the tracks' velocities still rest on the gap")
     short = _short_field(tracks.motion_field)
     if short is not None:
         return VelocityEstimate("stalled", short)
