@@ -510,8 +510,9 @@ def test_fit_window_at_the_stamp_restarts_at_a_stall_and_flags_two_frames():
     timings = [window.update(s) for s in stamps]
     assert [t.stalled for t in timings] == [False] * 8 + [True, True, False, False]
     assert timings[8].start == stamps[8] and timings[9].start == stamps[8]   # restarted
-    assert not any(t.stalled for t in (window.update(stamps[-1] + 0.6),   # > max_dt
-                                       window.update(stamps[-1] + 0.6 + period)))
+    assert all(t.stalled for t in (window.update(stamps[-1] + 0.6),   # > max_dt: restarted,
+                                   window.update(stamps[-1] + 0.6 + period)))   # flagged too
+    assert not window.update(stamps[-1] + 0.6 + 2 * period).stalled
     slope = FitWindow(5, max_dt=0.5)   # slope velocities: the tracker's rule only
     assert not any(slope.update(s).stalled for s in stamps)
     assert slope.update(stamps[-1] + period).samples == 5
