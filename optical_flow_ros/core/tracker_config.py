@@ -48,8 +48,10 @@ class TrackerConfig:
     block_size: int = setting(7, "Shi-Tomasi covariance window, px", range=(2, 31))
     win_size: int = setting(15, "Lucas-Kanade window side (odd), px", range=(3, 101),
                             odd=True)
-    max_level: int = setting(2, "Pyramid levels above the image (0 = no pyramid)",
-                             range=(0, 8))
+    max_level: int = setting(
+        2, "Pyramid levels above the image (0 = no pyramid); up to 3 more are used for an "
+        "interval whose tracks move farther than these reach (frame gaps, a slow node)",
+        range=(0, 8))
     criteria_max_iter: int = setting(10, "Lucas-Kanade iterations per level at most",
                                      range=(1, 1000))
     criteria_eps: float = setting(0.03, "Lucas-Kanade stops below this update, px",
