@@ -1,9 +1,19 @@
-"""Scratch diagnosis of the velocities under frame loss (issue 15, part I).
+"""Velocities when the tracker sees only part of the stream (issue 15, part I).
 
-record: render + track flights with drop/every into pickles (cached).
-score:  per-track and ego figures from the cached records; plus replays of the motion field
-        on the recorded tracks (LK positions, and the exact displacements) to split the
-        per-track error into tracking and field parts.
+Run from the repository root (recordings are cached in $FL15I_CACHE, default /tmp/fl15i;
+delete it after changing the tracker)::
+
+    PYTHONPATH=. .venv/bin/python bench/frame_loss_diag.py --set held_out,fresh \
+        --modes drop0,drop0.5,drop0.75,every4 --seeds 1,2 --ego [--replay]
+
+Modes: ``dropP`` delivers each frame with probability 1 - P (an overloaded node with a
+keep-last-1 input), ``everyN`` every N-th frame (a node busy for N - 1 frame times). Per
+flight: the per-track median relative error at the stamp; with ``--ego`` the ego-velocity's
+RMSE, 1/3-sigma shares of vx, vy and median NEES with a 200 Hz IMU and without gyro
+(bench_velocity_accuracy's scoring); with ``--replay`` the tracking error of the interval
+displacements (``lk``) and the motion field replayed on the recorded tracks (``rep``) and on
+the simulator's exact displacements (``exact``), which splits the per-track error into
+tracking and the field's model in time.
 """
 
 from __future__ import annotations
