@@ -152,6 +152,7 @@ class MotionField:
         degree_calibration: (8,) the self-check's factor of a value at the stamp for the
             degree each parameter chose there
             (:meth:`MotionFieldVelocity.degree_calibration`); None: ``calibration``.
+        span: ``velocity_field_span``, s (0: unknown).
     """
 
     stamp: float
@@ -171,6 +172,7 @@ class MotionField:
     max_degree: int = 0
     unbiased_bias2: np.ndarray | None = None
     degree_calibration: np.ndarray | None = None
+    span: float = 0.0
 
     def theta_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """The parameters at time ``t`` (s) and their error variance.
@@ -641,7 +643,7 @@ class MotionFieldVelocity:
                             result.degrees, noise, factor * result.bias2,
                             _correlation(inverse), factor, self.past_calibration,
                             self._degree, result.unbiased_bias2,
-                            self.degree_calibration(result.degrees))
+                            self.degree_calibration(result.degrees), self._span)
         return FieldStep(velocities.astype(np.float32), deviation, count + 1, variance_factor,
                          field)
 

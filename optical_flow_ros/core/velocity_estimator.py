@@ -1114,18 +1114,26 @@ def _short_field(field: MotionField | None) -> str | None:
     """Why the tracker's motion field is too short to estimate from, or None.
 
     After the field restarts (a gap above ``max_dt``, or too few tracks) it rests on
-    fewer intervals than its degree needs (``velocity_field_degree + 2``): it is then a
-    low degree through a few intervals, a mean that lags the stamp by half of them, and no
-    higher degree tells its bias. Under heavy frame loss (3 in 4 frames of 30 Hz) those
-    intervals are 0.2-0.4 s long: the first estimates after a restart were 0.1-0.6 m/s off
-    with a stated std of 0.01 m/s (NEES up to 10^4) on the TRAIN flights of
-    bench/velocity_flights.py; at a steady 30 Hz this waits 5 frames after a restart.
+    fewer intervals than its degree needs (``velocity_field_degree + 2``): a low degree
+    through them, which lags the stamp by half of them, and no higher degree tells its
+    bias. Where those intervals are long (their mean above half ``velocity_field_span``, so
+    that even two of them overflow the span: frames lost, 0.2-0.4 s gaps at 3 in 4 lost)
+    the first estimates after a restart were 0.1-0.6 m/s off with a stated std of 0.01 m/s
+    (NEES up to 10^4) on the TRAIN flights of bench/velocity_flights.py; so they wait for
+    the intervals. A steady stream above 6.7 Hz (at the default span) is estimated from its
+    second frame as before.
     """
-    if field is None or field.intervals.shape[0] >= field.max_degree + 2:
+    if field is None:
         return None
-    return (f"the motion field rests on {field.intervals.shape[0]} intervals since it "
-            f"restarted, fewer than velocity_field_degree + 2: its lag and bias are not "
-            "known yet")
+    n = field.intervals.shape[0]
+    needed = field.max_degree + 2
+    if n >= needed:
+        return None
+    mean = float(field.intervals[-1, 1] - field.intervals[0, 0]) / n
+    if mean <= 0.5 * field.span:
+        return None
+    return (f"the motion field rests on {n} intervals of {mean:.3f} s since it restarted, "
+            "fewer than velocity_field_degree + 2: its lag and bias are not known yet")
 
 
 def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
