@@ -35,8 +35,9 @@ changing, so a moving object covering a third of the image does not bend the fie
 * ``velocity = field(p(t), th(t)) + deviation``.
 
 A track's velocity is known once it has been followed over one interval (NaN on its first
-frame); a time gap, a reset or a frame with fewer than :data:`MIN_FIELD_TRACKS` followed tracks
-restarts the field (velocities are then the last interval's mean until a field is known again).
+frame); a time gap, a stall (an interval above :data:`STALL_RATIO` times the recent mean), a
+reset or a frame with fewer than :data:`MIN_FIELD_TRACKS` followed tracks restarts the field
+(velocities are then the last interval's mean until a field is known again).
 
 Measured (``bench/bench_velocity_accuracy.py``, 13 held-out simulated flights with image
 noise of 2 grey levels, turning and tilting +/-3-5 deg at 0.45-0.7 Hz, 15-60 Hz, >= 100 px/s):
@@ -79,7 +80,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["COMMON_SHIFT_PX", "MIN_FIELD_TRACKS", "FieldStep", "MotionField",
+__all__ = ["COMMON_SHIFT_PX", "MIN_FIELD_TRACKS", "STALL_RATIO", "FieldStep", "MotionField",
            "MotionFieldVelocity", "field_basis"]
 
 #: Fewest tracks followed over an interval for the field to be fitted (8 parameters, 2 equations
@@ -110,6 +111,11 @@ _FACTOR_RANGE = (0.25, 100.0)
 # previous stamp (inside the intervals: what the ego-velocity takes through the gyro's line).
 _AT_STAMP, _AT_PREVIOUS = 0, 1
 _MAX_CHECKED_DEGREE = 3     # the self-check's factor per degree: higher ones share this one's
+#: An interval above this many times the mean of the recent ones is a stall (the tracker got
+#: no frame for a while: a node busy or paused); the field restarts after it (see
+#: :meth:`MotionFieldVelocity.step`). The ego-velocity's window uses the same rule.
+STALL_RATIO = 4.0
+_STALL_INTERVALS = 4        # the recent intervals whose mean a gap is compared with
 
 
 @dataclass(frozen=True)
@@ -598,6 +604,15 @@ class MotionFieldVelocity:
             self.restart()
             return FieldStep(velocity.T.astype(np.float32), np.zeros((n, 2)),
                              np.zeros(n, np.int32), np.ones(n), None)
+        if self._stalled(dt):
+            # A polynomial through an interval several times longer than the others bridges
+            # the gap with one mean: the stamps after it were off by several sigma, and the
+            # self-check's reference through it pinned the calibration factors at their
+            # maximum for ~9 s (a 0.43 s stall at 30 Hz). The field restarts after the gap;
+            # each track keeps its deviation (the scene did not change).
+            self.restart()
+            return FieldStep(velocity.T.astype(np.float32), deviation, count,
+                             variance_factor, None)
         rows, cols = shape
         centre = np.array([(cols - 1) / 2.0, (rows - 1) / 2.0])
         scale = max(rows, cols) / 2.0
@@ -646,6 +661,14 @@ class MotionFieldVelocity:
                             self.degree_calibration(result.degrees), self._span)
         return FieldStep(velocities.astype(np.float32), deviation, count + 1, variance_factor,
                          field)
+
+    def _stalled(self, dt: float) -> bool:
+        """Whether an interval of ``dt`` s is a stall: :data:`STALL_RATIO` x the recent mean."""
+        k = min(self._length, _STALL_INTERVALS)
+        if k < 2:
+            return False
+        recent = self._history[self._length - k:self._length, :2]
+        return dt > STALL_RATIO * float(recent[:, 1].sum() - recent[:, 0].sum()) / k
 
     def _field_at(self, end: float, dt: float) -> tuple[_Extrapolation, np.ndarray]:
         """The parameters at ``end`` and the per-interval noise assumed; updates the noise.

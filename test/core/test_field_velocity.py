@@ -138,6 +138,24 @@ def test_too_few_tracks_give_the_last_interval_and_no_field():
     assert step.field is None
 
 
+def test_a_stall_restarts_the_field_and_the_intervals_after_it_are_exact_again():
+    # 30 Hz, a 0.2 s gap (6 periods: a stall), then 30 Hz again; a gap of 3 periods is none.
+    period = 1.0 / 30.0
+    times = np.concatenate((np.arange(12) * period, 11 * period + 0.2 + np.arange(12) * period))
+    steps = _run_field(times, _cubic)
+    gap = int(np.argmax(np.diff(times)))            # steps[k]: times[k] -> times[k + 1]
+    assert steps[gap][1].field is None              # the gap's frame: its interval's mean
+    mean = np.mean([_cubic(t)[0] for t in np.linspace(times[gap], times[gap + 1], 2001)])
+    np.testing.assert_allclose(steps[gap][1].velocities[:, 0], mean, rtol=1e-3)
+    after = [step.field for _, step in steps[gap + 1:]]
+    assert all(f is not None and f.intervals[0, 0] >= times[gap + 1] - 1e-9 for f in after)
+    end, last = steps[-1]
+    np.testing.assert_allclose(last.field.theta[[0, 3]], _cubic(end)[[0, 3]], atol=0.05)
+    uneven = np.concatenate((np.arange(12) * period, 11 * period + 3 * period
+                             + np.arange(6) * period))
+    assert all(step.field is not None for _, step in _run_field(uneven, _cubic)[1:])
+
+
 def test_field_basis_is_the_planar_motion_field():
     rng = np.random.default_rng(1)
     points = rng.uniform(0, 640, (50, 2))
