@@ -1110,28 +1110,39 @@ def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates
     return _Motion(propagate @ state[:3], gyro.latest.copy(), cov)
 
 
-def _short_field(field: MotionField | None) -> str | None:
+def _short_field(field: MotionField | None, timing: VelocityTiming | None) -> str | None:
     """Why the tracker's motion field is too short to estimate from, or None.
+
+    With the motion_field estimator (``timing.at_stamp``) and no field (it restarted after a
+    stall, or too few tracks), the tracks' velocities are their means over the last
+    interval, not values at the stamp: under 3 in 4 frames lost a gap of 7 frames after
+    shorter ones restarts the field, and the estimate from those means was 0.3 m/s off
+    with 0.01 m/s stated (NEES 1162) on a TRAIN flight.
 
     After the field restarts (a gap above ``max_dt``, or too few tracks) it rests on
     fewer intervals than its degree needs (``velocity_field_degree + 2``): a low degree
     through them, which lags the stamp by half of them, and no higher degree tells its
     bias. Where those intervals are long (their mean above half ``velocity_field_span``, so
-    that even two of them overflow the span: frames lost, 0.2-0.4 s gaps at 3 in 4 lost)
-    the first estimates after a restart were 0.1-0.6 m/s off with a stated std of 0.01 m/s
+    that even two of them overflow the span: frames lost, 0.2-0.4 s gaps at 3 in 4 lost),
+    or where one or two intervals (degree 0: their mean) span more than half of it, the
+    first estimates after a restart were 0.1-0.6 m/s off with a stated std of 0.01 m/s
     (NEES up to 10^4) on the TRAIN flights of bench/velocity_flights.py; so they wait for
-    the intervals. A steady stream above 6.7 Hz (at the default span) is estimated from its
+    the intervals. A steady stream above 7.5 Hz (at the default span) is estimated from its
     second frame as before.
     """
     if field is None:
+        if timing is not None and timing.at_stamp:
+            return ("the tracker's motion field restarted (a stall, or too few tracks): the "
+                    "tracks' velocities are means over the last interval")
         return None
     n = field.intervals.shape[0]
     needed = field.max_degree + 2
     if n >= needed:
         return None
-    mean = float(field.intervals[-1, 1] - field.intervals[0, 0]) / n
-    if mean <= 0.5 * field.span:
+    total = float(field.intervals[-1, 1] - field.intervals[0, 0])
+    if total / n <= 0.5 * field.span and (n > 2 or total <= 0.5 * field.span):
         return None
+    mean = total / n
     return (f"the motion field rests on {n} intervals of {mean:.3f} s since it restarted, "
             "fewer than velocity_field_degree + 2: its lag and bias are not known yet")
 
@@ -1175,7 +1186,7 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
         return VelocityEstimate("stalled", f"within {STALLED_FRAMES} frames of a stall (a "
                                 f"frame gap above {STALL_RATIO:g} times the recent mean "
                                 "interval): the tracks' velocities still rest on the gap")
-    short = _short_field(tracks.motion_field)
+    short = _short_field(tracks.motion_field, timing)
     if short is not None:
         return VelocityEstimate("stalled", short)
     min_age = max(cfg.velocity_min_track_age, timing.samples if timing is not None else 0)
