@@ -112,9 +112,10 @@ _FACTOR_RANGE = (0.25, 100.0)
 # previous stamp (inside the intervals: what the ego-velocity takes through the gyro's line).
 _AT_STAMP, _AT_PREVIOUS = 0, 1
 _MAX_CHECKED_DEGREE = 3     # the self-check's factor per degree: higher ones share this one's
-#: An interval above this many times the mean of the recent ones is a stall (the tracker got
-#: no frame for a while: a node busy or paused); the field restarts after it (see
-#: :meth:`MotionFieldVelocity.step`). The ego-velocity's window uses the same rule.
+#: An interval above this many times the longest of the recent ones is a stall (the tracker
+#: got no frame for a while: a node busy or paused); the field restarts after it (see
+#: :meth:`MotionFieldVelocity.step`). The ego-velocity's window compares with the mean of its
+#: intervals (it flags every stall the field restarts on, and a few more).
 STALL_RATIO = 4.0
 #: The recent intervals whose longest a gap is compared with. The longest, not the mean: a
 #: stream that loses frames at random has geometric gaps (1 to 10+ frames at 3 in 4 lost),
