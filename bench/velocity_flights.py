@@ -261,4 +261,10 @@ FRESH = [
             seconds=5.0, jitter=0.3, drop=0.05, altitude=4.5, velocity_x=-0.5,
             velocity_y=-0.6, yaw=1.5, yaw_rate=0.3, roll_amplitude=4 * DEG,
             pitch_amplitude=4 * DEG, attitude_period=1.67, seed=16),
+    # A camera whose velocity turns a 0.5 m/s circle every 2 s on top of its drift (1.6
+    # m/s^2, 4.9 m/s^3): the velocity changes faster than on any flight above.
+    _flight("fresh/circle_3m_1.2ms_0.5ms_2s_brick", texture="brick", altitude=3.0,
+            velocity_x=1.2, velocity_y=-0.3, velocity_amplitude=0.5, velocity_period=2.0,
+            yaw=0.5, yaw_rate=0.15, roll_amplitude=3 * DEG, pitch_amplitude=3 * DEG,
+            attitude_period=1.9, seed=17),
 ]
