@@ -36,9 +36,8 @@ changing, so a moving object covering a third of the image does not bend the fie
 
 A track's velocity is known once it has been followed over one interval (NaN on its first
 frame); a time gap, a stall (an interval above :data:`STALL_RATIO` times the longest recent
-one), a
-reset or a frame with fewer than :data:`MIN_FIELD_TRACKS` followed tracks restarts the field
-(velocities are then the last interval's mean until a field is known again).
+one), a reset or a frame with fewer than :data:`MIN_FIELD_TRACKS` followed tracks restarts the
+field (velocities are then the last interval's mean until a field is known again).
 
 Measured (``bench/bench_velocity_accuracy.py``, 13 held-out simulated flights with image
 noise of 2 grey levels, turning and tilting +/-3-5 deg at 0.45-0.7 Hz, 15-60 Hz, >= 100 px/s):
