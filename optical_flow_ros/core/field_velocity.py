@@ -113,8 +113,10 @@ _AT_STAMP, _AT_PREVIOUS = 0, 1
 _MAX_CHECKED_DEGREE = 3     # the self-check's factor per degree: higher ones share this one's
 #: An interval above this many times the longest of the recent ones is a stall (the tracker
 #: got no frame for a while: a node busy or paused); the field restarts after it (see
-#: :meth:`MotionFieldVelocity.step`). The ego-velocity's window compares with the mean of its
-#: intervals (it flags every stall the field restarts on, and a few more).
+#: :meth:`MotionFieldVelocity.step`). The ego-velocity's window (velocity_estimator's
+#: FitWindow) takes the same ratio against the mean of its intervals, so it flags every stall
+#: the field restarts on, and a few more: more than three frames dropped in a row in a steady
+#: stream, or frames uneven by far more than a camera's jitter.
 STALL_RATIO = 4.0
 #: The recent intervals whose longest a gap is compared with. The longest, not the mean: a
 #: stream that loses frames at random has geometric gaps (1 to 10+ frames at 3 in 4 lost),
@@ -505,21 +507,13 @@ class MotionFieldVelocity:
         self._history = np.empty((_MAX_INTERVALS, 18))
         self._length = 0
         self._weights_cache: dict[tuple[int, bytes], _Weights] = {}
-        # Variance of one interval's parameters about their true course (tracking errors
-        # shared by all tracks, e.g. the sub-pixel bias of one common shift), (px/s)^2.
-        self._noise_squares = np.zeros(8)
-        self._noise_dof = 0.0
         # Every recent interval with its serial number (the self-check's reference), and the
         # extrapolations still to be checked; see _check.
         self._archive = np.empty((_MAX_INTERVALS, 11))   # serial, start, end, theta (8)
         self._archived = 0
         self._serial = 0
         self._pending: deque[_Pending] = deque()
-        self._ratio_sum = np.zeros((2, 8))      # rows: _AT_STAMP, _AT_PREVIOUS
-        self._ratio_weight = np.zeros(2)
-        self._degree_sum = np.zeros((_MAX_CHECKED_DEGREE + 1, 8))
-        self._degree_weight = np.zeros((_MAX_CHECKED_DEGREE + 1, 8))
-        self._update_factors()
+        self.reset()   # the noise level and the self-check's sums start empty
         self.configure(span, degree, tau)
 
     def configure(self, span: float, degree: int, tau: float) -> None:
@@ -537,11 +531,12 @@ class MotionFieldVelocity:
 
         The tracker's reset: what follows is tracked exactly as by a new tracker.
         """
-        self._length = 0
+        self.restart()
+        # Variance of one interval's parameters about their true course (tracking errors
+        # shared by all tracks, e.g. the sub-pixel bias of one common shift), (px/s)^2.
         self._noise_squares = np.zeros(8)
         self._noise_dof = 0.0
-        self._archived = 0
-        self._pending.clear()
+        # The self-check's running sums (see _check): per kind, and per chosen degree.
         self._ratio_sum = np.zeros((2, 8))      # rows: _AT_STAMP, _AT_PREVIOUS
         self._ratio_weight = np.zeros(2)
         self._degree_sum = np.zeros((_MAX_CHECKED_DEGREE + 1, 8))

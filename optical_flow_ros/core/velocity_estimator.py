@@ -85,7 +85,7 @@ import numpy as np
 from optical_flow_ros.core.camera_model import PinholeCamera
 from optical_flow_ros.core.config_fields import setting, validate_fields
 from optical_flow_ros.core.errors import ConfigError
-from optical_flow_ros.core.field_velocity import MotionField, field_basis
+from optical_flow_ros.core.field_velocity import STALL_RATIO, MotionField, field_basis
 from optical_flow_ros.core.motion_field import rotational_basis, rotational_field
 from optical_flow_ros.core.track_types import Tracks
 from optical_flow_ros.core.world_acceleration import Acceleration
@@ -230,10 +230,6 @@ class VelocityTiming(NamedTuple):
     stalled: bool = False
 
 
-#: A frame gap above this many times the window's mean interval is a stall (FitWindow,
-#: at_stamp): more than three frames dropped in a row in a steady stream, or frames uneven
-#: by far more than a camera's jitter.
-STALL_RATIO = 4.0
 #: Frames from a stall on (the first after the gap included) without a velocity estimate.
 STALLED_FRAMES = 2
 
