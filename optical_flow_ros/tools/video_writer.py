@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["DEFAULT_CRF", "VideoWriter"]
+__all__ = ["DEFAULT_CRF", "DEFAULT_MAX_KBPS", "VideoWriter"]
 
 #: x264 constant rate factor: 0 lossless, 23 its default, 51 worst.
 DEFAULT_CRF = 26
