@@ -63,7 +63,10 @@ independent error sources:
   ``rate_std_without_gyro`` for roll/pitch rates taken as zero, whose angular variances are
   published as :data:`UNKNOWN_VARIANCE` (not measured);
 * the distance: a relative error ``distance_rel_std`` along the linear velocity;
-* the lag: ``(acceleration_std * lag)^2`` per linear axis for the constant-velocity step.
+* the lag: ``(acceleration_std * lag)^2`` per linear axis for the constant-velocity step;
+* with a gyro and the tracker's motion field, the bias the translation's curvature leaves
+  through the gyro's line: measured per frame against a second estimate at the same instant
+  (:func:`_line_bias`).
 
 Without a distance the estimate is not valid, but the scale-free results are filled in:
 ``linear_per_distance`` (1/s) and ``flow_rate`` (rad/s about the optical x and y axes, the
@@ -445,19 +448,28 @@ class GyroRates(NamedTuple):
             return self
         x = t - self.time
         factor = 1.0 / self.line_count + x * x / self.line_sxx
-        covariance = factor * self.covariance
-        mean = self.mean + self.slope * x
-        if self.curvature_var is not None:   # rate c x^2: the line's value off by c * this
-            mean_x2, skew = self.line_moments
-            bias = mean_x2 + skew * x - x * x
-            extra = self.curvature_var
-            if self.curvature is not None and self.curvature_ssq > 0.0:
-                noise = np.diagonal(self.covariance) / self.curvature_ssq
-                quadratic = self.curvature_var > _CURVATURE_KAPPA * noise
-                mean = mean - np.where(quadratic, self.curvature * bias, 0.0)
-                extra = np.where(quadratic, noise, self.curvature_var)
-            covariance = covariance + np.diag(extra * bias * bias)
-        return self._replace(mean=mean, time=t, mean_covariance=covariance)
+        shift, extra = self.curvature_terms(t)
+        return self._replace(mean=self.mean + self.slope * x - shift, time=t,
+                             mean_covariance=factor * self.covariance + np.diag(extra))
+
+    def curvature_terms(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """What :meth:`at` adds to the line's value at ``t`` (s), per axis.
+
+        Returns (the correction subtracted from the line's value, rad/s; the variance it
+        adds, (rad/s)^2). Zeros without a curvature estimate (fewer than 4 samples).
+        """
+        zeros = np.zeros(3)
+        if self.curvature_var is None or self.time is None:
+            return zeros, zeros
+        x = t - self.time
+        mean_x2, skew = self.line_moments
+        bias = mean_x2 + skew * x - x * x   # rate c x^2: the line's value off by c * this
+        if self.curvature is None or self.curvature_ssq <= 0.0:
+            return zeros, self.curvature_var * bias * bias
+        noise = np.diagonal(self.covariance) / self.curvature_ssq
+        quadratic = self.curvature_var > _CURVATURE_KAPPA * noise
+        return (np.where(quadratic, self.curvature * bias, 0.0),
+                np.where(quadratic, noise, self.curvature_var) * bias * bias)
 
     @property
     def mean_cov(self) -> np.ndarray:
@@ -786,7 +798,17 @@ def _line_nodes(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray, np.nda
     return nodes, np.linalg.solve(vander.T, basis.T @ weights)
 
 
-def _field_through_line(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray, np.ndarray]:
+class _FieldLine(NamedTuple):
+    """The field's parameters through the gyro's line (:func:`_field_through_line`)."""
+
+    theta: np.ndarray             # (8,) px/s
+    variance: np.ndarray          # (8,) their error variance, (px/s)^2
+    #: the field at the gyro's time itself (:meth:`MotionField.evaluate`): theta (8,) px/s
+    #: and its variance (8,) (px/s)^2; None without a line (one gyro sample)
+    instant: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _field_through_line(field: MotionField, gyro: GyroRates) -> _FieldLine:
     """The field's parameters through the gyro's line, and their error variance.
 
     ``sum_i w_i theta(t_i)`` over the gyro's sample times ``t_i`` with its line weights (the
@@ -805,20 +827,24 @@ def _field_through_line(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray
     """
     line = _line_nodes(field, gyro)
     if line is None:
-        return field.theta_at(gyro.time)
+        return _FieldLine(*field.theta_at(gyro.time))
     nodes, node_weights = line
-    values, _, interval_weights, bias2 = field.evaluate_many(nodes)   # all nodes in one batch
-    theta = node_weights @ values
+    # All nodes, and the gyro's time itself (for _line_bias), in one batch.
+    times = np.append(nodes, gyro.time)
+    values, variances, interval_weights, bias2 = field.evaluate_many(times)
+    k = nodes.size
+    theta = node_weights @ values[:k]
     scaled = node_weights[:, None] * np.sqrt(field.factors_at(nodes))   # (k + 1, 8)
-    combined = np.einsum("kj,kjn->jn", scaled, interval_weights)
-    bias = np.abs(node_weights) @ np.sqrt(bias2)
-    return theta, (combined * combined).sum(axis=1) * field.noise + bias * bias
+    combined = np.einsum("kj,kjn->jn", scaled, interval_weights[:k])
+    bias = np.abs(node_weights) @ np.sqrt(bias2[:k])
+    return _FieldLine(theta, (combined * combined).sum(axis=1) * field.noise + bias * bias,
+                      (values[k], variances[k]))
 
 
 def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
                      gyro: GyroRates | None, velocities: np.ndarray, points: np.ndarray
                      ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray | None,
-                                tuple[np.ndarray, np.ndarray] | None]:
+                                _FieldLine | None]:
     """When the velocity is estimated, and the usable tracks then.
 
     Returns (the lag before the stamp s, the tracks' velocities px/s and positions px then,
@@ -844,17 +870,22 @@ def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
         return 0.0, velocities, points, variance, None
     lag = timing.end - gyro.time
     then = points - lag * velocities
-    theta, variance = _field_through_line(field, gyro)
+    line = _field_through_line(field, gyro)
     bu, bv = field_basis(points, field.centre, field.scale)
     tu, tv = field_basis(then, field.centre, field.scale)
-    change = np.column_stack((tu @ theta - bu @ field.theta, tv @ theta - bv @ field.theta))
-    return lag, velocities + change, then, variance, (theta, variance)
+    change = np.column_stack((tu @ line.theta - bu @ field.theta,
+                              tv @ line.theta - bv @ field.theta))
+    return lag, velocities + change, then, line.variance, line
 
 
 class _Motion(NamedTuple):
     scale_free: np.ndarray    # (3,) linear / distance at the image stamp, 1/s
     angular: np.ndarray       # (3,) rad/s
     covariance: np.ndarray    # (6, 6) of (scale_free, angular)
+    #: (6, 8) how (scale_free, angular) move with the field's parameters (None: no field)
+    field_gain: np.ndarray | None = None
+    #: (6, 3) how they move with the gyro's rate (None: no gyro)
+    rate_gain: np.ndarray | None = None
 
 
 def _field_gain(field: MotionField, points_px: np.ndarray, fit_gain: np.ndarray,
@@ -970,7 +1001,7 @@ class _Fusion(NamedTuple):
 
 
 def _fusion(field: MotionField, gyro: GyroRates, focal: float, theta: np.ndarray,
-            line: tuple[np.ndarray, np.ndarray] | None = None) -> _Fusion:
+            line: _FieldLine | None = None) -> _Fusion:
     """Combine the gyro's roll/pitch rates with the field's, both through the gyro's line.
 
     The field's rates are taken with the same operator as the gyro's rate
@@ -984,7 +1015,8 @@ def _fusion(field: MotionField, gyro: GyroRates, focal: float, theta: np.ndarray
     term they leave, :func:`_climb_tilt_rate` of the affine fit ``theta``). ``line``: the
     field through the gyro's line when already known (:func:`_field_through_line`).
     """
-    theta_t, variance = line if line is not None else _field_through_line(field, gyro)
+    line = line if line is not None else _field_through_line(field, gyro)
+    theta_t, variance = line.theta, line.variance
     moved = dataclasses.replace(field, theta=theta_t)
     rates, gain = _field_rates(moved, focal)
     bias_var = _climb_tilt_rate(theta) ** 2
@@ -1027,8 +1059,8 @@ def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates
         cov_theta[:3, :3] = cov_theta[3:, 3:] = (
             cfg.velocity_track_correlation * fit.residual_var * normal_inv
             + (cfg.flow_model_std / focal) ** 2 * np.outer(common_gain, common_gain))
+    keep = np.ones(3)   # the gyro's share of the derotating rates
     if gyro is not None and fusion is not None:   # the fused rates' gyro part
-        keep = np.ones(3)
         keep[:2] -= fusion.field_weight
         rate_axes = np.arange(3)
         rate_cov = gyro.mean_cov * np.outer(keep, keep)
@@ -1091,19 +1123,59 @@ def _motion(fit: _Fit, design: np.ndarray, points_n: np.ndarray, gyro: GyroRates
             through = through + m_rate[:, :2] @ (fusion.field_weight[:, None]
                                                  * fusion.field_gain)
         cov += through @ field[1] @ through.T
+    gains = dict(field_gain=None if field_gain is None else through,
+                 rate_gain=None if gyro is None else m_rate * keep)
     if gyro is None and field_rates is None:  # roll/pitch not measured: no weight
         cov[3:5, :] = 0.0
         cov[:, 3:5] = 0.0
         cov[3, 3] = cov[4, 4] = UNKNOWN_VARIANCE
-        return _Motion(propagate @ state[:3], omega, cov)
+        return _Motion(propagate @ state[:3], omega, cov, **gains)
     if gyro is None or lag == 0.0:   # the derotating rate is at the stamp: published
-        return _Motion(propagate @ state[:3], omega.copy(), cov)
+        return _Motion(propagate @ state[:3], omega.copy(), cov, **gains)
     # The newest sample is published: its own variance and staleness, no longer the
     # derotating rate's (their cross-covariance with the linear part is dropped).
     cov[3:, :3] = 0.0
     cov[:3, 3:] = 0.0
     cov[3:, 3:] = gyro.covariance + gyro.staleness
-    return _Motion(propagate @ state[:3], gyro.latest.copy(), cov)
+    return _Motion(propagate @ state[:3], gyro.latest.copy(), cov, **gains)
+
+
+def _line_bias(field: MotionField, line: _FieldLine, samples: GyroRates, gyro: GyroRates,
+               motion: _Motion) -> np.ndarray | None:
+    """(3,) squared bias of the linear velocity per distance through the gyro's line, 1/s^2.
+
+    Through the gyro's line (:func:`_field_through_line`) a curving rotation rate cancels,
+    but the translation's curvature does not: the line's value near its end is off by about
+    ``-T'' L^2 / 12`` (``L`` the samples' span), which no other term counted (a velocity
+    turning a 0.5 m/s circle every 2 s: median NEES 4.7, 3 sigma 95 %). So the same instant
+    is estimated a second way, each part unbiased to its own degree: the field at the instant
+    (:meth:`MotionField.evaluate`, its degree chosen there) derotated by the gyro at the
+    instant with its curvature (:meth:`GyroRates.at`), through the same fit (to first order:
+    ``motion``'s gains). The squared difference less both estimates' published variances
+    (field and gyro parts, the field's as its self-check calibrates it) is the first's
+    squared bias per axis, or zero. Both variances, not the difference's own (the two share
+    the tracks and most of the field's intervals): on steady tilting flights the difference
+    was 4-26x (median) the variance the field's model gives it, the second estimate's own
+    error, and counting it widened covariances that were right (bench_velocity_accuracy's
+    TRAIN flights). The first stays the value: the second is noisier and, taken as the
+    value, lost 3 sigma coverage on held-out tilting flights (13 -> 11 of 13).
+
+    ``samples``: the gyro's rates as fitted (:func:`gyro_rates`); ``gyro``: moved to the
+    instant (:func:`_best_instant`); ``line``: the field through the line there; ``motion``:
+    the estimate through the line. None without a line (one gyro sample) or gains.
+    """
+    if (line.instant is None or gyro.time is None or motion.field_gain is None
+            or motion.rate_gain is None):
+        return None
+    t = float(gyro.time)
+    theta, variance = line.instant
+    shift, _ = samples.curvature_terms(t)
+    delta = (motion.field_gain @ (theta - line.theta) - motion.rate_gain @ shift)[:3]
+    gain = motion.field_gain[:3]
+    both = _field_covariance(field, line.variance) + _field_covariance(field, variance)
+    rate_var = np.diagonal(gyro.mean_cov) + np.diagonal(samples.at(t).mean_cov)
+    noise = np.einsum("ij,jk,ik->i", gain, both, gain) + (motion.rate_gain[:3] ** 2) @ rate_var
+    return np.maximum(delta * delta - noise, 0.0)
 
 
 def _short_field(field: MotionField | None, timing: VelocityTiming | None) -> str | None:
@@ -1195,6 +1267,7 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
     if gyro is not None and not isinstance(gyro, GyroRates):
         rate = np.asarray(gyro, np.float64).reshape(3)
         gyro = GyroRates(rate, rate, np.eye(3) * cfg.gyro_std**2, np.zeros((3, 3)))
+    samples = gyro   # as fitted, before _best_instant moves it
     at_stamp = timing is not None and (timing.at_stamp or tracks.motion_field is not None)
     if at_stamp:   # velocities at the stamp (a motion field says so whatever the timing)
         timing = timing._replace(lag=0.0, at_stamp=True)
@@ -1236,6 +1309,9 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
                          field, field_variance)),
                      points_px=points, field_rates=rates, fusion=fusion)
     v, w = motion.scale_free, motion.angular
+    line_bias2 = None   # the translation's curvature through the gyro's line
+    if line is not None and samples is not None and field is not None:
+        line_bias2 = _line_bias(field, line, samples, gyro, motion)
     common.update(linear_per_distance=v, angular=w,
                   flow_rate=np.array([w[0] - v[1], w[1] + v[0]]))
     d = math.nan if distance is None else float(distance)
@@ -1250,6 +1326,8 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
                if distance_variance is not None and distance_variance > 0.0
                else cfg.distance_rel_std**2)
     covariance[:3, :3] += rel_var * np.outer(linear, linear)
+    if line_bias2 is not None:
+        covariance[:3, :3] += d * d * np.diag(line_bias2)
     if lag > 0.0:   # the world velocity's change over the lag
         if acceleration is None:
             covariance[:3, :3] += (cfg.acceleration_std * lag) ** 2 * np.eye(3)

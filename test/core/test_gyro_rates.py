@@ -26,6 +26,7 @@ from optical_flow_ros.core.velocity_estimator import (
     GyroRates,
     VelocityConfig,
     _field_through_line,
+    _FieldLine,
     _line_nodes,
     estimate_velocity,
     gyro_rates,
@@ -157,11 +158,11 @@ def _reference_evaluate(field, t: float) -> tuple[np.ndarray, np.ndarray, np.nda
             factor * np.maximum(result.bias2, 0.0)), factor
 
 
-def _reference_through_line(field, gyro: GyroRates) -> tuple[np.ndarray, np.ndarray]:
+def _reference_through_line(field, gyro: GyroRates) -> _FieldLine:
     """_field_through_line as it was before evaluate_many (a Python loop over the nodes)."""
     line = _line_nodes(field, gyro)   # the same nodes and weights; only the evaluation differs
     if line is None:
-        return field.theta_at(gyro.time)
+        return _FieldLine(*field.theta_at(gyro.time))
     nodes, node_weights = line
     theta = np.zeros(8)
     combined = np.zeros((8, field.intervals.shape[0]))
@@ -171,7 +172,9 @@ def _reference_through_line(field, gyro: GyroRates) -> tuple[np.ndarray, np.ndar
         theta += c * value
         combined += c * np.sqrt(factor)[:, None] * interval_weights
         bias += abs(c) * np.sqrt(bias2)
-    return theta, (combined * combined).sum(axis=1) * field.noise + bias * bias
+    (value, variance, _, _), _ = _reference_evaluate(field, float(gyro.time))
+    return _FieldLine(theta, (combined * combined).sum(axis=1) * field.noise + bias * bias,
+                      (value, variance))
 
 
 @pytest.mark.parametrize("imu_rate", [200.0, 0.0])
