@@ -18,12 +18,17 @@ ignores the context's shutdown; its ``spin_once`` works).
 Every teardown is bounded (:meth:`~optical_flow_ros.ros.stop_signals.StopSignals.bound_teardown`,
 with the process's handlers): one that has not ended by the deadline (the watchdog's after a
 stop, else 10 s) ends the process with exit code 1 and the stack where it hung.
+
+A node refused at start-up (an invalid parameter) has no teardown: the process ends at once
+with exit code 2 after the error line (:func:`_end_refused`).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 import rclpy
 from rclpy.context import Context
@@ -102,9 +107,7 @@ def _build_and_spin(make_node: Callable[[], Node], executor_factory: ExecutorFac
         stopping = _stopping(stop, context)
         if not stopping:
             print(f"[ERROR] invalid parameter: {err}", file=sys.stderr, flush=True)
-        stop.bound_teardown()
-        _destroy_unfinished(err)
-        return 0 if stopping else 2
+        _end_refused(0 if stopping else 2)
     except Exception as err:
         stop.bound_teardown()
         _destroy_unfinished(err)
@@ -132,6 +135,23 @@ def _build_and_spin(make_node: Callable[[], Node], executor_factory: ExecutorFac
     return code
 
 
+def _end_refused(code: int) -> NoReturn:
+    """End the process of a node refused at start-up now, with ``code``, touching nothing.
+
+    The half-built node is neither destroyed nor shut down: deleting a DDS participant
+    created a moment before sometimes deadlocks in the middleware while holding the GIL (on
+    Kilted: about 1 in 400 refused starts when 18 nodes were refused at once on 2 cores;
+    stack in ``Node.destroy_node`` -> ``destroy_when_not_in_use``, not even a Python timer
+    thread ran), and the process then ended only by the teardown's bound, after 10 s, with
+    exit code 1 instead of 2. The process ends anyway: the system closes its sockets, and
+    other participants drop it from their graph when its lease expires (as after any
+    crash).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _destroy_unfinished(err: BaseException) -> None:
     """Destroy the node whose constructor raised ``err``, now, before the context goes.
 
@@ -139,8 +159,8 @@ def _destroy_unfinished(err: BaseException) -> None:
     garbage collector: it sits in reference cycles with the traceback, so it would be
     destroyed at whatever later moment the collector runs, possibly after the context's
     shutdown or during the interpreter's exit, an order rclpy and the middleware never
-    see in a normal teardown. (A node ended by an invalid parameter once hung instead of
-    exiting, on Kilted in CI; not reproduced in ~500 starts here since.)
+    see in a normal teardown. Only for a constructor's unexpected error (a bug, whose
+    traceback follows); a refused parameter ends the process without it (:func:`_end_refused`).
     """
     tb = err.__traceback__
     while tb is not None:
