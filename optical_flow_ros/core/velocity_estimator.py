@@ -1167,13 +1167,14 @@ def _line_bias(field: MotionField, line: _FieldLine, samples: GyroRates, gyro: G
     if (line.instant is None or gyro.time is None or motion.field_gain is None
             or motion.rate_gain is None):
         return None
-    t = float(gyro.time)
     theta, variance = line.instant
-    shift, _ = samples.curvature_terms(t)
+    shift, extra = samples.curvature_terms(float(gyro.time))
     delta = (motion.field_gain @ (theta - line.theta) - motion.rate_gain @ shift)[:3]
     gain = motion.field_gain[:3]
     both = _field_covariance(field, line.variance) + _field_covariance(field, variance)
-    rate_var = np.diagonal(gyro.mean_cov) + np.diagonal(samples.at(t).mean_cov)
+    # The line's variance at the instant (``gyro``'s), and ``samples.at``'s there: the
+    # same plus the curvature step's.
+    rate_var = 2.0 * np.diagonal(gyro.mean_cov) + extra
     noise = np.einsum("ij,jk,ik->i", gain, both, gain) + (motion.rate_gain[:3] ** 2) @ rate_var
     return np.maximum(delta * delta - noise, 0.0)
 
@@ -1208,9 +1209,9 @@ def _short_field(field: MotionField | None, timing: VelocityTiming | None) -> st
     if n >= needed:
         return None
     total = float(field.intervals[-1, 1] - field.intervals[0, 0])
-    if total / n <= 0.5 * field.span and (n > 2 or total <= 0.5 * field.span):
-        return None
     mean = total / n
+    if mean <= 0.5 * field.span and (n > 2 or total <= 0.5 * field.span):
+        return None
     return (f"the motion field rests on {n} intervals of {mean:.3f} s since it restarted, "
             "fewer than velocity_field_degree + 2: its lag and bias are not known yet")
 
