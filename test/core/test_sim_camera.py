@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import cv2
 import numpy as np
@@ -194,19 +193,15 @@ def test_imu_rate_zero_gives_one_sample_per_frame():
 
 
 @pytest.mark.parametrize("encoding", ["mono8", "bgr8"])
-def test_render_shape_and_speed(encoding):
-    cam = SimCamera(SimCameraConfig(encoding=encoding))
-    img = cam.render(0.0)
-    assert img.shape == ((480, 640) if encoding == "mono8" else (480, 640, 3))
-    assert img.dtype == np.uint8 and img.flags.c_contiguous
-    for config in (cam.config, dataclasses.replace(cam.config, **ALL_MOTIONS)):
+def test_render_shape(encoding):
+    """Frames of the configured encoding, still and with every motion."""
+    for config in (SimCameraConfig(encoding=encoding),
+                   dataclasses.replace(SimCameraConfig(encoding=encoding), **ALL_MOTIONS)):
         cam = SimCamera(config)
-        start = time.perf_counter()
-        for k in range(30):
-            cam.render(k * DT)
-        per_frame_ms = (time.perf_counter() - start) / 30 * 1e3
-        # Measured 0.3 ms (mono8), 0.6 ms (bgr8), 0.8 ms with distortion; 60 Hz needs < 16 ms.
-        assert per_frame_ms < 8.0, per_frame_ms
+        for k in range(3):
+            img = cam.render(k * DT)
+            assert img.shape == ((480, 640) if encoding == "mono8" else (480, 640, 3))
+            assert img.dtype == np.uint8 and img.flags.c_contiguous
 
 
 @pytest.mark.parametrize(("case", "values", "bound_px"), [
