@@ -608,6 +608,19 @@ def test_gyro_field_fusion_lowers_the_error_and_stays_covered():
     assert coverage(fused, records, [0, 1]) >= 0.97
 
 
+def test_gyro_field_fusion_removes_the_tilted_planes_share_from_the_fields_rates():
+    """The field's second-order terms are the roll/pitch rates plus a tilted plane's
+    ``s (beta, gamma)``; the fusion removes that share (it used to count it only as a
+    variance, leaving the fused rates biased by it). Exact images over ground tilted +/-5
+    deg at 1.2 m, a noisy gyro: measured RMSE 0.33 % (0.52 % before)."""
+    cam, records = flight(sim(altitude=1.2, velocity_x=0.4, velocity_y=0.1, yaw_rate=0.1,
+                              roll_amplitude=TILT, pitch_amplitude=TILT, attitude_period=2.0,
+                              texture="grass", image_noise_std=0.0, range_noise_std=0.0))
+    fused = run(cam, records, use_gyro=True)
+    assert horizontal_rmse(fused, records) <= 0.0042
+    assert coverage(fused, records, [0, 1]) >= 0.97
+
+
 def test_gyro_rates_follow_a_curving_rate_and_keep_a_line_through_noise():
     """A rate curving well above the gyro noise: the quadratic through the samples, exact
     anywhere in the window and its stated variance the quadratic's; pure noise about a
