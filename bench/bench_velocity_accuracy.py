@@ -47,13 +47,9 @@ import numpy as np  # noqa: E402
 import velocity_flights  # noqa: E402
 from velocity_flights import Flight, FlightRecord, GyroStream  # noqa: E402
 
+from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator  # noqa: E402
 from optical_flow_ros.core.lk_tracker import TrackerConfig  # noqa: E402
-from optical_flow_ros.core.velocity_estimator import (  # noqa: E402
-    FitWindow,
-    estimate_velocity,
-    gyro_rates,
-)
-from optical_flow_ros.core.world_acceleration import AccelerationEstimator  # noqa: E402
+from optical_flow_ros.core.velocity_estimator import gyro_rates  # noqa: E402
 
 SKIP_S = 0.5          # seconds before tracks and the acceleration are known
 SENSOR_MAX_AGE = 0.2  # tracker_node's default, s
@@ -93,25 +89,19 @@ def ego_figures(rec: FlightRecord, *, use_gyro: bool, gyro: GyroStream | None = 
     flight = rec.flight
     config = flight.tracker
     stream = rec.gyro if gyro is None else gyro
-    window = FitWindow(min(config.velocity_window, config.track_len), config.max_dt,
-                       at_stamp=config.velocity_estimator == "motion_field")
-    acceleration = AccelerationEstimator()
+    ego = EgoVelocityEstimator(min(config.velocity_window, config.track_len), config.max_dt,
+                               at_stamp=config.velocity_estimator == "motion_field")
     errors, speeds, z, nees, invalid = [], [], [], [], 0
     for k, f in enumerate(rec.frames):
-        timing = window.update(f.t)
-        if timing.stalled:   # as tracker_node: the acceleration before a stall is stale
-            acceleration.reset()
+        timing = ego.timing(f.t)
         gyro_in = None
         gyro_t, gyro_w = stream.received(f.t)
         if use_gyro and gyro_t.size:
             gyro_in = gyro_rates(gyro_t, gyro_w, timing, max_age=SENSOR_MAX_AGE,
                                  covariance=stream.covariance, gyro_std=0.002)
         distance, variance = (f.range, f.range_variance) if ranges is None else ranges[k]
-        e = estimate_velocity(f.tracks, rec.sim.camera, distance=distance,
-                              distance_variance=variance or None, gyro=gyro_in,
-                              timing=timing, acceleration=acceleration.estimate())
-        if e.valid:
-            acceleration.update(f.t, e.measured_linear, e.angular, e.covariance[:3, :3])
+        e = ego.estimate(f.tracks, rec.sim.camera, timing, distance=distance,
+                         distance_variance=variance or None, gyro=gyro_in)
         if f.t < SKIP_S:
             continue
         if not e.valid:

@@ -17,6 +17,7 @@ from optical_flow_ros.core.camera_calibration import (
 from optical_flow_ros.core.camera_model import PinholeCamera
 from optical_flow_ros.core.dense_flow import DenseFlow, DenseFlowConfig, FlowStats, flow_stats
 from optical_flow_ros.core.dense_methods import DENSE_METHODS, DenseMethod
+from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator
 from optical_flow_ros.core.errors import (
     CalibrationError,
     CameraModelError,
@@ -52,6 +53,7 @@ __all__ = [
     "DenseFlowConfig",
     "DenseMethod",
     "DueFrame",
+    "EgoVelocityEstimator",
     "FlowStats",
     "FrameSchedule",
     "ImageConversionError",

@@ -19,19 +19,14 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from optical_flow_ros.core.camera_model import PinholeCamera
 from optical_flow_ros.core.config_fields import setting, validate_fields
+from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator
 from optical_flow_ros.core.errors import CameraModelError, OpticalFlowError
 from optical_flow_ros.core.flow_sensor import FlowMeasurement
 from optical_flow_ros.core.image_codec import is_color
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig, TrackerStats
 from optical_flow_ros.core.track_drawing import draw_tracks
 from optical_flow_ros.core.track_types import Tracks
-from optical_flow_ros.core.velocity_estimator import (
-    FitWindow,
-    VelocityConfig,
-    VelocityEstimate,
-    estimate_velocity,
-)
-from optical_flow_ros.core.world_acceleration import AccelerationEstimator
+from optical_flow_ros.core.velocity_estimator import VelocityConfig, VelocityEstimate
 from optical_flow_ros.ros.compute_config import ComputeConfig
 from optical_flow_ros.ros.diagnostics import DiagnosticsSink
 from optical_flow_ros.ros.image_input import Frame, InputConfig
@@ -100,7 +95,7 @@ def _stamp_us(frame: Frame) -> int:
 
 
 def _fit_window(config: TrackerConfig) -> tuple[int, float, bool]:
-    """FitWindow's settings for this tracker.
+    """The ego-velocity's window settings for this tracker.
 
     Frames the slope fits over (and the gyro samples are fitted over), max_dt, and whether
     the velocities are at the stamp.
@@ -144,11 +139,10 @@ class TrackerPipeline:
         self.velocity_inputs = VelocityInputs(node, diagnostics, config.velocity_input,
                                               config.sensor_queues)
         window, max_dt, at_stamp = _fit_window(config.tracker)
-        self._fit_window = FitWindow(window, max_dt, at_stamp=at_stamp)
+        # What the velocity stage keeps from frame to frame: the tracks' timing and the
+        # camera's acceleration from its recent estimates.
+        self._ego = EgoVelocityEstimator(window, max_dt, at_stamp=at_stamp)
         self._previous_stamp: float | None = None
-        # The camera's acceleration from its recent estimates: what the velocity changes
-        # between the instant it is measured and the image stamp.
-        self._acceleration = AccelerationEstimator()
 
     @property
     def config(self) -> TrackerNodeConfig:
@@ -159,7 +153,7 @@ class TrackerPipeline:
         """Apply a new configuration; True if the tracker itself was reconfigured."""
         self._config = config
         window, max_dt, at_stamp = _fit_window(config.tracker)
-        self._fit_window.configure(window, max_dt, at_stamp=at_stamp)
+        self._ego.configure(window, max_dt, at_stamp=at_stamp)
         self.velocity_inputs.config = config.velocity_input
         if config.tracker == self.tracker.config:
             return False
@@ -169,7 +163,7 @@ class TrackerPipeline:
     def reset(self) -> None:
         """Drop all tracks (ids continue, never reused)."""
         self.tracker.reset()
-        self._acceleration.reset()
+        self._ego.reset()
         self._diag.count("resets")
 
     def on_camera_info(self, msg: CameraInfo) -> str | None:
@@ -263,9 +257,7 @@ class TrackerPipeline:
     def _estimate_velocity(self, frame: Frame, tracks: Tracks, camera: PinholeCamera | None
                            ) -> tuple[TwistWithCovarianceStamped | None, VelocityEstimate | None]:
         """flow/velocity (None unless valid and enabled) and the estimate (None if not run)."""
-        timing = self._fit_window.update(frame.stamp)   # every frame, to follow the tracker
-        if timing.stalled:   # the acceleration fitted before the stall is stale after it
-            self._acceleration.reset()
+        timing = self._ego.timing(frame.stamp)   # every frame, to follow the tracker
         config = self._config
         publish = config.velocity_input.estimate_velocity
         if not publish:
@@ -273,17 +265,14 @@ class TrackerPipeline:
             if not config.mavlink.enabled:
                 return None, None
         distance, why_no_distance = self.velocity_inputs.distance(frame.stamp)
-        estimate = estimate_velocity(
-            tracks, camera, distance=distance,
+        estimate = self._ego.estimate(
+            tracks, camera, timing, distance=distance,
             distance_variance=self.velocity_inputs.distance_variance(),
-            gyro=self.velocity_inputs.gyro(timing, config.velocity.gyro_std), timing=timing,
-            acceleration=self._acceleration.estimate(), config=config.velocity)
+            gyro=self.velocity_inputs.gyro(timing, config.velocity.gyro_std),
+            config=config.velocity)
         self._diag.set(velocity_tracks=estimate.n_tracks, velocity_inliers=estimate.n_inliers,
                        velocity_residual_px_s=estimate.residual_std,
                        velocity_gyro=estimate.gyro_used)
-        if estimate.valid:   # also when only the MAVLink output asked for the estimate
-            self._acceleration.update(frame.stamp, estimate.measured_linear, estimate.angular,
-                                      estimate.covariance[:3, :3])
         if not publish:
             return None, estimate
         if estimate.valid:

@@ -16,16 +16,15 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
+from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import CameraState, SimCamera, SimCameraConfig
 from optical_flow_ros.core.track_types import Tracks
 from optical_flow_ros.core.velocity_estimator import (
     FitWindow,
     GyroRates,
-    estimate_velocity,
     gyro_rates,
 )
-from optical_flow_ros.core.world_acceleration import AccelerationEstimator
 
 NOISE = dict(image_noise_std=2.0, gyro_noise_std=0.005, range_noise_std=0.01)
 TILT = math.radians(5.0)
@@ -87,18 +86,14 @@ def _track_error(frames: list[Frame]) -> float:
 def _ego(cam: SimCamera, frames: list[Frame]) -> tuple[float, np.ndarray, float, int]:
     """(RMSE of vx, vy over the mean speed, share inside 3 sigma of vx and vy, median NEES,
     estimates) as tracker_node makes them (acceleration dropped at a stall)."""
-    acceleration = AccelerationEstimator()
+    ego = EgoVelocityEstimator(TrackerConfig().velocity_window, TrackerConfig().max_dt,
+                               at_stamp=True)
     err, z, nees, speed = [], [], [], []
     for f in frames:
-        if f.timing.stalled:
-            acceleration.reset()
-        e = estimate_velocity(f.tracks, cam.camera, distance=f.distance,
-                              distance_variance=f.distance_variance, gyro=f.gyro,
-                              timing=f.timing, acceleration=acceleration.estimate())
+        e = ego.estimate(f.tracks, cam.camera, f.timing, distance=f.distance,
+                         distance_variance=f.distance_variance, gyro=f.gyro)
         if not e.valid:
             continue
-        acceleration.update(f.timing.end, e.measured_linear, e.angular,
-                            e.covariance[:3, :3])
         if f.tracks.stamp < SKIP_S:
             continue
         e2 = e.linear[:2] - f.state.velocity[:2]

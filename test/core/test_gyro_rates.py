@@ -18,6 +18,7 @@ import math
 import numpy as np
 import pytest
 
+from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator
 from optical_flow_ros.core.field_velocity import _extrapolate
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
@@ -28,10 +29,8 @@ from optical_flow_ros.core.velocity_estimator import (
     _field_through_line,
     _FieldLine,
     _line_nodes,
-    estimate_velocity,
     gyro_rates,
 )
-from optical_flow_ros.core.world_acceleration import AccelerationEstimator
 
 FRAME_RATE = 30.0
 STD = 0.005
@@ -118,22 +117,19 @@ def test_a_curving_rate_leaves_no_bias_between_the_flow_and_the_gyro_samples():
     sim = SimCamera(config)
     tracker_config = TrackerConfig()
     tracker = LKTracker(tracker_config)
-    window = FitWindow(tracker_config.velocity_window, tracker_config.max_dt, at_stamp=True)
-    acceleration = AccelerationEstimator()
+    ego = EgoVelocityEstimator(tracker_config.velocity_window, tracker_config.max_dt,
+                               at_stamp=True)
     errors, speeds = [], []
     for k in range(66):
         t = sim.frame_time(k)
         tracks = tracker.update(sim.image(k), t)
-        timing = window.update(t)
+        timing = ego.timing(t)
         times, rates = sim.imu_samples(t - 1.0, t - 1e-6)
         gyro = gyro_rates(times, rates, timing, max_age=0.2,   # as a real IMU states it
                           covariance=np.eye(3) * STD**2) if times.size else None
         state = sim.state(t)
-        e = estimate_velocity(tracks, sim.camera, distance=state.range, gyro=gyro,
-                              timing=timing, acceleration=acceleration.estimate(),
-                              config=GYRO_ONLY)
-        if e.valid:
-            acceleration.update(t, e.measured_linear, e.angular, e.covariance[:3, :3])
+        e = ego.estimate(tracks, sim.camera, timing, distance=state.range, gyro=gyro,
+                         config=GYRO_ONLY)
         if t >= 0.5:
             assert e.valid and e.gyro_used, e.reason
             errors.append(e.linear[:2] - state.velocity[:2])

@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 from optical_flow_ros.core.camera_model import PinholeCamera
+from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator
 from optical_flow_ros.core.errors import ConfigError
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import CameraState, SimCamera, SimCameraConfig
@@ -42,7 +43,6 @@ from optical_flow_ros.core.velocity_estimator import (
     estimate_velocity,
     gyro_rates,
 )
-from optical_flow_ros.core.world_acceleration import AccelerationEstimator
 
 FRAMES = 75
 SKIP = 10                     # frames before tracks and the acceleration are known
@@ -115,21 +115,11 @@ def flight(sim: tuple[tuple[str, float | str], ...], covered: float = 0.0,
 def run(cam: SimCamera, records: list[Record], *, use_gyro: bool, use_timing: bool = True,
         config: VelocityConfig | None = None) -> list[VelocityEstimate]:
     """The estimates of the frames after SKIP, as tracker_node makes them."""
-    acceleration = AccelerationEstimator()
-    estimates = []
-    for r in records:
-        if r.timing.stalled:
-            acceleration.reset()
-        e = estimate_velocity(r.tracks, cam.camera, distance=r.distance,
-                              distance_variance=r.distance_variance,
-                              gyro=r.gyro if use_gyro else None,
-                              timing=r.timing if use_timing else None,
-                              acceleration=acceleration.estimate(), config=config)
-        if e.valid:
-            acceleration.update(r.timing.end, e.measured_linear, e.angular,
-                                e.covariance[:3, :3])
-        estimates.append(e)
-    return estimates[SKIP:]
+    ego = EgoVelocityEstimator(TrackerConfig().velocity_window, TrackerConfig().max_dt)
+    return [ego.estimate(r.tracks, cam.camera, r.timing if use_timing else None,
+                         distance=r.distance, distance_variance=r.distance_variance,
+                         gyro=r.gyro if use_gyro else None, config=config)
+            for r in records][SKIP:]
 
 
 def horizontal_rmse(estimates: list[VelocityEstimate], records: list[Record]) -> float:
