@@ -173,12 +173,12 @@ class VelocityConfig:
         "motion_field estimator")
     gyro_field_fusion: bool = setting(
         True, "With a gyro and the motion_field estimator, also take the roll/pitch rates "
-        "from the field's second-order terms and combine them with the gyro's by their "
-        "variances (the field's variance measured online, see field_velocity). Measured "
-        "(bench/bench_velocity_accuracy.py, 13 held-out flights, gyro 0.005 rad/s at the "
-        "frame rate, fusion on vs off): horizontal RMSE lower on all 13 (<= 2 % on 10 "
-        "instead of 4), 3 sigma >= 97 % on 13 as without, median NEES 0.62-2.19 (in 1-2 on "
-        "7 instead of 10: five misses too wide, one too narrow)")
+        "from the field's second-order terms (a tilted plane's share removed) and combine "
+        "them with the gyro's by their variances (the field's variance measured online, see "
+        "field_velocity). Measured (bench/bench_velocity_accuracy.py, 14 held-out and fresh "
+        "flights, gyro 0.005 rad/s at the frame rate, fusion on vs off): horizontal RMSE "
+        "lower on all 14 (<= 2 % on 12 instead of 5), 3 sigma >= 97 % on 14 as without, "
+        "median NEES 0.65-2.7 (in 1-2 on 7 instead of 11: five too wide, two too narrow)")
     rate_std_without_gyro: float = setting(
         0.02, "Assumed std of the roll/pitch rates when no gyro is given (taken as zero; "
         "they alias into the linear velocity), rad/s", range=(0.0, 10.0))
