@@ -345,9 +345,10 @@ class VelocityEstimate:
         lag: how long before the stamp the velocity was measured, s.
         line_bias_excess: (3,) this frame's measure of the translation's curvature through
             the gyro's line (:func:`_line_bias`: the two estimates' squared difference less
-            their variances, per distance, 1/s^2; signed); None without a line. What
-            :class:`~optical_flow_ros.core.ego_velocity.EgoVelocityEstimator` averages over
-            recent frames into ``line_bias_floor``.
+            their variances, per distance, 1/s^2; signed); None without a line. Its median
+            over the recent frames is what
+            :class:`~optical_flow_ros.core.ego_velocity.EgoVelocityEstimator` passes back as
+            ``line_bias_floor``.
     """
 
     status: str
@@ -1174,7 +1175,7 @@ def _line_bias(field: MotionField, line: _FieldLine, samples: GyroRates, gyro: G
     """(3,) measured squared bias of the linear velocity per distance through the gyro's line.
 
     1/s^2, signed: the squared bias where positive (the covariance adds its positive part,
-    or the recent frames' mean when that is larger: ``line_bias_floor``).
+    or the recent frames' median when that is larger: ``line_bias_floor``).
 
     Through the gyro's line (:func:`_field_through_line`) a curving rotation rate cancels,
     but the translation's curvature does not: the line's value near its end is off by about

@@ -139,8 +139,8 @@ class TrackerPipeline:
         self.velocity_inputs = VelocityInputs(node, diagnostics, config.velocity_input,
                                               config.sensor_queues)
         window, max_dt, at_stamp = _fit_window(config.tracker)
-        # What the velocity stage keeps from frame to frame: the tracks' timing and the
-        # camera's acceleration from its recent estimates.
+        # What the velocity stage keeps from frame to frame: the tracks' timing, the camera's
+        # acceleration from its recent estimates and their recent line-bias measures.
         self._ego = EgoVelocityEstimator(window, max_dt, at_stamp=at_stamp)
         self._previous_stamp: float | None = None
 
