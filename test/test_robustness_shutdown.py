@@ -117,6 +117,8 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
     unprotected: bool = False   # signalled before the launcher blocked the signals
     resent: bool = False        # unprotected, still running after HANG_S: signalled again
+    start_failed: bool = False  # the state to signal in was never reached (not a stop's fault)
+    first_start: str = ""       # that start's label and output, when the case was run again
 
 
 def _signal_bits(pid: int, key: str) -> int:
@@ -180,6 +182,10 @@ def run_case(label: str, start: Callable[[], subprocess.Popen], stop: Stop,
             reached = wait_until(lambda: busy(proc) or proc.poll() is not None, START_S, 0.01)
         if not reached or proc.poll() is not None:
             outcome.problems.append(f"never reached {stop.when} (exit {proc.poll()})")
+            outcome.start_failed = True
+            if proc.poll() is None:   # stuck: faulthandler prints every thread's stack
+                proc.send_signal(signal.SIGABRT)
+                proc.wait(5)
             return outcome
         time.sleep(stop.delay)
         outcome.unprotected = not protected(proc.pid)
@@ -237,14 +243,31 @@ def judge(outcomes: list[Outcome]) -> None:
     for o in outcomes:
         print(f"{o.label}: exit {o.code} after "
               f"{'-' if o.seconds is None else f'{o.seconds:.3f}'} s {'; '.join(o.problems)}")
+        if o.first_start:
+            print(f"  started a second time; the first start:\n{o.first_start}")
     failed = [o for o in outcomes if o.problems]
     assert not failed, "\n\n".join(f"{o.label}: {'; '.join(o.problems)}\n{o.output[-3000:]}"
                                    for o in failed)
 
 
 def run_all(cases: list[Callable[[], Outcome]], workers: int) -> list[Outcome]:
+    """Run the cases; one whose process never reached its state is started once more.
+
+    Seen once in some thousands of node starts on Kilted: a node process that never got going
+    (no message on DDS in 40 s, nothing printed; rclpy's start-up on Kilted also segfaults
+    about once in 850 starts). That is not what these tests judge, a stop, so such a case
+    gets a second start, with the first one's stacks (faulthandler, SIGABRT) printed. At
+    most ``REPEATS`` cases of a run may need one; more fail the test.
+    """
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda case: case(), cases))
+        outcomes = list(pool.map(lambda case: case(), cases))
+    stuck = [i for i, o in enumerate(outcomes) if o.start_failed]
+    for i in stuck[:REPEATS]:
+        first = outcomes[i]
+        outcomes[i] = cases[i]()
+        outcomes[i].first_start = (f"{first.label}: {'; '.join(first.problems)}\n"
+                                   f"{first.output[-6000:]}")
+    return outcomes
 
 
 class Watcher:
@@ -286,6 +309,14 @@ class Watcher:
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
         self._thread.join(5.0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stacks_on_abort() -> Iterator[None]:
+    """Processes started here print their Python stacks when sent SIGABRT (see run_all)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONFAULTHANDLER", "1")
+        yield
 
 
 @pytest.fixture(scope="module")
