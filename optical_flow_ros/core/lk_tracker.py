@@ -93,7 +93,8 @@ class LKTracker:
         self._config = config if config is not None else TrackerConfig()
         self._field = MotionFieldVelocity(self._config.velocity_field_span,
                                           self._config.velocity_field_degree,
-                                          self._config.velocity_deviation_tau)
+                                          self._config.velocity_deviation_tau,
+                                          self._config.velocity_deviation_shrink)
         self._store = TrackStore(self._config.track_len, self._config.velocity_window,
                                  field=self._field_for(self._config))
         self._mask: np.ndarray | None = None
@@ -132,7 +133,7 @@ class LKTracker:
         self._apply_config(config)
         self._store.set_lengths(config.track_len, config.velocity_window)
         self._field.configure(config.velocity_field_span, config.velocity_field_degree,
-                              config.velocity_deviation_tau)
+                              config.velocity_deviation_tau, config.velocity_deviation_shrink)
         self._store.set_field(self._field_for(config))
         if changed:
             self._reset(f"config change: {', '.join(changed)}")
@@ -217,7 +218,8 @@ class LKTracker:
         field = s.motion_field
         if field is not None:
             field = dataclasses.replace(field,
-                                        variance_factor=frozen_copy(field.variance_factor))
+                                        variance_factor=frozen_copy(field.variance_factor),
+                                        withheld=frozen_copy(field.withheld))
         tracks = Tracks(ids=frozen_copy(s.ids), points=frozen_copy(s.points),
                         velocities=frozen_copy(s.velocities), ages=frozen_copy(s.ages),
                         fb_errors=frozen_copy(s.fb_errors), stamp=stamp, motion_field=field)

@@ -65,6 +65,7 @@ class TrackStore:
         self._deviation = np.zeros((n, 2))
         self._count = np.zeros(n, np.int32)
         self._variance_factor = np.full(n, np.nan)
+        self._kept = np.ones(n)
         self._motion_field: MotionField | None = None
         if self._field is not None:
             self._field.restart()
@@ -88,12 +89,14 @@ class TrackStore:
     def motion_field(self) -> MotionField | None:
         """The motion field of the last frame (or None).
 
-        Its variance factors are aligned with the tracks.
+        Its variance factors and withheld deviations are aligned with the tracks.
         """
         field = self._motion_field
         if field is None:
             return None
-        return dataclasses.replace(field, variance_factor=self._variance_factor)
+        withheld = (1.0 - self._kept)[:, None] * self._deviation
+        return dataclasses.replace(field, variance_factor=self._variance_factor,
+                                   withheld=withheld)
 
     def set_lengths(self, track_len: int, velocity_window: int) -> None:
         """Change the trail length and velocity window, keeping the newest history."""
@@ -135,6 +138,7 @@ class TrackStore:
         previous_stamp = float(self._stamps[self._head])
         deviation, count = self._deviation[keep], self._count[keep]
         variance_factor = self._variance_factor[keep]
+        kept = self._kept[keep]
         self.ids = self.ids[keep]
         self.ages = self.ages[keep] + np.int32(1)
         self.points = np.ascontiguousarray(points, np.float32)
@@ -144,6 +148,7 @@ class TrackStore:
         self._trail[:, self._head] = self.points
         self._deviation, self._count = deviation, count
         self._variance_factor = variance_factor
+        self._kept = kept
         if self._field is None:
             self.velocities = self._fit_velocities()
             return
@@ -156,6 +161,7 @@ class TrackStore:
         self.velocities = step.velocities
         self._deviation, self._count = step.deviation, step.count
         self._variance_factor = step.variance_factor
+        self._kept = step.kept
         self._motion_field = step.field
 
     def start_frame(self, stamp: float) -> None:
@@ -174,6 +180,7 @@ class TrackStore:
         self._deviation = self._deviation[keep]
         self._count = self._count[keep]
         self._variance_factor = self._variance_factor[keep]
+        self._kept = self._kept[keep]
 
     def add(self, points: np.ndarray) -> None:
         """Start new tracks at (M, 2) full-resolution px in the current frame (age 1).
@@ -196,6 +203,7 @@ class TrackStore:
         self._deviation = np.concatenate([self._deviation, np.zeros((m, 2))])
         self._count = np.concatenate([self._count, np.zeros(m, np.int32)])
         self._variance_factor = np.concatenate([self._variance_factor, nan2[:, 0]])
+        self._kept = np.concatenate([self._kept, np.ones(m)])
 
     def trails(self) -> np.ndarray:
         """(N, track_len, 2) float32 positions, oldest first, NaN before a track's birth."""

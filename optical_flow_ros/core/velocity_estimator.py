@@ -1318,6 +1318,11 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
         if isinstance(gyro, GyroRates):
             gyro = _best_instant(gyro, timing.end, distance, acceleration, cfg)
     velocities = tracks.velocities[usable].astype(np.float64)
+    if tracks.motion_field is not None and tracks.motion_field.withheld is not None:
+        # Each track's whole deviation, as the fit's noise model and its calibration were
+        # measured: the shrinkage removes independent track noise, which the fit averages
+        # anyway; its residual scatter would then understate what the field's error leaves.
+        velocities += tracks.motion_field.withheld[usable]
     points = tracks.points[usable].astype(np.float64)
     lag, velocities, points, field_variance, line = _evaluation_time(
         tracks.motion_field, timing, gyro, velocities, points)
