@@ -24,8 +24,10 @@ from optical_flow_ros.ros.qos import keep_last_qos
 pytestmark = pytest.mark.dds
 
 NODE = "optical_flow_ros.nodes.sim_camera_node"
-SIM = dict(rate=20.0, image_width=320, image_height=240, focal_length=250.0, k1=-0.1,
-           encoding="bgr8", velocity_x=0.8, yaw=0.5, yaw_rate=0.3, roll_amplitude=0.1,
+# k1 = -0.25 is refused alone at this size (not invertible over the image) and accepted with
+# k2 = 0.05: the start-up values are validated as a set, not one by one against defaults.
+SIM = dict(rate=20.0, image_width=320, image_height=240, focal_length=250.0, k1=-0.25,
+           k2=0.05, encoding="bgr8", velocity_x=0.8, yaw=0.5, yaw_rate=0.3, roll_amplitude=0.1,
            pitch_amplitude=0.05, altitude=3.0, texture="grass")
 TOPICS = {"image": Image, "camera_info": CameraInfo, "range": Range, "imu": Imu,
           "sim/twist": TwistStamped, "sim/pose": PoseStamped}
@@ -80,7 +82,7 @@ def test_frames_match_the_truth(ros_peer):
         info = msgs["camera_info"]
         assert (info.width, info.height, info.distortion_model) == (320, 240, "plumb_bob")
         np.testing.assert_array_equal(info.k, [250, 0, 159.5, 0, 250, 119.5, 0, 0, 1])
-        np.testing.assert_array_equal(info.d, [-0.1, 0, 0, 0, 0])
+        np.testing.assert_array_equal(info.d, [-0.25, 0.05, 0, 0, 0])
         np.testing.assert_array_equal(info.p, [250, 0, 159.5, 0, 0, 250, 119.5, 0, 0, 0, 1, 0])
 
         twist = msgs["sim/twist"].twist
@@ -182,6 +184,7 @@ def test_mono8_stops_after_frame_count(ros_peer):
     (dict(encoding="rgb8"), "encoding"),
     (dict(rate=-5.0), "rate"),
     (dict(range_min=10.0, range_max=5.0), "range_max"),
+    (dict(image_width=320, image_height=240, focal_length=250.0, k1=-0.25), "k1"),
 ])
 def test_bad_parameter_is_refused_at_start_up(params, named):
     node = NodeProcess(NODE, params=params)

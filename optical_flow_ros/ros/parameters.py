@@ -99,6 +99,11 @@ class ParameterBinding(Generic[ConfigT]):
         return values
 
     def _check(self, params: list[Parameter]) -> SetParametersResult:
+        if not self._ready:
+            # Declaration: rclpy sets the start-up values one parameter at a time, so a pair
+            # valid only together (a lens's k1 and k2) was refused against the other's
+            # default. The whole set is built (and refused with its reason) once declared.
+            return SetParametersResult(successful=True)
         try:
             self._build(config_values(self._table.values(), self._candidate(params)))
         except ConfigError as err:
