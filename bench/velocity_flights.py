@@ -171,7 +171,7 @@ def record(flight: Flight, *, tracker_config: TrackerConfig | None = None,
             continue
         state = sim.state(t)
         image = sim.image(k) if not flight.jitter else _noisy(sim, t, k)
-        tracks = tracker.update(image, t)
+        tracks = tracker.update(image, t, sim.camera)
         reading = sim.range_reading(k, state)
         frames.append(FrameRecord(k, t, tracks, sim.pixel_velocity(tracks.points, t), state,
                                   reading, sim.range_variance(reading)))

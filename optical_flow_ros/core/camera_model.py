@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import cv2
@@ -97,3 +97,46 @@ class PinholeCamera:
             return np.column_stack(((pts[:, 0, 0] - k[0, 2]) / k[0, 0],
                                     (pts[:, 0, 1] - k[1, 2]) / k[1, 1]))
         return out.reshape(-1, 2)
+
+    @property
+    def distorted(self) -> bool:
+        """Whether the lens bends the image (any non-zero coefficient, or equidistant)."""
+        return self.distortion_model in _EQUIDISTANT_MODELS or bool(np.any(self.d))
+
+    def pinhole(self) -> PinholeCamera:
+        """The same camera without its lens distortion (what :meth:`undistort_px` maps to)."""
+        if not self.distorted:
+            return self
+        return replace(self, d=np.zeros(5), distortion_model="plumb_bob")
+
+    def undistort_px(self, points_px: np.ndarray) -> np.ndarray:
+        """Raw image px (N, 2) -> the px of the same rays in :meth:`pinhole`'s image.
+
+        ``K (x_n, y_n, 1)``: the undistorted image, same K. Without distortion the points
+        themselves (as float64).
+        """
+        points = np.asarray(points_px, np.float64).reshape(-1, 2)
+        if not self.distorted:
+            return points.copy()
+        n = self.normalize(points)
+        k = self.k
+        return np.column_stack((k[0, 0] * n[:, 0] + k[0, 1] * n[:, 1] + k[0, 2],
+                                k[1, 1] * n[:, 1] + k[1, 2]))
+
+    def undistortion_jacobian(self, points_px: np.ndarray, step_px: float = 0.5) -> np.ndarray:
+        """(N, 2, 2) d(undistort_px)/d(raw px) at each point (central differences).
+
+        Maps a raw image velocity to the undistorted image's (``J @ v``); its inverse maps
+        back. The identity without distortion.
+        """
+        points = np.asarray(points_px, np.float64).reshape(-1, 2)
+        count = points.shape[0]
+        if not self.distorted:
+            return np.broadcast_to(np.eye(2), (count, 2, 2)).copy()
+        offsets = np.array([[step_px, 0.0], [-step_px, 0.0], [0.0, step_px], [0.0, -step_px]])
+        moved = (points[None, :, :] + offsets[:, None, :]).reshape(-1, 2)
+        u = self.undistort_px(moved).reshape(4, count, 2)
+        jacobian = np.empty((count, 2, 2))
+        jacobian[:, :, 0] = (u[0] - u[1]) / (2.0 * step_px)
+        jacobian[:, :, 1] = (u[2] - u[3]) / (2.0 * step_px)
+        return jacobian

@@ -20,7 +20,10 @@ with the 8-parameter planar motion field at each track's mid-interval position::
 (``x, y``: position relative to the image centre in units of half the larger image side).
 This is exactly the image motion of a plane seen by a moving, rotating pinhole camera
 (Longuet-Higgins), so over the ground it leaves only tracking noise; elsewhere (relief,
-moving objects, lens distortion) it leaves each track a deviation that changes slowly.
+moving objects) it leaves each track a deviation that changes slowly. A lens bends that
+field: given the camera, the tracker fits it in the undistorted image (its px: ``K`` times
+the ray; :meth:`~optical_flow_ros.core.track_store.TrackStore.set_lens`), and
+:attr:`MotionField.lens` says so.
 The fit is repeated (at most :data:`_TRIM_ROUNDS` times) until the tracks left out stop
 changing, so a moving object covering a third of the image does not bend the field.
 
@@ -80,9 +83,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from optical_flow_ros.core.camera_model import PinholeCamera
 
 __all__ = ["COMMON_SHIFT_PX", "MIN_FIELD_TRACKS", "STALL_RATIO", "FieldStep", "MotionField",
            "MotionFieldVelocity", "field_basis"]
@@ -184,6 +190,10 @@ class MotionField:
             velocity leaves out (the shrinkage, see :func:`_shrinkage`), px/s, aligned with
             the tracks: ``velocities + withheld`` is the field plus every track's whole
             deviation; None: nothing withheld.
+        lens: the camera whose lens distortion the field undoes: its coordinates (and
+            ``intervals``, ``theta``) are px of that camera's undistorted image
+            (:meth:`~optical_flow_ros.core.camera_model.PinholeCamera.undistort_px`); None:
+            the raw image's px.
     """
 
     stamp: float
@@ -205,6 +215,7 @@ class MotionField:
     degree_calibration: np.ndarray | None = None
     span: float = 0.0
     withheld: np.ndarray | None = None
+    lens: PinholeCamera | None = None
 
     def theta_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """The parameters at time ``t`` (s) and their error variance.
@@ -535,9 +546,9 @@ def _shrinkage(points: np.ndarray, deviation: np.ndarray, noise: np.ndarray,
     Over a plane (no true deviation) this publishes the field where its deviations were
     noise: the median per-track error on the 13 held-out flights of
     bench/velocity_flights.py at >= 100 px/s fell from 0.23-1.18 % to 0.14-0.92 % (the 7
-    px/s creep: 0.34 -> 0.18 px/s); with strong lens distortion (k1 = -0.25), where the
-    deviations are real, it stayed 0.8-1.4 %. The constants were chosen on the TRAIN
-    flights (0.05-1.11 % -> 0.01-0.33 %).
+    px/s creep: 0.34 -> 0.18 px/s); with strong lens distortion (k1 = -0.25) fitted in the
+    raw image (no camera given), where the lens's share is a real deviation, it stayed
+    0.8-1.4 %. The constants were chosen on the TRAIN flights (0.05-1.11 % -> 0.01-0.33 %).
     """
     n = deviation.shape[0]
     mature = np.flatnonzero(count >= _SHRINK_MIN_COUNT)

@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from optical_flow_ros.core.camera_model import PinholeCamera
 from optical_flow_ros.core.feature_detection import (
     cap_per_cell,
     clear_border,
@@ -154,13 +155,18 @@ class LKTracker:
         if self._geometry is not None:
             self._geometry.roi = None
 
-    def update(self, gray: np.ndarray, stamp: float) -> Tracks:
+    def update(self, gray: np.ndarray, stamp: float,
+               camera: PinholeCamera | None = None) -> Tracks:
         """Track into a new frame.
 
         Args:
             gray: 2-D uint8 image (the full-resolution frame).
             stamp: the frame's time, s. A stamp equal to or before the previous one resets
                 the tracker (bag loop); a gap above ``max_dt`` restarts velocities.
+            camera: the image's intrinsics, when known: with a distorting lens the
+                ``motion_field`` velocities are estimated in the undistorted image
+                (:meth:`TrackStore.set_lens`), so that velocity at the stamp and the
+                field the ego-velocity takes from the tracks stay exact. None: the raw image.
 
         Returns:
             The live tracks in this frame.
@@ -180,6 +186,7 @@ class LKTracker:
                              f"{gray.shape}")
         cfg = self._config
         self._frame_index += 1
+        self._store.set_lens(camera)
         reason, self._pending_reset = self._pending_reset, None
         prev = self._prev
         if prev is not None:

@@ -19,6 +19,7 @@ import dataclasses
 
 import numpy as np
 
+from optical_flow_ros.core.camera_model import PinholeCamera
 from optical_flow_ros.core.field_velocity import MotionField, MotionFieldVelocity
 
 __all__ = ["TrackStore"]
@@ -41,6 +42,7 @@ class TrackStore:
         self._track_len = int(track_len)
         self._velocity_window = int(velocity_window)
         self._field = field
+        self._lens: PinholeCamera | None = None
         self.clear()
 
     # ---- state ---------------------------------------------------------------------------
@@ -65,7 +67,7 @@ class TrackStore:
         self._deviation = np.zeros((n, 2))
         self._count = np.zeros(n, np.int32)
         self._variance_factor = np.full(n, np.nan)
-        self._kept = np.ones(n)
+        self._withheld = np.zeros((n, 2))
         self._motion_field: MotionField | None = None
         if self._field is not None:
             self._field.restart()
@@ -94,9 +96,25 @@ class TrackStore:
         field = self._motion_field
         if field is None:
             return None
-        withheld = (1.0 - self._kept)[:, None] * self._deviation
         return dataclasses.replace(field, variance_factor=self._variance_factor,
-                                   withheld=withheld)
+                                   withheld=self._withheld)
+
+    def set_lens(self, camera: PinholeCamera | None) -> None:
+        """The camera whose lens distortion the motion field undoes.
+
+        With a distorting lens the field is fitted in the undistorted image, where a plane's
+        image motion is exactly the 8-parameter field (in the raw image its parameters
+        absorb the distortion, and the rates the ego-velocity takes from them were off by
+        tens of percent at k1 = -0.1); the tracks' velocities are mapped back to the raw
+        image. None or a camera without distortion: the raw image. A different lens
+        restarts the field (its coordinates change).
+        """
+        lens = camera if camera is not None and camera.distorted else None
+        if lens is self._lens or (lens is not None and self._lens is not None
+                                  and _same_lens(lens, self._lens)):
+            return
+        self._lens = lens
+        self._clear_field_state()
 
     def set_lengths(self, track_len: int, velocity_window: int) -> None:
         """Change the trail length and velocity window, keeping the newest history."""
@@ -138,7 +156,7 @@ class TrackStore:
         previous_stamp = float(self._stamps[self._head])
         deviation, count = self._deviation[keep], self._count[keep]
         variance_factor = self._variance_factor[keep]
-        kept = self._kept[keep]
+        withheld = self._withheld[keep]
         self.ids = self.ids[keep]
         self.ages = self.ages[keep] + np.int32(1)
         self.points = np.ascontiguousarray(points, np.float32)
@@ -148,7 +166,7 @@ class TrackStore:
         self._trail[:, self._head] = self.points
         self._deviation, self._count = deviation, count
         self._variance_factor = variance_factor
-        self._kept = kept
+        self._withheld = withheld
         if self._field is None:
             self.velocities = self._fit_velocities()
             return
@@ -156,13 +174,27 @@ class TrackStore:
             self._clear_field_state()
             self.velocities = np.full((len(self), 2), np.nan, np.float32)
             return
-        step = self._field.step(previous, self.points, previous_stamp, stamp, shape,
-                                deviation, count, variance_factor)
-        self.velocities = step.velocities
+        lens = self._lens
+        if lens is None:
+            step = self._field.step(previous, self.points, previous_stamp, stamp, shape,
+                                    deviation, count, variance_factor)
+            self.velocities = step.velocities
+            withheld = (1.0 - step.kept)[:, None] * step.deviation
+        else:   # the field in the undistorted image, where it is exact; velocities back
+            jacobian = lens.undistortion_jacobian(self.points)
+            step = self._field.step(lens.undistort_px(previous), lens.undistort_px(self.points),
+                                    previous_stamp, stamp, shape, deviation, count,
+                                    variance_factor)
+            both = np.stack((step.velocities.astype(np.float64),
+                             (1.0 - step.kept)[:, None] * step.deviation), axis=2)
+            raw = np.linalg.solve(jacobian, both)   # (N, 2, 2): velocity, withheld
+            self.velocities = raw[:, :, 0].astype(np.float32)
+            withheld = raw[:, :, 1]
         self._deviation, self._count = step.deviation, step.count
         self._variance_factor = step.variance_factor
-        self._kept = step.kept
-        self._motion_field = step.field
+        self._withheld = withheld
+        self._motion_field = (None if step.field is None else
+                              dataclasses.replace(step.field, lens=lens))
 
     def start_frame(self, stamp: float) -> None:
         """Record a frame that had no tracks to follow (first frame, after a reset)."""
@@ -180,7 +212,7 @@ class TrackStore:
         self._deviation = self._deviation[keep]
         self._count = self._count[keep]
         self._variance_factor = self._variance_factor[keep]
-        self._kept = self._kept[keep]
+        self._withheld = self._withheld[keep]
 
     def add(self, points: np.ndarray) -> None:
         """Start new tracks at (M, 2) full-resolution px in the current frame (age 1).
@@ -203,7 +235,7 @@ class TrackStore:
         self._deviation = np.concatenate([self._deviation, np.zeros((m, 2))])
         self._count = np.concatenate([self._count, np.zeros(m, np.int32)])
         self._variance_factor = np.concatenate([self._variance_factor, nan2[:, 0]])
-        self._kept = np.concatenate([self._kept, np.ones(m)])
+        self._withheld = np.concatenate([self._withheld, np.zeros((m, 2))])
 
     def trails(self) -> np.ndarray:
         """(N, track_len, 2) float32 positions, oldest first, NaN before a track's birth."""
@@ -246,3 +278,8 @@ class TrackStore:
         vel = np.einsum("nw,nwc->nc", weights[n_samples], self._trail[:, slots])
         vel[n_samples < 2] = np.nan
         return vel.astype(np.float32)
+
+
+def _same_lens(a: PinholeCamera, b: PinholeCamera) -> bool:
+    return (a.distortion_model == b.distortion_model and np.array_equal(a.k, b.k)
+            and np.array_equal(a.d, b.d))

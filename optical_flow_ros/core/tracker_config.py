@@ -90,11 +90,10 @@ class TrackerConfig:
         True, "motion_field: publish each track's averaged deviation shrunk towards the field "
         "by what the scene shows of it (empirical Bayes: the deviation's noise measured from "
         "neighbouring tracks, the spread of true deviations from all; a track whose deviation "
-        "stands out of its noise keeps it, so moving objects, relief and lens distortion "
-        "keep theirs); over a plane it removes the tracking noise: median per-track error "
-        "at >= 100 px/s on the 13 held-out simulated flights of "
-        "bench/velocity_flights.py 0.23-1.18 % -> 0.14-0.92 % (measured); false: the whole "
-        "deviation")
+        "stands out of its noise keeps it, so moving objects and relief keep theirs); over a "
+        "plane it removes the tracking noise: median per-track error at >= 100 px/s on the "
+        "13 held-out simulated flights of bench/velocity_flights.py 0.23-1.18 % -> "
+        "0.14-0.92 % (measured); false: the whole deviation")
     velocity_window: int = setting(
         5, "slope: trail samples fitted (least squares over the stamps) for a track's "
         "velocity, capped at track_len; 2 = last interval only", range=(2, 1000))

@@ -1324,6 +1324,13 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
         # anyway; its residual scatter would then understate what the field's error leaves.
         velocities += tracks.motion_field.withheld[usable]
     points = tracks.points[usable].astype(np.float64)
+    lens = None if tracks.motion_field is None else tracks.motion_field.lens
+    if lens is not None:
+        # The tracker's field lives in the lens' undistorted image (TrackStore.set_lens):
+        # the tracks go there too, and from here on the camera has no distortion.
+        velocities = np.einsum("nij,nj->ni", lens.undistortion_jacobian(points), velocities)
+        points = lens.undistort_px(points)
+        camera = lens.pinhole()
     lag, velocities, points, field_variance, line = _evaluation_time(
         tracks.motion_field, timing, gyro, velocities, points)
     refused = _collinear(points, {"n_tracks": n_usable}, cfg)

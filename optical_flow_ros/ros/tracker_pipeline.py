@@ -199,13 +199,13 @@ class TrackerPipeline:
     def process(self, frame: Frame, *, draw: bool) -> TrackerResult:
         """Track one frame; build flow/tracks, flow/velocity and (if ``draw``) flow/image."""
         interval = self._interval(frame.stamp)
+        camera = self._camera_for(frame)
         try:
-            tracks = self.tracker.update(frame.gray, frame.stamp)
+            tracks = self.tracker.update(frame.gray, frame.stamp, camera)
         except (OpticalFlowError, ValueError, cv2.error) as err:
             self._diag.count("frames_failed")
             return TrackerResult(None, None, None, None, None, f"tracking failed: {err}",
                                  self._flow_measurement(frame, interval, None))
-        camera = self._camera_for(frame)
         tracks_msg = tracks_to_cloud(tracks, frame.header, camera)
         velocity, estimate = self._estimate_velocity(frame, tracks, camera)
         image = None

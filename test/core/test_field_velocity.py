@@ -258,7 +258,7 @@ def _track(values: dict, estimator: str, *, frames: int = 60, drop: tuple[int, .
         if k in drop:
             continue
         t = cam.frame_time(k)
-        tracks = tracker.update(cam.image(k), t)
+        tracks = tracker.update(cam.image(k), t, cam.camera)
         ok = np.isfinite(tracks.velocities[:, 0])
         if k >= 15 and ok.any():
             truth = cam.pixel_velocity(tracks.points[ok], t)
@@ -293,6 +293,15 @@ def test_slow_motion_error_in_px_per_s():
     results = _track(FLIGHTS["creep"], "motion_field")
     err = np.concatenate([np.linalg.norm(e, axis=1) for e, _ in results])
     assert np.median(err) <= 0.2
+
+
+def test_a_distorting_lens_keeps_the_velocities_at_the_stamp():
+    """With a wide-angle lens (k1 = -0.25, k2 = 0.05) the field is fitted in the undistorted
+    image and the velocities mapped back to the raw one: measured 0.21 % (0.20 % without
+    the lens; 0.74 % when the field was fitted in the raw image, its deviations then real and
+    changing as the tracks cross the image)."""
+    values = dict(FLIGHTS["tilt_0.7Hz"], k1=-0.25, k2=0.05)
+    assert _median_relative(_track(values, "motion_field")) <= 0.005
 
 
 @pytest.mark.parametrize("flight", ["tilt_0.7Hz", "creep"])
