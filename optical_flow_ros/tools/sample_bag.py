@@ -230,7 +230,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         scene.add_argument(f"--{spec.name.replace('_', '-')}", dest=spec.name,
                            type=_option_type(spec), default=None, choices=spec.choices,
                            metavar=None if spec.choices else spec.value_type.__name__.upper(),
-                           help=f"{spec.description} (default {spec.default})")
+                           # argparse formats help with %: a description's "1 %" broke --help
+                           help=f"{spec.description} (default {spec.default})".replace("%", "%%"))
     return parser.parse_args(argv)
 
 
