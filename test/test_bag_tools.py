@@ -301,7 +301,7 @@ def _pipeline_outputs(bag: Path) -> tuple[list, list[float], OfflineDiagnostics]
             feed[m.topic](deserialize(m))
             continue
         result = pipeline.process(frame_from_msg(deserialize(m)), draw=False)
-        focal.append(pipeline.camera.focal_px[0])
+        focal.append(pipeline.camera.focal_px[0] if pipeline.camera else math.nan)
         expected.append(("/flow/tracks", m.timestamp, serialize(result.tracks_msg)))
         if result.velocity_msg is not None:
             expected.append(("/flow/velocity", m.timestamp, serialize(result.velocity_msg)))
@@ -343,6 +343,44 @@ def test_changed_and_invalid_camera_info_are_handled_as_the_node_does(tmp_path):
     assert diagnostics.counters["camera_info_invalid"] == 2
     assert summary.counters["/image: camera_info_invalid"] == 2
     assert focal[0] == SIM["focal_length"] and focal[-1] == 1.25 * SIM["focal_length"]
+
+
+def test_a_lens_known_only_after_the_first_images_and_then_changed_is_tracked_as_live(tmp_path):
+    """A wide-angle lens (k1 -0.25, k2 0.05): process_bag tracks each image one frame ahead,
+    before the messages queued ahead of it reach the pipeline, yet with the lens the node
+    would use for it: no camera_info before the third image (tracked in the raw image),
+    then the lens, then a milder one (k1 -0.1, the field restarts). Outputs equal the
+    pipeline fed every message in record order."""
+    bag, edited = tmp_path / "bag", tmp_path / "edited"
+    assert sample_bag.main([str(bag), "--frames", "30", *sim_args(k1=-0.25, k2=0.05)]) == 0
+    with BagReader(bag) as reader, BagWriter(edited, storage="sqlite3") as writer:
+        for topic in reader.topics.values():
+            writer.add_topic(topic.name, topic.msgtype, like=topic)
+        infos = 0
+        for m in reader.messages():
+            if m.topic == "/camera_info":
+                infos += 1
+                if infos <= 2:
+                    continue
+                if infos >= 16:
+                    msg = deserialize(m)
+                    msg.d = [-0.1, 0.0, 0.0, 0.0, 0.0]
+                    writer.write_message(m.topic, m.timestamp, msg)
+                    continue
+            writer.write(m.topic, m.timestamp, m.data)
+    process_bag.process_bag(edited, tmp_path / "out", process_bag.ProcessOptions())
+    expected, _, _ = _pipeline_outputs(edited)
+    got = read(tmp_path / "out")
+    assert got == expected
+    assert sum(topic == "/flow/velocity" for topic, _, _ in got) >= 15
+
+
+def test_every_tool_prints_its_help():
+    """--help of each command-line tool (sample_bag's scene options quote descriptions
+    with a '%', which argparse's formatting took for a placeholder)."""
+    for tool in ("sample_bag", "process_bag", "play_bag", "view", "demo"):
+        result = run_tool(tool, "--help")
+        assert result.returncode == 0 and result.stdout.startswith("usage:"), result.stderr
 
 
 def test_serialize_zeroes_the_padding():

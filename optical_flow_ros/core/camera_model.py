@@ -11,7 +11,7 @@ import numpy as np
 
 from optical_flow_ros.core.errors import CameraModelError
 
-__all__ = ["CameraInfoLike", "PinholeCamera"]
+__all__ = ["CameraInfoLike", "PinholeCamera", "lens_of", "same_lens"]
 
 _PLUMB_BOB_MODELS = ("plumb_bob", "rational_polynomial", "")
 _EQUIDISTANT_MODELS = ("equidistant", "fisheye")
@@ -140,3 +140,20 @@ class PinholeCamera:
         jacobian[:, :, 0] = (u[0] - u[1]) / (2.0 * step_px)
         jacobian[:, :, 1] = (u[2] - u[3]) / (2.0 * step_px)
         return jacobian
+
+
+def lens_of(camera: PinholeCamera | None) -> PinholeCamera | None:
+    """``camera`` when its lens distorts the image, else None (the raw image is pinhole)."""
+    return camera if camera is not None and camera.distorted else None
+
+
+def same_lens(a: PinholeCamera | None, b: PinholeCamera | None) -> bool:
+    """Whether two cameras give the same undistorted image (:meth:`PinholeCamera.undistort_px`).
+
+    Every camera without distortion, and None, give the raw image.
+    """
+    a, b = lens_of(a), lens_of(b)
+    if a is None or b is None:
+        return a is b
+    return (a is b or (a.distortion_model == b.distortion_model and np.array_equal(a.k, b.k)
+                       and np.array_equal(a.d, b.d)))

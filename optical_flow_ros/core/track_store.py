@@ -19,7 +19,7 @@ import dataclasses
 
 import numpy as np
 
-from optical_flow_ros.core.camera_model import PinholeCamera
+from optical_flow_ros.core.camera_model import PinholeCamera, lens_of, same_lens
 from optical_flow_ros.core.field_velocity import MotionField, MotionFieldVelocity
 
 __all__ = ["TrackStore"]
@@ -109,11 +109,9 @@ class TrackStore:
         image. None or a camera without distortion: the raw image. A different lens
         restarts the field (its coordinates change).
         """
-        lens = camera if camera is not None and camera.distorted else None
-        if lens is self._lens or (lens is not None and self._lens is not None
-                                  and _same_lens(lens, self._lens)):
+        if same_lens(camera, self._lens):
             return
-        self._lens = lens
+        self._lens = lens_of(camera)
         self._clear_field_state()
 
     def set_lengths(self, track_len: int, velocity_window: int) -> None:
@@ -278,8 +276,3 @@ class TrackStore:
         vel = np.einsum("nw,nwc->nc", weights[n_samples], self._trail[:, slots])
         vel[n_samples < 2] = np.nan
         return vel.astype(np.float32)
-
-
-def _same_lens(a: PinholeCamera, b: PinholeCamera) -> bool:
-    return (a.distortion_model == b.distortion_model and np.array_equal(a.k, b.k)
-            and np.array_equal(a.d, b.d))

@@ -184,6 +184,17 @@ class TrackerPipeline:
         self._diag.clear("camera_info")
         return None
 
+    def camera_for(self, camera: PinholeCamera | None, shape: tuple[int, ...]
+                   ) -> PinholeCamera | None:
+        """The intrinsics used for an image of ``shape`` (rows, cols).
+
+        ``camera``: the last valid camera_info. None when camera_info is not to be used or
+        is of another size (no diagnostics here; :meth:`process` reports those).
+        """
+        if camera is None or not self._config.output.use_camera_info:
+            return None
+        return camera if (camera.height, camera.width) == tuple(shape) else None
+
     def _camera_for(self, frame: Frame) -> PinholeCamera | None:
         camera = self.camera
         if camera is None or not self._config.output.use_camera_info:

@@ -7,7 +7,8 @@ from typing import Any
 
 from builtin_interfaces.msg import Time
 
-from optical_flow_ros.core.errors import ImageConversionError
+from optical_flow_ros.core.camera_model import PinholeCamera
+from optical_flow_ros.core.errors import CameraModelError, ImageConversionError
 from optical_flow_ros.ros.dense_pipeline import DenseNodeConfig, DensePipeline, DenseWants
 from optical_flow_ros.ros.diagnostics import OfflineDiagnostics
 from optical_flow_ros.ros.image_input import Frame, frame_from_msg
@@ -47,6 +48,10 @@ class CameraJob:
         self._max_pixels = (tracker or dense).input.max_pixels
         self.tracker: TrackerPipeline | None = None
         self._lookahead: LookaheadTracker | None = None
+        # The last valid camera_info read so far (record order), ahead of the pipeline,
+        # which gets it only when the messages queued before the next image are handled.
+        self._camera_ahead: PinholeCamera | None = None
+        self._camera_ahead_key: bytes | None = None
         outputs: list[tuple[str, str, int]] = []
         if tracker is not None:
             self.tracker = TrackerPipeline(tracker, self.diagnostics)
@@ -80,6 +85,27 @@ class CameraJob:
                 out[self.topics.imu] = _cdr_bytes(inputs.on_imu_cdr)
         return out
 
+    def peeks(self) -> dict[str, Callable[[BagMessage], None]]:
+        """Topic -> what to read of its messages as soon as they are read.
+
+        Before they wait in the queue: the camera_info, for the lens the next image will be
+        tracked with (ahead, :class:`LookaheadTracker`).
+        """
+        if self._lookahead is None or self.topics.camera_info is None:
+            return {}
+        return {self.topics.camera_info: self._peek_camera_info}
+
+    def _peek_camera_info(self, message: BagMessage) -> None:
+        data = message.data
+        key = bytes(data[:_STAMP.start]) + bytes(data[_STAMP.stop:])
+        if key == self._camera_ahead_key:
+            return
+        try:   # an invalid one is ignored, as the pipeline ignores it
+            self._camera_ahead = PinholeCamera.from_camera_info(deserialize(message))
+            self._camera_ahead_key = key
+        except CameraModelError:
+            pass
+
     def decode(self, message: BagMessage) -> Frame | str:
         """The frame of an image message (tracking started ahead), or why it is invalid.
 
@@ -95,7 +121,9 @@ class CameraJob:
                                       nanosec=message.timestamp % 10**9)
             frame.stamp = message.timestamp * 1e-9
         if self._lookahead is not None:
-            self._lookahead.prefetch(frame.gray, frame.stamp)
+            assert self.tracker is not None
+            self._lookahead.prefetch(frame.gray, frame.stamp, self.tracker.camera_for(
+                self._camera_ahead, frame.gray.shape))
         return frame
 
     def on_frame(self, message: BagMessage, frame: Frame | str) -> None:

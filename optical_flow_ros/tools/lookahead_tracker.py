@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from optical_flow_ros.core.camera_model import PinholeCamera, same_lens
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig, TrackerStats
 from optical_flow_ros.core.track_types import Tracks
 
@@ -42,7 +43,8 @@ class LookaheadTracker:
         self._tracker = tracker
         self._keep_trails = trails
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="lookahead_tracker")
-        self._ahead: deque[tuple[np.ndarray, float, Future[_Update]]] = deque()
+        self._ahead: deque[tuple[np.ndarray, float, PinholeCamera | None,
+                                 Future[_Update]]] = deque()
         self._last = _Update(None, None, tracker.stats, None)
 
     @property
@@ -61,27 +63,36 @@ class LookaheadTracker:
             raise RuntimeError("trails were not kept for this frame")
         return self._last.trails
 
-    def prefetch(self, gray: np.ndarray, stamp: float) -> None:
-        """Start updating the tracker with the next frame in the worker."""
-        self._ahead.append((gray, stamp, self._worker.submit(self._run, gray, stamp)))
+    def prefetch(self, gray: np.ndarray, stamp: float, camera: PinholeCamera | None) -> None:
+        """Start updating the tracker with the next frame in the worker.
 
-    def _run(self, gray: np.ndarray, stamp: float) -> _Update:
+        ``camera``: the intrinsics the pipeline will use for that frame (its lens decides
+        where the motion field is fitted), known from the camera_info read before it.
+        """
+        self._ahead.append((gray, stamp, camera,
+                            self._worker.submit(self._run, gray, stamp, camera)))
+
+    def _run(self, gray: np.ndarray, stamp: float, camera: PinholeCamera | None) -> _Update:
         try:
-            tracks = self._tracker.update(gray, stamp)
+            tracks = self._tracker.update(gray, stamp, camera)
         except Exception as err:  # handed to the caller of update(), as if raised there
             return _Update(None, err, self._tracker.stats, None)
         return _Update(tracks, None, self._tracker.stats,
                        self._tracker.trails() if self._keep_trails else None)
 
-    def update(self, gray: np.ndarray, stamp: float) -> Tracks:
+    def update(self, gray: np.ndarray, stamp: float,
+               camera: PinholeCamera | None = None) -> Tracks:
         """The tracks of this frame: computed ahead when prefetched, else now."""
         if self._ahead:
-            ahead_gray, ahead_stamp, future = self._ahead.popleft()
+            ahead_gray, ahead_stamp, ahead_camera, future = self._ahead.popleft()
             if ahead_gray is not gray or ahead_stamp != stamp:
                 raise RuntimeError("LookaheadTracker: frames asked for out of order")
+            if not same_lens(ahead_camera, camera):
+                raise RuntimeError("LookaheadTracker: the frame was tracked ahead with "
+                                   "another lens than the pipeline uses for it")
             self._last = future.result()
         else:
-            self._last = self._run(gray, stamp)
+            self._last = self._run(gray, stamp, camera)
         if self._last.error is not None:
             raise self._last.error
         assert self._last.tracks is not None

@@ -221,9 +221,12 @@ class _Run:
         self._summary, self._progress, self._should_stop = summary, progress, should_stop
         self._image_jobs = {job.topics.image: job for job in jobs}
         self._handlers: dict[str, list[Callable[[BagMessage], None]]] = {}
+        self._peeks: dict[str, list[Callable[[BagMessage], None]]] = {}
         for job in jobs:
             for topic, handler in job.handlers().items():
                 self._handlers.setdefault(topic, []).append(handler)
+            for topic, peek in job.peeks().items():
+                self._peeks.setdefault(topic, []).append(peek)
         self._first_image_ns: int | None = None
 
     def run(self) -> None:
@@ -235,6 +238,8 @@ class _Run:
         for message in self._reader.messages(list(dict.fromkeys(names))):
             job = self._image_jobs.get(message.topic)
             if job is None:
+                for peek in self._peeks.get(message.topic, ()):
+                    peek(message)
                 queue.append(_Queued(message))
                 continue
             frame = job.decode(message)
