@@ -26,7 +26,7 @@ without the gyro. Per flight and case it reports:
   the fit, the lag and the acceleration leave), both estimators, per frame and IMU_RATE.
 
 The flights that chose a setting (``TRAIN``) are kept apart from those that only report
-(``HELD_OUT`` and ``FRESH``); ``--set`` picks one (default: held_out and fresh).
+(``HELD_OUT``, ``FRESH`` and ``LENS``); ``--set`` picks some (default: those three).
 """
 
 from __future__ import annotations
@@ -310,7 +310,7 @@ def format_row(r: dict[str, Any], case: str) -> str:
 
 def flights(which: str, quick: bool) -> list[Flight]:
     sets = dict(train=velocity_flights.TRAIN, held_out=velocity_flights.HELD_OUT,
-                fresh=velocity_flights.FRESH)
+                fresh=velocity_flights.FRESH, lens=velocity_flights.LENS)
     chosen = [f for name in which.split(",") for f in sets[name]]
     if quick:
         chosen = [dataclasses.replace(f, seconds=min(f.seconds, 3.0)) for f in chosen]
@@ -319,7 +319,7 @@ def flights(which: str, quick: bool) -> list[Flight]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", default="held_out,fresh")
+    parser.add_argument("--set", default="held_out,fresh,lens")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--quiet-too", action="store_true", help="also without any noise")
     parser.add_argument("--only", default="", help="substring of the flight names")

@@ -640,7 +640,7 @@ def section_input_mix(quick: bool, workdir: Path) -> tuple[dict, list[Check]]:
 def section_velocity(quick: bool) -> tuple[dict, list[Check]]:
     """Accuracy and calibration of the velocities (see bench/bench_velocity_accuracy.py)."""
     rows = []
-    for flight in bench_velocity_accuracy.flights("held_out,fresh", quick):
+    for flight in bench_velocity_accuracy.flights("held_out,fresh,lens", quick):
         for variant in (flight, flight.quiet()):
             rows.append(bench_velocity_accuracy.measure(variant, slope=variant is flight))
             log("   " + bench_velocity_accuracy.format_row(rows[-1], "gyro"))
@@ -891,7 +891,8 @@ def report(results: dict, checks: list[Check], command: str) -> str:
         out += ["", "## 7. Velocities: per-track at the stamp, ego-velocity calibration", "",
                 "`bench/bench_velocity_accuracy.py`: simulated flights over real photos "
                 "(640x480, f = 500 px, 15-60 Hz, 0.3-3 m/s, 1.2-9.5 m, turning, tilting "
-                "+/-3-5 deg at 0.45-0.7 Hz; held-out and fresh sets, never tuned on), with the "
+                "+/-3-5 deg at 0.45-0.7 Hz; held-out, fresh and lens sets, never tuned on; the "
+                "lens flights' camera_info has k1 = -0.25, k2 = 0.05 or k1 = -0.1), with the "
                 "issue's sensor noise (image 2 grey levels, gyro 0.005 rad/s and range 1 % with "
                 "their variances stated) and without any ('/quiet'), tracked by LKTracker with "
                 "its defaults and estimated as tracker_node does, with and without gyro. Track "

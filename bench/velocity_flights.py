@@ -268,3 +268,14 @@ FRESH = [
             yaw=0.5, yaw_rate=0.15, roll_amplitude=3 * DEG, pitch_amplitude=3 * DEG,
             attitude_period=1.9, seed=17),
 ]
+
+# Held out as well: lenses in camera_info (a wide-angle k1 = -0.25, k2 = 0.05 and a milder
+# k1 = -0.1), where the tracker fits its motion field in the undistorted image.
+LENS = [
+    _flight("lens/tilt4_0.6Hz_2.5m_1.2ms_gravel_k1-0.25", altitude=2.5, velocity_x=1.2,
+            velocity_y=-0.4, yaw_rate=0.25, roll_amplitude=4 * DEG, pitch_amplitude=4 * DEG,
+            attitude_period=1.67, k1=-0.25, k2=0.05, seed=21),
+    _flight("lens/tilt3_0.5Hz_5m_2ms_astronaut_30Hz_k1-0.1", texture="astronaut",
+            altitude=5.0, velocity_x=-2.0, velocity_y=0.8, yaw=0.8, yaw_rate=-0.2,
+            roll_amplitude=3 * DEG, attitude_period=2.0, k1=-0.1, seed=22),
+]
