@@ -38,7 +38,8 @@ class Tracks:
         stamp: the frame's time, s.
         motion_field: the motion_field velocity estimator's field of this frame and what it
             measured about the velocities' noise (:class:`~.field_velocity.MotionField`, its
-            ``variance_factor`` aligned with the tracks); None when it did not fit a field
+            ``variance_factor`` and ``withheld`` aligned with the tracks; in the undistorted
+            image of its ``lens`` when there is one); None when it did not fit a field
             (slope estimator, too few tracks, first frames, other sources of tracks).
 
     """
