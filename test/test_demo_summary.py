@@ -37,3 +37,25 @@ def test_summary_reports_coverage_and_median_nees():
         assert abs(summary[f"velocity_{axis}_within_1sigma_pct"] - 68.3) < 2.5
         assert summary[f"velocity_{axis}_within_3sigma_pct"] > 99.0
     assert abs(summary["velocity_nees_median"] - 2 * np.log(2)) < 0.1   # chi2(2) median
+
+
+def test_the_truth_of_the_track_velocities_takes_each_rays_depth_from_the_true_pose():
+    """The demo's per-track truth: the ground's depth along each ray from sim/pose, as the
+    simulator renders it (here tilted 5 deg and yawed, so depths differ across the image)."""
+    from geometry_msgs.msg import PoseStamped
+
+    from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
+    from optical_flow_ros.tools.demo_listener import _ground_depth
+
+    sim = SimCamera(SimCameraConfig(altitude=3.0, yaw=0.7, roll_amplitude=np.radians(5.0),
+                                    pitch_amplitude=np.radians(4.0)))
+    t = 0.37
+    state = sim.state(t)
+    pose = PoseStamped()
+    p = pose.pose.position
+    p.x, p.y, p.z = map(float, state.position)
+    q = pose.pose.orientation
+    q.x, q.y, q.z, q.w = map(float, state.quaternion)
+    points = np.array([[5.0, 5.0], [320.0, 240.0], [630.0, 470.0], [100.0, 400.0]])
+    np.testing.assert_allclose(_ground_depth(sim.normalize(points), pose),
+                               sim.depth(points, t), rtol=1e-9)
