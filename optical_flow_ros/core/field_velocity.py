@@ -50,8 +50,8 @@ noise of 2 grey levels, turning and tilting +/-3-5 deg at 0.45-0.7 Hz, 15-60 Hz,
 median error against the exact image velocity at the stamp 0.14-0.92 % (0.23-1.18 % with
 each track's whole deviation; the most at 60 Hz, where one interval's tracking noise is the
 largest velocity noise), where the 5-frame slope gives 4-23 % and a per-track curve fit (a
-quadratic over 5 frames) 0.7-3 %. Cost: ~0.15 ms per frame
-over the slope's at 500 tracks.
+quadratic over 5 frames) 0.7-3 %. Cost: ~0.35-0.5 ms per frame over the slope's at 500
+tracks (BENCHMARKS.md section 7).
 
 Noise (:class:`MotionField`): the per-interval deviation's robust std (what the tracking
 noise is this frame), the error variance of ``th(t)`` (the per-interval parameters' measured
