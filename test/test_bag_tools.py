@@ -314,28 +314,39 @@ def test_outputs_equal_the_pipeline_run_frame_by_frame(sample, processed):
     assert read(processed) == expected
 
 
-def test_changed_and_invalid_camera_info_are_handled_as_the_node_does(tmp_path):
-    """process_bag skips decoding a camera_info equal to the last accepted one but for its
-    stamp; one that changes the intrinsics, and every one after an invalid one, still go
-    through: outputs and counts equal the pipeline fed every message in record order."""
+def _camera_info_edited(tmp_path: Path, edit, **sim) -> Path:
+    """A 30-frame sample bag (``sim`` overrides) with each camera_info replaced by
+    ``edit(index, msg)`` (None: dropped); the other messages as written."""
     bag, edited = tmp_path / "bag", tmp_path / "edited"
-    assert sample_bag.main([str(bag), "--frames", "30", *sim_args()]) == 0
+    assert sample_bag.main([str(bag), "--frames", "30", *sim_args(**sim)]) == 0
     with BagReader(bag) as reader, BagWriter(edited, storage="sqlite3") as writer:
         for topic in reader.topics.values():
             writer.add_topic(topic.name, topic.msgtype, like=topic)
         infos = 0
         for m in reader.messages():
-            if m.topic == "/camera_info":
-                msg = deserialize(m)
-                if infos in (8, 9):                      # two invalid ones (zero focal length)
-                    msg.k = [0.0] * 9
-                elif infos >= 18:                        # new intrinsics from here on
-                    msg.k = [msg.k[0] * 1.25, 0.0, msg.k[2], 0.0, msg.k[4] * 1.25, msg.k[5],
-                             0.0, 0.0, 1.0]
-                infos += 1
-                writer.write_message(m.topic, m.timestamp, msg)
-            else:
+            if m.topic != "/camera_info":
                 writer.write(m.topic, m.timestamp, m.data)
+                continue
+            msg = edit(infos, deserialize(m))
+            infos += 1
+            if msg is not None:
+                writer.write_message(m.topic, m.timestamp, msg)
+    return edited
+
+
+def test_changed_and_invalid_camera_info_are_handled_as_the_node_does(tmp_path):
+    """process_bag skips decoding a camera_info equal to the last accepted one but for its
+    stamp; one that changes the intrinsics, and every one after an invalid one, still go
+    through: outputs and counts equal the pipeline fed every message in record order."""
+    def edit(index: int, msg):
+        if index in (8, 9):                       # two invalid ones (zero focal length)
+            msg.k = [0.0] * 9
+        elif index >= 18:                         # new intrinsics from here on
+            msg.k = [msg.k[0] * 1.25, 0.0, msg.k[2], 0.0, msg.k[4] * 1.25, msg.k[5],
+                     0.0, 0.0, 1.0]
+        return msg
+
+    edited = _camera_info_edited(tmp_path, edit)
     summary = process_bag.process_bag(edited, tmp_path / "out", process_bag.ProcessOptions())
 
     expected, focal, diagnostics = _pipeline_outputs(edited)
@@ -351,23 +362,14 @@ def test_a_lens_known_only_after_the_first_images_and_then_changed_is_tracked_as
     would use for it: no camera_info before the third image (tracked in the raw image),
     then the lens, then a milder one (k1 -0.1, the field restarts). Outputs equal the
     pipeline fed every message in record order."""
-    bag, edited = tmp_path / "bag", tmp_path / "edited"
-    assert sample_bag.main([str(bag), "--frames", "30", *sim_args(k1=-0.25, k2=0.05)]) == 0
-    with BagReader(bag) as reader, BagWriter(edited, storage="sqlite3") as writer:
-        for topic in reader.topics.values():
-            writer.add_topic(topic.name, topic.msgtype, like=topic)
-        infos = 0
-        for m in reader.messages():
-            if m.topic == "/camera_info":
-                infos += 1
-                if infos <= 2:
-                    continue
-                if infos >= 16:
-                    msg = deserialize(m)
-                    msg.d = [-0.1, 0.0, 0.0, 0.0, 0.0]
-                    writer.write_message(m.topic, m.timestamp, msg)
-                    continue
-            writer.write(m.topic, m.timestamp, m.data)
+    def edit(index: int, msg):
+        if index < 2:
+            return None                           # no camera_info yet
+        if index >= 15:                           # a milder lens from here on
+            msg.d = [-0.1, 0.0, 0.0, 0.0, 0.0]
+        return msg
+
+    edited = _camera_info_edited(tmp_path, edit, k1=-0.25, k2=0.05)
     process_bag.process_bag(edited, tmp_path / "out", process_bag.ProcessOptions())
     expected, _, _ = _pipeline_outputs(edited)
     got = read(tmp_path / "out")
