@@ -383,6 +383,7 @@ def test_every_tool_prints_its_help():
     for tool in ("sample_bag", "process_bag", "play_bag", "view", "demo"):
         result = run_tool(tool, "--help")
         assert result.returncode == 0 and result.stdout.startswith("usage:"), result.stderr
+        assert "(default: None)" not in result.stdout, (tool, result.stdout)
 
 
 def test_serialize_zeroes_the_padding():

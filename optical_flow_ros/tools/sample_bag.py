@@ -206,10 +206,17 @@ def _option_type(spec: FieldSpec) -> Any:
     return spec.value_type
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in the help, but not the scene options' None (their help says theirs)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="sample_bag", description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     parser.add_argument("out", type=Path, help="bag folder to create")
     parser.add_argument("--frames", type=int, default=150, help="frames to render")
     parser.add_argument("--storage", choices=STORAGES, default="mcap", help="bag storage")
