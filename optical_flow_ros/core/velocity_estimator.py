@@ -85,7 +85,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from optical_flow_ros.core.camera_model import PinholeCamera
+from optical_flow_ros.core.camera_model import PinholeCamera, same_lens
 from optical_flow_ros.core.config_fields import setting, validate_fields
 from optical_flow_ros.core.errors import ConfigError
 from optical_flow_ros.core.field_velocity import STALL_RATIO, MotionField, field_basis
@@ -1261,7 +1261,9 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
 
     Args:
         tracks: the frame's tracks: points px, velocities px/s (NaN = unknown), ages.
-        camera: intrinsics (K, distortion) from CameraInfo; None refuses (no_intrinsics).
+        camera: intrinsics (K, distortion) from CameraInfo; None refuses (no_intrinsics),
+            and so does a camera whose lens is not the one the tracker's motion field was
+            fitted for (``LKTracker.update``'s camera).
         distance: distance to the scene along the optical axis, m; None, NaN or out of
             [min_scene_distance, max_scene_distance] gives a ``no_distance`` result that
             still carries the scale-free ``linear_per_distance`` and ``flow_rate``.
@@ -1294,6 +1296,12 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
     if camera is None:
         return VelocityEstimate("no_intrinsics", "no camera intrinsics (camera_info not "
                                 "received, invalid or of another image size)")
+    field = tracks.motion_field
+    if field is not None and not same_lens(field.lens, camera):
+        return VelocityEstimate(
+            "no_intrinsics", "the tracker fitted its motion field in another image than this "
+            "camera's undistorted one (give LKTracker.update the same camera): a plane's "
+            "motion field holds only in a pinhole image, and its rates would be off")
     if timing is not None and timing.stalled:
         return VelocityEstimate("stalled", f"within {STALLED_FRAMES} frames of a stall (a "
                                 f"frame gap above {STALL_RATIO:g} times the recent mean "
@@ -1318,13 +1326,13 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
         if isinstance(gyro, GyroRates):
             gyro = _best_instant(gyro, timing.end, distance, acceleration, cfg)
     velocities = tracks.velocities[usable].astype(np.float64)
-    if tracks.motion_field is not None and tracks.motion_field.withheld is not None:
+    if field is not None and field.withheld is not None:
         # Each track's whole deviation, as the fit's noise model and its calibration were
         # measured: the shrinkage removes independent track noise, which the fit averages
         # anyway; its residual scatter would then understate what the field's error leaves.
-        velocities += tracks.motion_field.withheld[usable]
+        velocities += field.withheld[usable]
     points = tracks.points[usable].astype(np.float64)
-    lens = None if tracks.motion_field is None else tracks.motion_field.lens
+    lens = None if field is None else field.lens
     if lens is not None:
         # The tracker's field lives in the lens' undistorted image (TrackStore.set_lens):
         # the tracks go there too, and from here on the camera has no distortion.
@@ -1339,7 +1347,6 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
 
     points_n, flow = _normalised_flow(camera, points, velocities)
     focal = 0.5 * sum(camera.focal_px)
-    field = tracks.motion_field
     rates = None
     if gyro is not None:
         flow = flow - rotational_field(points_n, gyro.mean)
