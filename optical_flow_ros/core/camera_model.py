@@ -123,23 +123,26 @@ class PinholeCamera:
         return np.column_stack((k[0, 0] * n[:, 0] + k[0, 1] * n[:, 1] + k[0, 2],
                                 k[1, 1] * n[:, 1] + k[1, 2]))
 
-    def undistortion_jacobian(self, points_px: np.ndarray, step_px: float = 0.5) -> np.ndarray:
-        """(N, 2, 2) d(undistort_px)/d(raw px) at each point (central differences).
+    def undistort_with_jacobian(self, points_px: np.ndarray, step_px: float = 0.5
+                                ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`undistort_px` of the points (N, 2) and its Jacobian there (N, 2, 2).
 
-        Maps a raw image velocity to the undistorted image's (``J @ v``); its inverse maps
-        back. The identity without distortion.
+        The Jacobian d(undistort_px)/d(raw px) by central differences of ``step_px``, from
+        the same OpenCV call: it maps a raw image velocity to the undistorted image's
+        (``J @ v``), its inverse maps back. Without distortion: the points and the identity.
         """
         points = np.asarray(points_px, np.float64).reshape(-1, 2)
         count = points.shape[0]
         if not self.distorted:
-            return np.broadcast_to(np.eye(2), (count, 2, 2)).copy()
-        offsets = np.array([[step_px, 0.0], [-step_px, 0.0], [0.0, step_px], [0.0, -step_px]])
+            return points.copy(), np.broadcast_to(np.eye(2), (count, 2, 2)).copy()
+        offsets = np.array([[0.0, 0.0], [step_px, 0.0], [-step_px, 0.0], [0.0, step_px],
+                            [0.0, -step_px]])
         moved = (points[None, :, :] + offsets[:, None, :]).reshape(-1, 2)
-        u = self.undistort_px(moved).reshape(4, count, 2)
+        u = self.undistort_px(moved).reshape(5, count, 2)
         jacobian = np.empty((count, 2, 2))
-        jacobian[:, :, 0] = (u[0] - u[1]) / (2.0 * step_px)
-        jacobian[:, :, 1] = (u[2] - u[3]) / (2.0 * step_px)
-        return jacobian
+        jacobian[:, :, 0] = (u[1] - u[2]) / (2.0 * step_px)
+        jacobian[:, :, 1] = (u[3] - u[4]) / (2.0 * step_px)
+        return u[0], jacobian
 
 
 def lens_of(camera: PinholeCamera | None) -> PinholeCamera | None:

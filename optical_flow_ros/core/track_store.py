@@ -179,10 +179,9 @@ class TrackStore:
             self.velocities = step.velocities
             withheld = (1.0 - step.kept)[:, None] * step.deviation
         else:   # the field in the undistorted image, where it is exact; velocities back
-            jacobian = lens.undistortion_jacobian(self.points)
-            step = self._field.step(lens.undistort_px(previous), lens.undistort_px(self.points),
-                                    previous_stamp, stamp, shape, deviation, count,
-                                    variance_factor)
+            current, jacobian = lens.undistort_with_jacobian(self.points)
+            step = self._field.step(lens.undistort_px(previous), current, previous_stamp,
+                                    stamp, shape, deviation, count, variance_factor)
             both = np.stack((step.velocities.astype(np.float64),
                              (1.0 - step.kept)[:, None] * step.deviation), axis=2)
             raw = np.linalg.solve(jacobian, both)   # (N, 2, 2): velocity, withheld

@@ -1336,8 +1336,8 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
     if lens is not None:
         # The tracker's field lives in the lens' undistorted image (TrackStore.set_lens):
         # the tracks go there too, and from here on the camera has no distortion.
-        velocities = np.einsum("nij,nj->ni", lens.undistortion_jacobian(points), velocities)
-        points = lens.undistort_px(points)
+        points, jacobian = lens.undistort_with_jacobian(points)
+        velocities = np.einsum("nij,nj->ni", jacobian, velocities)
         camera = lens.pinhole()
     lag, velocities, points, field_variance, line = _evaluation_time(
         tracks.motion_field, timing, gyro, velocities, points)

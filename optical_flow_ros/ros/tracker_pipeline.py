@@ -199,7 +199,7 @@ class TrackerPipeline:
         camera = self.camera
         if camera is None or not self._config.output.use_camera_info:
             return None
-        if (camera.height, camera.width) != frame.gray.shape:
+        if self.camera_for(camera, frame.gray.shape) is None:
             self._diag.raise_condition(
                 "camera_info_size", f"camera_info is {camera.width}x{camera.height} but images "
                 f"are {frame.gray.shape[1]}x{frame.gray.shape[0]}; using pixel coordinates")

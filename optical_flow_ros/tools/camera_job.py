@@ -96,8 +96,7 @@ class CameraJob:
         return {self.topics.camera_info: self._peek_camera_info}
 
     def _peek_camera_info(self, message: BagMessage) -> None:
-        data = message.data
-        key = bytes(data[:_STAMP.start]) + bytes(data[_STAMP.stop:])
+        key = _without_stamp(message.data)
         if key == self._camera_ahead_key:
             return
         try:   # an invalid one is ignored, as the pipeline ignores it
@@ -182,6 +181,11 @@ def _cdr_bytes(handler: Callable[[bytes], Any]) -> Callable[[BagMessage], None]:
 _STAMP = slice(4, 12)
 
 
+def _without_stamp(data: bytes | memoryview) -> bytes:
+    """A message's CDR bytes but its header stamp: equal for the same camera_info resent."""
+    return bytes(data[:_STAMP.start]) + bytes(data[_STAMP.stop:])
+
+
 class _CameraInfoFeed:
     """Feeds camera_info to the pipeline, skipping one equal to the last accepted but its stamp.
 
@@ -198,8 +202,7 @@ class _CameraInfoFeed:
         self._accepted: bytes | None = None
 
     def __call__(self, message: BagMessage) -> None:
-        data = message.data
-        key = bytes(data[:_STAMP.start]) + bytes(data[_STAMP.stop:])
+        key = _without_stamp(message.data)
         if key == self._accepted:
             return
         self._accepted = key if self._handler(deserialize(message)) is None else None

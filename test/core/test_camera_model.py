@@ -52,7 +52,8 @@ def test_the_jacobian_maps_a_raw_velocity_to_the_undistorted_images(name):
     rng = np.random.default_rng(2)
     points = rng.uniform((20, 20), (620, 460), (100, 2))
     velocity = rng.normal(0.0, 200.0, (100, 2))                  # px/s
-    jacobian = camera.undistortion_jacobian(points)
+    undistorted, jacobian = camera.undistort_with_jacobian(points)
+    np.testing.assert_array_equal(undistorted, camera.undistort_px(points))
     step = 0.01
     expected = (camera.undistort_px(points + step * velocity)
                 - camera.undistort_px(points - step * velocity)) / (2 * step)
@@ -69,5 +70,6 @@ def test_without_distortion_the_undistorted_image_is_the_raw_one():
     points = np.array([[10.0, 20.0], [600.5, 470.25]])
     assert not camera.distorted and camera.pinhole() is camera
     np.testing.assert_array_equal(camera.undistort_px(points), points)
-    np.testing.assert_array_equal(camera.undistortion_jacobian(points),
-                                  np.broadcast_to(np.eye(2), (2, 2, 2)))
+    undistorted, jacobian = camera.undistort_with_jacobian(points)
+    np.testing.assert_array_equal(undistorted, points)
+    np.testing.assert_array_equal(jacobian, np.broadcast_to(np.eye(2), (2, 2, 2)))
