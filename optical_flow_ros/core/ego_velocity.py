@@ -16,25 +16,36 @@ from that frame's tracks and sensors. A stream also keeps, from frame to frame:
 * the recent frames' measure of the translation's curvature through the gyro's line
   (``VelocityEstimate.line_bias_excess``, over the last :data:`LINE_BIAS_WINDOW_S`): each
   frame's is a noisy difference, and where it happens to be small on a curving flight the
-  median of the last frames is counted instead (``line_bias_floor`` of estimate_velocity).
+  median of the last frames is counted instead (``line_bias_floor`` of estimate_velocity);
+* the distance: range readings given with :meth:`EgoVelocityEstimator.add_range` are
+  filtered over time (:class:`~optical_flow_ros.core.distance_filter.DistanceFilter`,
+  carried between readings by each estimate's ``distance_rate``) when the config's
+  ``distance_filter`` is on, else the newest is used as it is.
 
 :class:`EgoVelocityEstimator` holds them, so that every user (tracker_node, the benchmarks, a
 library user replaying tracks) runs the stage the same way::
 
     ego = EgoVelocityEstimator(window, max_dt, at_stamp=True)
     for tracks in stream:
+        for stamp, range_m, variance in readings_since_last_frame:
+            ego.add_range(stamp, range_m, variance)
         timing = ego.timing(tracks.stamp)
         gyro = gyro_rates(times, rates, timing, max_age=0.1, covariance=imu_covariance)
-        estimate = ego.estimate(tracks, camera, timing, distance=range_m, gyro=gyro)
+        estimate = ego.estimate(tracks, camera, timing, gyro=gyro)
+
+(``distance=`` in :meth:`~EgoVelocityEstimator.estimate` bypasses the readings: a fixed
+distance, or one the caller filtered itself.)
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
 
 from optical_flow_ros.core.camera_model import PinholeCamera
+from optical_flow_ros.core.distance_filter import DistanceFilter, FilteredDistance
 from optical_flow_ros.core.track_types import Tracks
 from optical_flow_ros.core.velocity_estimator import (
     FitWindow,
@@ -46,7 +57,7 @@ from optical_flow_ros.core.velocity_estimator import (
 )
 from optical_flow_ros.core.world_acceleration import AccelerationEstimator
 
-__all__ = ["LINE_BIAS_WINDOW_S", "EgoVelocityEstimator"]
+__all__ = ["DEFAULT_RANGE_MAX_AGE_S", "LINE_BIAS_WINDOW_S", "EgoVelocityEstimator"]
 
 #: The recent frames whose line-bias measure is taken (their median, from 3 of them on), s.
 #: Chosen on the accelerating TRAIN-like flights of bench/velocity_flights.py (one gyro
@@ -57,6 +68,10 @@ __all__ = ["LINE_BIAS_WINDOW_S", "EgoVelocityEstimator"]
 #: (median NEES of 84 runs 0.64 -> 0.51; the median 0.55, more of them in 1-2: 20 against 18).
 LINE_BIAS_WINDOW_S = 0.6
 _MIN_BIAS_FRAMES = 3
+#: Range readings further than this from the image stamp are not used, s (the tracker
+#: node's ``sensor_max_age`` default).
+DEFAULT_RANGE_MAX_AGE_S = 0.2
+_DEFAULT_CONFIG = VelocityConfig()
 
 
 class EgoVelocityEstimator:
@@ -74,15 +89,42 @@ class EgoVelocityEstimator:
         self._window = FitWindow(window, max_dt, at_stamp=at_stamp)
         self._acceleration = AccelerationEstimator()
         self._bias = _RecentMedian(LINE_BIAS_WINDOW_S)
+        self._distance = DistanceFilter()
+        self._ranges: list[tuple[float, float, float | None]] = []   # not yet filtered
+        self._newest_range: tuple[float, float, float | None] | None = None
 
     def configure(self, window: int, max_dt: float, *, at_stamp: bool = False) -> None:
         """New tracker settings; the window's stamps and the acceleration are kept."""
         self._window.configure(window, max_dt, at_stamp=at_stamp)
 
     def reset(self) -> None:
-        """Forget the acceleration and the line bias (a tracker reset: new tracks)."""
+        """Forget the acceleration and the line bias (a tracker reset: new tracks).
+
+        The distance filter keeps its state but not its rate: the next reading restarts it.
+        """
         self._acceleration.reset()
         self._bias.reset()
+        self._distance.set_rate(None)
+
+    @property
+    def distance_filter(self) -> DistanceFilter:
+        """The range readings' filter (its state, for diagnostics)."""
+        return self._distance
+
+    def add_range(self, stamp: float, distance: float, variance: float | None = None) -> None:
+        """A range reading: ``distance`` m along the optical axis at ``stamp`` s.
+
+        ``variance``: what the sensor states, m^2; None or <= 0: ``distance_rel_std`` of the
+        config the next estimate gets. Readings are taken in stamp order by the next
+        :meth:`estimate` (invalid ones, non-finite or <= 0, are refused with ValueError).
+        """
+        if not (math.isfinite(distance) and distance > 0.0):
+            raise ValueError(f"range reading must be positive and finite, got {distance} m")
+        reading = (float(stamp), float(distance),
+                   float(variance) if variance is not None and variance > 0.0 else None)
+        self._ranges.append(reading)
+        if self._newest_range is None or stamp >= self._newest_range[0]:
+            self._newest_range = reading
 
     def timing(self, stamp: float) -> VelocityTiming:
         """The timing of the tracks stamped ``stamp`` (s); call it for every frame.
@@ -99,27 +141,54 @@ class EgoVelocityEstimator:
                  timing: VelocityTiming | None, *, distance: float | None = None,
                  distance_variance: float | None = None,
                  gyro: GyroRates | np.ndarray | None = None,
-                 config: VelocityConfig | None = None) -> VelocityEstimate:
+                 config: VelocityConfig | None = None,
+                 range_max_age: float = DEFAULT_RANGE_MAX_AGE_S) -> VelocityEstimate:
         """The velocity at ``tracks.stamp``; it feeds the acceleration and the line bias.
 
         ``timing``: from :meth:`timing` (or the caller's own
         :class:`~.velocity_estimator.FitWindow`: a stall drops the acceleration here too;
-        None: the velocities are taken as instantaneous at the stamp). The rest as
+        None: the velocities are taken as instantaneous at the stamp). ``distance`` (m) and
+        ``distance_variance`` (m^2) given: used as they are; else the range readings
+        (:meth:`add_range`), filtered or the newest (``distance_filter``), if the newest is
+        within ``range_max_age`` s of the stamp. The rest as
         :func:`~.velocity_estimator.estimate_velocity`.
         """
         if timing is not None and timing.stalled:
             self.reset()
+        cfg = config if config is not None else _DEFAULT_CONFIG
+        if distance is None:
+            distance, distance_variance = self._ranged_distance(tracks.stamp, cfg,
+                                                                range_max_age)
         estimate = estimate_velocity(tracks, camera, distance=distance,
                                      distance_variance=distance_variance, gyro=gyro,
                                      timing=timing, acceleration=self._acceleration.estimate(),
                                      line_bias_floor=self._bias.positive(tracks.stamp),
                                      config=config)
+        self._distance.set_rate(estimate.distance_rate, estimate.distance_rate_variance)
         if estimate.line_bias_excess is not None:
             self._bias.add(tracks.stamp, estimate.line_bias_excess)
         if estimate.valid:
             self._acceleration.update(tracks.stamp, estimate.measured_linear, estimate.angular,
                                       estimate.covariance[:3, :3])
         return estimate
+
+
+    def _ranged_distance(self, stamp: float, cfg: VelocityConfig, max_age: float
+                         ) -> tuple[float | None, float | None]:
+        """(m, m^2) from the range readings for ``stamp``, or (None, None)."""
+        pending, self._ranges = sorted(self._ranges, key=lambda r: r[0]), []
+        for when, value, variance in pending:
+            stated = variance if variance is not None else (cfg.distance_rel_std * value) ** 2
+            self._distance.add(when, value, stated)
+        newest = self._newest_range
+        if newest is None or abs(stamp - newest[0]) > max_age:
+            return None, None
+        if not cfg.distance_filter:
+            return newest[1], newest[2]
+        filtered: FilteredDistance | None = self._distance.at(stamp)
+        if filtered is None:
+            return None, None
+        return filtered.distance, filtered.variance
 
 
 class _RecentMedian:

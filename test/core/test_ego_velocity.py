@@ -14,7 +14,7 @@ import numpy as np
 from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
-from optical_flow_ros.core.velocity_estimator import estimate_velocity, gyro_rates
+from optical_flow_ros.core.velocity_estimator import VelocityConfig, estimate_velocity, gyro_rates
 
 NOISE = dict(image_noise_std=2.0, gyro_noise_std=0.005, range_noise_std=0.01, imu_rate=0.0)
 #: A velocity swinging 1 m/s about 1 m/s every 8 s (up to 0.8 m/s^2): the acceleration over
@@ -102,3 +102,52 @@ def test_reset_forgets_the_acceleration_and_configure_keeps_it():
     kinds = "".join(kinds)
     assert kinds[25:45] == "A" * 20                   # kept over configure
     assert "A" not in kinds[45:60] and "v" in kinds[45:60] and kinds[-1] == "A"
+
+
+def _ranged_flight(distance_filter: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(horizontal errors m/s, their 1-sigma, distance errors relative) with range readings
+    given to the stream (add_range), one per frame at its stamp, 1 % noise stated."""
+    sim = SimCamera(SimCameraConfig(**NOISE, altitude=3.0, velocity_x=1.0, velocity_y=0.2,
+                                    yaw_rate=0.2, roll_amplitude=0.05, attitude_period=2.0,
+                                    altitude_amplitude=0.3, altitude_period=4.0,
+                                    texture="brick"))
+    config = TrackerConfig()
+    tracker = LKTracker(config)
+    ego = EgoVelocityEstimator(min(config.velocity_window, config.track_len), config.max_dt,
+                               at_stamp=True)
+    velocity = VelocityConfig(distance_filter=distance_filter)
+    times: list[float] = []
+    rates: list[np.ndarray] = []
+    errors, sigmas, distance_errors = [], [], []
+    for frame in sim.frames(120):
+        times.append(frame.t)
+        rates.append(frame.gyro)
+        tracks = tracker.update(frame.image, frame.t, sim.camera)
+        timing = ego.timing(frame.t)
+        gyro = gyro_rates(np.array(times[:-1]), np.array(rates[:-1]), timing, max_age=0.1,
+                          covariance=np.eye(3) * sim.config.gyro_noise_std**2
+                          ) if len(times) > 1 else None
+        ego.add_range(frame.t, frame.range, sim.range_variance(frame.range))
+        e = ego.estimate(tracks, sim.camera, timing, gyro=gyro, config=velocity)
+        if frame.t < SKIP_S or not e.valid:
+            continue
+        errors.append(e.linear[:2] - frame.state.velocity[:2])
+        sigmas.append(np.sqrt(np.diag(e.covariance)[:2]))
+        distance_errors.append(e.distance / frame.state.range - 1.0)
+    return np.array(errors), np.array(sigmas), np.array(distance_errors)
+
+
+def test_range_readings_are_filtered_with_the_flows_distance_rate():
+    """A flight climbing and sinking 0.3 m at 3 m, rolling 3 deg, range 1 % noisy: the
+    readings carried by each estimate's distance_rate (distance_filter, the default) leave
+    the distance less off than the readings, and the velocity's error shrinks with it, still
+    covered by the published covariance. Measured: distance rms 0.64 % (readings 0.96 %; the
+    fitted rate lags the climb, 0.16 1/s at its fastest), horizontal RMSE 0.0094 m/s
+    (0.0124 m/s with each frame's reading), 3 sigma 100 %."""
+    errors, sigmas, distance = _ranged_flight(True)
+    raw_errors, _, raw_distance = _ranged_flight(False)
+    assert errors.shape[0] >= 80
+    rms = float(np.sqrt(np.mean(distance**2)))
+    assert rms < 0.8 * float(np.sqrt(np.mean(raw_distance**2)))
+    assert np.sqrt(np.mean(errors**2)) < 0.9 * np.sqrt(np.mean(raw_errors**2))
+    assert np.mean(np.abs(errors) <= 3.0 * sigmas) >= 0.97
