@@ -49,7 +49,7 @@ from velocity_flights import Flight, FlightRecord, GyroStream  # noqa: E402
 
 from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator  # noqa: E402
 from optical_flow_ros.core.lk_tracker import TrackerConfig  # noqa: E402
-from optical_flow_ros.core.velocity_estimator import gyro_rates  # noqa: E402
+from optical_flow_ros.core.velocity_estimator import VelocityConfig, gyro_rates  # noqa: E402
 
 SKIP_S = 0.5          # seconds before tracks and the acceleration are known
 SENSOR_MAX_AGE = 0.2  # tracker_node's default, s
@@ -79,13 +79,16 @@ def track_errors(rec: FlightRecord) -> tuple[float, float, float]:
 
 
 def ego_figures(rec: FlightRecord, *, use_gyro: bool, gyro: GyroStream | None = None,
-                ranges: list[tuple[float, float]] | None = None) -> dict[str, Any]:
+                ranges: list[tuple[float, float]] | None = None,
+                distance_filter: bool = True) -> dict[str, Any]:
     """flow/velocity's figures of one recorded flight (see the module docstring).
 
     ``gyro``: another IMU for the same flight (:func:`velocity_flights.gyro_stream`; default
     the recorded one); ``ranges``: other range readings and variances per frame
-    (:func:`velocity_flights.range_readings`; default the recorded ones).
+    (:func:`velocity_flights.range_readings`; default the recorded ones), one per frame at
+    its stamp; ``distance_filter``: the VelocityConfig setting (off: each frame's reading).
     """
+    config_v = VelocityConfig(distance_filter=distance_filter)
     flight = rec.flight
     config = flight.tracker
     stream = rec.gyro if gyro is None else gyro
@@ -100,8 +103,8 @@ def ego_figures(rec: FlightRecord, *, use_gyro: bool, gyro: GyroStream | None = 
             gyro_in = gyro_rates(gyro_t, gyro_w, timing, max_age=SENSOR_MAX_AGE,
                                  covariance=stream.covariance, gyro_std=0.002)
         distance, variance = (f.range, f.range_variance) if ranges is None else ranges[k]
-        e = ego.estimate(f.tracks, rec.sim.camera, timing, distance=distance,
-                         distance_variance=variance or None, gyro=gyro_in)
+        ego.add_range(f.t, distance, variance or None)
+        e = ego.estimate(f.tracks, rec.sim.camera, timing, gyro=gyro_in, config=config_v)
         if f.t < SKIP_S:
             continue
         if not e.valid:

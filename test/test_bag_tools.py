@@ -214,30 +214,35 @@ def test_round_trip_tracks_and_velocity_match_the_truth(sample, processed):
 
 def test_a_noisy_flight_with_a_200_hz_imu_gives_the_expected_velocity_accuracy(tmp_path):
     """process_bag on sample_bag's imu at its own rate (the simulator's default), every sensor
-    noisy as it states (image 2 grey levels, gyro 0.005 rad/s, range 1 %), 90 frames: the
-    horizontal velocity within the issue's bounds, RMSE <= 2 % of the speed, per-axis 1 sigma
-    55-80 %, median NEES 1-2, and 3 sigma >= 95 % (the DDS test's band; the issue asks 97 %,
-    which the covariance misses here: 3 of 88 vy estimates outside on each of seeds 4-7).
-    Measured on seeds 4-7 (none tuned on): RMSE 1.55-1.65 %, 1 sigma 0.58-0.67, 3 sigma
-    1.0 / 0.966 (vx / vy), NEES 1.32-1.72; one imu sample per frame: 1.59-1.76 %, 3 sigma
-    >= 0.977."""
-    bag, out = tmp_path / "bag", tmp_path / "out"
-    noisy = sim_args(gyro_noise_std=0.005, image_noise_std=2.0, range_noise_std=0.01, seed=4)
-    assert sample_bag.main([str(bag), "--frames", "90", *noisy]) == 0
-    assert BagReader(bag).topics["/imu"].count == math.floor(89 / SIM["rate"] * IMU_RATE) + 1
-    assert process_bag.main([str(bag), str(out), "--params", str(REPO / "config/tracker.yaml"),
-                             "--quiet"]) == 0
-    truth = {stamp_ns(t): t for t in map(deserialize, BagReader(bag).messages(["/sim/twist"]))}
+    noisy as it states (image 2 grey levels, gyro 0.005 rad/s, range 1 %), 90 frames on each
+    of two seeds (88 estimates a flight leave a coverage figure +/- 5 %): the horizontal
+    velocity within the issue's bounds, RMSE <= 2 % of the speed, per-axis 1 sigma 55-80 %,
+    median NEES 1-2, and 3 sigma >= 95 % (the DDS test's band; the issue asks 97 %, which
+    the covariance misses here: 3-4 of 88 vy estimates outside on each of seeds 4-7).
+    Measured on seeds 4-7 (none tuned on), with the range readings filtered
+    (distance_filter): RMSE 1.15-1.28 % (1.54-1.64 % with each frame's reading), 1 sigma
+    0.65-0.82 per flight, 3 sigma 0.955-1.0, NEES 0.94-1.26 (1.30-1.72)."""
     err, speed, z, nees = [], [], [], []
-    for msg in map(deserialize, BagReader(out).messages(["/flow/velocity"])):
-        tw, tr = msg.twist.twist, truth[stamp_ns(msg)].twist
-        e = np.array([tw.linear.x - tr.linear.x, tw.linear.y - tr.linear.y])
-        cov = np.asarray(msg.twist.covariance).reshape(6, 6)[:2, :2]
-        err.append(e)
-        speed.append(math.hypot(tr.linear.x, tr.linear.y))
-        z.append(np.abs(e) / np.sqrt(np.diag(cov)))
-        nees.append(e @ np.linalg.solve(cov, e))
-    assert len(err) >= 85
+    for seed in (4, 5):
+        bag, out = tmp_path / f"bag{seed}", tmp_path / f"out{seed}"
+        noisy = sim_args(gyro_noise_std=0.005, image_noise_std=2.0, range_noise_std=0.01,
+                         seed=seed)
+        assert sample_bag.main([str(bag), "--frames", "90", *noisy]) == 0
+        assert (BagReader(bag).topics["/imu"].count
+                == math.floor(89 / SIM["rate"] * IMU_RATE) + 1)
+        assert process_bag.main([str(bag), str(out), "--params",
+                                 str(REPO / "config/tracker.yaml"), "--quiet"]) == 0
+        truth = {stamp_ns(t): t
+                 for t in map(deserialize, BagReader(bag).messages(["/sim/twist"]))}
+        for msg in map(deserialize, BagReader(out).messages(["/flow/velocity"])):
+            tw, tr = msg.twist.twist, truth[stamp_ns(msg)].twist
+            e = np.array([tw.linear.x - tr.linear.x, tw.linear.y - tr.linear.y])
+            cov = np.asarray(msg.twist.covariance).reshape(6, 6)[:2, :2]
+            err.append(e)
+            speed.append(math.hypot(tr.linear.x, tr.linear.y))
+            z.append(np.abs(e) / np.sqrt(np.diag(cov)))
+            nees.append(e @ np.linalg.solve(cov, e))
+    assert len(err) >= 170
     rmse = math.sqrt(np.mean(np.sum(np.square(err), axis=1))) / np.mean(speed)
     assert rmse <= 0.02, rmse
     inside_1, inside_3 = np.mean(np.array(z) <= 1.0, axis=0), np.mean(np.array(z) <= 3.0, axis=0)

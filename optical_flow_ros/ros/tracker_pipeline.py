@@ -275,12 +275,15 @@ class TrackerPipeline:
             self._diag.clear("velocity")
             if not config.mavlink.enabled:
                 return None, None
-        distance, why_no_distance = self.velocity_inputs.distance(frame.stamp)
+        inputs = self.velocity_inputs
+        distance, why_no_distance = inputs.distance(frame.stamp)
+        for stamp, value, variance in inputs.take_ranges():
+            self._ego.add_range(stamp, value, variance)
+        fixed = config.velocity_input.distance > 0.0
         estimate = self._ego.estimate(
-            tracks, camera, timing, distance=distance,
-            distance_variance=self.velocity_inputs.distance_variance(),
-            gyro=self.velocity_inputs.gyro(timing, config.velocity.gyro_std),
-            config=config.velocity)
+            tracks, camera, timing, distance=distance if fixed else None,
+            range_max_age=config.velocity_input.sensor_max_age,
+            gyro=inputs.gyro(timing, config.velocity.gyro_std), config=config.velocity)
         self._diag.set(velocity_tracks=estimate.n_tracks, velocity_inliers=estimate.n_inliers,
                        velocity_residual_px_s=estimate.residual_std,
                        velocity_gyro=estimate.gyro_used)

@@ -21,10 +21,12 @@ The executor does not wake for these messages: both subscriptions are polled
 :meth:`VelocityInputs.poll` before each frame and from a 50 ms timer, and the imu messages are
 read from their CDR bytes (:mod:`optical_flow_ros.ros.imu_cdr`) rather than deserialised.
 Both queues hold what arrives between two polls (imu: ``imu_depth``; range: 10, 100 ms at
-100 Hz, of which only the latest reading is used).
+100 Hz, every valid reading of which goes to the velocity stage's distance filter,
+:class:`~optical_flow_ros.core.distance_filter.DistanceFilter`).
 
-The latest range and a short history of gyro samples are cached with their header stamps;
-each frame takes the range nearest in time and the gyro samples of the tracks' velocity
+The range readings since the last frame and a short history of gyro samples are cached with
+their header stamps; each frame filters the readings (or, with ``distance_filter`` off, takes
+the newest) and takes the gyro samples of the tracks' velocity
 window (:func:`~optical_flow_ros.core.velocity_estimator.gyro_rates`), both only within
 ``sensor_max_age`` of the image stamp. No message synchronisation is needed.
 
@@ -39,6 +41,7 @@ on a body whose IMU is x forward, y left, z up: roll = pi, pitch = 0, yaw = -pi/
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +76,8 @@ __all__ = ["SensorQueueConfig", "VelocityInputConfig", "VelocityInputs", "imu_ro
 
 _GYRO_HISTORY = 2000      # samples kept at most (2 s at 1 kHz)
 _GYRO_HISTORY_S = 2.0     # and only this far back from the newest, s
-_RANGE_DEPTH = 10         # 100 ms at 100 Hz between polls; only the latest is used
+_RANGE_DEPTH = 10         # 100 ms at 100 Hz between polls
+_NEW_RANGES_MAX = 200     # readings kept for the next frame at most (2 s at 100 Hz)
 _RANGE_KINDS = {Range.ULTRASOUND: MAV_DISTANCE_SENSOR_ULTRASOUND,
                 Range.INFRARED: MAV_DISTANCE_SENSOR_INFRARED}
 
@@ -190,6 +194,8 @@ class VelocityInputs:
         self._diag = diagnostics
         self.config = config
         self._range: tuple[float, float, float] | None = None   # (stamp s, m, variance m^2)
+        # since take_ranges(); the oldest go first if no frame takes them
+        self._new_ranges: deque[tuple[float, float, float]] = deque(maxlen=_NEW_RANGES_MAX)
         self._range_limits = (0.0, 0.0, MAV_DISTANCE_SENSOR_UNKNOWN)   # min m, max m, MAV kind
         self._gyro = _GyroHistory()
         # the newest valid sample's covariance (IMU frame) and the rotation of that moment;
@@ -234,6 +240,7 @@ class VelocityInputs:
         variance = float(getattr(msg, "variance", 0.0))   # no such field before Kilted
         self._range = (stamp_to_seconds(msg.header), value,
                        variance if math.isfinite(variance) and variance > 0.0 else 0.0)
+        self._new_ranges.append(self._range)
         self._range_limits = (float(msg.min_range), float(msg.max_range),
                               _RANGE_KINDS.get(msg.radiation_type, MAV_DISTANCE_SENSOR_UNKNOWN))
 
@@ -289,6 +296,16 @@ class VelocityInputs:
                           f"image (sensor_max_age {self._config.sensor_max_age} s)")
         return value, ""
 
+    def take_ranges(self) -> list[tuple[float, float, float]]:
+        """The valid range readings received since the last call: (stamp s, m, variance m^2).
+
+        Variance 0: not stated (``distance_rel_std`` applies). Empty while the fixed
+        ``distance`` parameter is in use (the readings are not needed then).
+        """
+        taken = list(self._new_ranges)
+        self._new_ranges.clear()
+        return [] if self._config.distance > 0.0 else taken
+
     def range_sample(self, stamp: float) -> RangeSample | None:
         """The latest valid range reading if within ``sensor_max_age`` of ``stamp`` (s).
 
@@ -313,16 +330,6 @@ class VelocityInputs:
         times, rates = self._gyro.samples()
         return integrate_rates(times, rates, start, end,
                                max_extrapolation=min(self._config.sensor_max_age, end - start))
-
-    def distance_variance(self) -> float | None:
-        """The variance (m^2) the range reading in use states.
-
-        None when it states none (0, or a message without the field) or the fixed
-        ``distance`` is in use.
-        """
-        if self._config.distance > 0.0 or self._range is None or self._range[2] <= 0.0:
-            return None
-        return self._range[2]
 
     def gyro(self, timing: VelocityTiming, gyro_std: float) -> GyroRates | None:
         """Gyro rates (optical frame) for the tracks' velocity window.
