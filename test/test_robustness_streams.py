@@ -311,10 +311,13 @@ def test_range_nan_inf_and_out_of_limits_are_ignored():
     bad = [_range(math.nan, 1.01), _range(math.inf, 1.02), _range(-math.inf, 1.03),
            _range(0.05, 1.04), _range(25.0, 1.05), _range(-1.0, 1.06),
            _range(2.0, 1.07, lo=math.nan), _range(2.0, 1.08, hi=math.nan),
-           _range(2.0, 1.09, lo=5.0, hi=1.0)]
+           _range(2.0, 1.09, lo=5.0, hi=1.0),
+           # within limits that allow it, but no distance: the range filter takes logs
+           _range(0.0, 1.10, lo=0.0), _range(-0.5, 1.11, lo=-1.0)]
     for msg in bad:
         inputs.on_range(msg)
     assert counts["range_invalid"] == len(bad)
+    assert inputs.take_ranges() == [(1.0, 2.0, 0.0)]   # only the valid one reaches the filter
     assert inputs.distance(1.1) == (2.0, "")       # the last valid reading stays in use
     value, why = inputs.distance(5.0)                # ... while it is recent enough
     assert value is None and "sensor_max_age" in why

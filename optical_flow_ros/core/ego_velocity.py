@@ -123,8 +123,7 @@ class EgoVelocityEstimator:
         reading = (float(stamp), float(distance),
                    float(variance) if variance is not None and variance > 0.0 else None)
         self._ranges.append(reading)
-        if self._newest_range is None or stamp >= self._newest_range[0]:
-            self._newest_range = reading
+        self._newest_range = reading   # the newest to arrive (after a bag loop: earlier)
 
     def timing(self, stamp: float) -> VelocityTiming:
         """The timing of the tracks stamped ``stamp`` (s); call it for every frame.
@@ -171,7 +170,6 @@ class EgoVelocityEstimator:
             self._acceleration.update(tracks.stamp, estimate.measured_linear, estimate.angular,
                                       estimate.covariance[:3, :3])
         return estimate
-
 
     def _ranged_distance(self, stamp: float, cfg: VelocityConfig, max_age: float
                          ) -> tuple[float | None, float | None]:

@@ -2,7 +2,7 @@
 
 Subscribes (best effort):
     range (sensor_msgs/Range, keep last 5): distance to the scene along the optical axis.
-        Readings that are NaN, +-inf (REP-117: below min_range / beyond max_range) or
+        Readings that are NaN, +-inf (REP-117: below min_range / beyond max_range), <= 0 or
         outside the message's own [min_range, max_range] are ignored and counted
         (``range_invalid``). Its ``variance`` (m^2; Kilted and later: Jazzy's Range has no
         such field) is the distance's variance when > 0, else ``distance_rel_std`` applies.
@@ -234,7 +234,7 @@ class VelocityInputs:
         """Cache a range reading (invalid ones are counted and dropped)."""
         self._diag.count("range_received")
         value = float(msg.range)
-        if not (math.isfinite(value) and msg.min_range <= value <= msg.max_range):
+        if not (math.isfinite(value) and value > 0.0 and msg.min_range <= value <= msg.max_range):
             self._diag.count("range_invalid")
             return
         variance = float(getattr(msg, "variance", 0.0))   # no such field before Kilted
