@@ -80,15 +80,17 @@ def track_errors(rec: FlightRecord) -> tuple[float, float, float]:
 
 def ego_figures(rec: FlightRecord, *, use_gyro: bool, gyro: GyroStream | None = None,
                 ranges: list[tuple[float, float]] | None = None,
-                distance_filter: bool = True) -> dict[str, Any]:
+                distance_filter: bool | None = None) -> dict[str, Any]:
     """flow/velocity's figures of one recorded flight (see the module docstring).
 
     ``gyro``: another IMU for the same flight (:func:`velocity_flights.gyro_stream`; default
     the recorded one); ``ranges``: other range readings and variances per frame
     (:func:`velocity_flights.range_readings`; default the recorded ones), one per frame at
-    its stamp; ``distance_filter``: the VelocityConfig setting (off: each frame's reading).
+    its stamp; ``distance_filter``: the VelocityConfig setting (None: its default; off: each
+    frame's reading as it is).
     """
-    config_v = VelocityConfig(distance_filter=distance_filter)
+    config_v = VelocityConfig() if distance_filter is None else VelocityConfig(
+        distance_filter=distance_filter)
     flight = rec.flight
     config = flight.tracker
     stream = rec.gyro if gyro is None else gyro
@@ -163,7 +165,8 @@ def measure(flight: Flight, seed: int = 0, *, slope: bool = True,
     """All figures of one flight (tracks, ego-velocity with and without gyro).
 
     ``gyro`` and ``no_gyro``: the flight's IMU (one sample per frame in the flights' noise);
-    ``imu``: with the IMU at IMU_RATE instead (same frames and tracks); ``slope_rmse`` (with
+    ``imu``: with the IMU at IMU_RATE instead (same frames and tracks); ``filtered``: with
+    gyro and the range readings filtered (``distance_filter``); ``slope_rmse`` (with
     ``slope``): the RMSE with gyro of the slope per-track estimator on the same frames and
     noise draws, per frame and at IMU_RATE; ``budget`` (with ``budget``): the RMSE with each
     noise source alone, both estimators (:func:`_rmse_by_source`).
@@ -173,7 +176,8 @@ def measure(flight: Flight, seed: int = 0, *, slope: bool = True,
     fast = dataclasses.replace(flight.sim, imu_rate=IMU_RATE)
     out = dict(name=flight.name, track_rel=rel, track_err_px_s=err, track_speed_px_s=speed,
                gyro=ego_figures(rec, use_gyro=True), no_gyro=ego_figures(rec, use_gyro=False),
-               imu=ego_figures(rec, use_gyro=True, gyro=velocity_flights.gyro_stream(rec, fast)))
+               imu=ego_figures(rec, use_gyro=True, gyro=velocity_flights.gyro_stream(rec, fast)),
+               filtered=ego_figures(rec, use_gyro=True, distance_filter=True))
     records = {"motion_field": rec}
     if slope or budget:
         records["slope"] = velocity_flights.record(
@@ -269,8 +273,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
     """One table row per flight and case."""
     lines = ["| flight | gyro | track err % | track err px/s (speed) | RMSE % | "
              f"RMSE % gyro {IMU_RATE:.0f} Hz | slope RMSE % (frame / {IMU_RATE:.0f} Hz) | "
-             "inside 1 sigma vx vy vz wz | inside 3 sigma vx vy vz wz | NEES vx,vy |",
-             "|" + "---|" * 10]
+             "inside 1 sigma vx vy vz wz | inside 3 sigma vx vy vz wz | NEES vx,vy | "
+             "range filtered: RMSE % / min 3 sigma vx,vy / NEES |",
+             "|" + "---|" * 11]
     for r in results:
         for case in ("gyro", "no_gyro"):
             g = r[case]
@@ -281,8 +286,17 @@ def markdown(results: list[dict[str, Any]]) -> str:
                 f"({r['track_speed_px_s']:.0f}) | {100 * g['rmse']:.2f} | {fast} | "
                 f"{_slope_cells(r, case)} | "
                 + " ".join(f"{g['inside_1'][a]:.2f}" for a in AXES) + " | "
-                + " ".join(f"{g['inside_3'][a]:.2f}" for a in AXES) + f" | {g['nees']:.2f} |")
+                + " ".join(f"{g['inside_3'][a]:.2f}" for a in AXES) + f" | {g['nees']:.2f} | "
+                + (_filtered_cell(r) if case == "gyro" else "-") + " |")
     return "\n".join(lines)
+
+
+def _filtered_cell(r: dict[str, Any]) -> str:
+    f = r.get("filtered")
+    if f is None:
+        return "-"
+    return (f"{100 * f['rmse']:.2f} / {min(f['inside_3']['vx'], f['inside_3']['vy']):.2f} / "
+            f"{f['nees']:.2f}")
 
 
 def budget_markdown(results: list[dict[str, Any]]) -> str:
@@ -302,7 +316,7 @@ def format_row(r: dict[str, Any], case: str) -> str:
     i3 = " ".join(f"{g['inside_3'][a]:.2f}" for a in AXES)
     extra = ""
     if case == "gyro":
-        extra = f" imu{IMU_RATE:.0f} {100 * r['imu']['rmse']:5.2f}%"
+        extra = f" imu{IMU_RATE:.0f} {100 * r['imu']['rmse']:5.2f}% filtered {_filtered_cell(r)}"
         if r.get("slope_rmse"):
             extra += f" slope {_slope_cells(r, case)}%"
     return (f"{r['name']:<44} {case:<8} trk {100 * r['track_rel']:5.2f}% "

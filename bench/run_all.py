@@ -901,7 +901,10 @@ def report(results: dict, checks: list[Check], command: str) -> str:
                 "RMSE of (vx, vy) over the mean speed (with the flights' gyro, one sample per "
                 "frame; with a 200 Hz IMU instead; and of the slope per-track estimator on the "
                 "same frames and noise draws); shares of per-axis errors inside the "
-                "published 1 and 3 sigma; median NEES of (vx, vy) (chi-square 2 dof: 1.39).",
+                "published 1 and 3 sigma; median NEES of (vx, vy) (chi-square 2 dof: 1.39). "
+                "Last column: with gyro and the range readings filtered over time "
+                "(distance_filter, off by default): RMSE, the lower of vx's and vy's 3 sigma "
+                "shares, median NEES.",
                 "", bench_velocity_accuracy.markdown(s7["rows"]), "",
                 f"Per-track estimator cost (LKTracker.update, 500 tracks, 1 OpenCV thread, "
                 f"median ms/frame): motion_field {cost['motion_field']:.2f}, slope "
