@@ -155,6 +155,7 @@ class EgoVelocityEstimator:
         if timing is not None and timing.stalled:
             self.reset()
         cfg = config if config is not None else _DEFAULT_CONFIG
+        self._filter_ranges(cfg)   # also with a given distance: the readings do not pile up
         if distance is None:
             distance, distance_variance = self._ranged_distance(tracks.stamp, cfg,
                                                                 range_max_age)
@@ -171,13 +172,16 @@ class EgoVelocityEstimator:
                                       estimate.covariance[:3, :3])
         return estimate
 
-    def _ranged_distance(self, stamp: float, cfg: VelocityConfig, max_age: float
-                         ) -> tuple[float | None, float | None]:
-        """(m, m^2) from the range readings for ``stamp``, or (None, None)."""
+    def _filter_ranges(self, cfg: VelocityConfig) -> None:
+        """Give the readings added since the last estimate to the filter, in stamp order."""
         pending, self._ranges = sorted(self._ranges, key=lambda r: r[0]), []
         for when, value, variance in pending:
             stated = variance if variance is not None else (cfg.distance_rel_std * value) ** 2
             self._distance.add(when, value, stated)
+
+    def _ranged_distance(self, stamp: float, cfg: VelocityConfig, max_age: float
+                         ) -> tuple[float | None, float | None]:
+        """(m, m^2) from the range readings for ``stamp``, or (None, None)."""
         newest = self._newest_range
         if newest is None or abs(stamp - newest[0]) > max_age:
             return None, None
