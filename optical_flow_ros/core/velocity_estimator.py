@@ -1355,7 +1355,8 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
             f"< velocity_min_inliers {cfg.velocity_min_inliers}", n_tracks=n_usable)
     if gyro is not None and not isinstance(gyro, GyroRates):
         rate = np.asarray(gyro, np.float64).reshape(3)
-        gyro = GyroRates(rate, rate, np.eye(3) * cfg.gyro_std**2, np.zeros((3, 3)))
+        gyro = GyroRates(rate, rate, np.eye(3) * cfg.gyro_std**2, np.zeros((3, 3)),
+                         time=float(tracks.stamp))   # the rate at the image: at its stamp
     samples = gyro   # as fitted, before _best_instant moves it
     at_stamp = timing is not None and (timing.at_stamp or tracks.motion_field is not None)
     if at_stamp:   # velocities at the stamp (a motion field says so whatever the timing)
@@ -1434,13 +1435,15 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
     covariance[:3, :3] += rel_var * np.outer(linear, linear)
     if line_bias2 is not None:
         covariance[:3, :3] += d * d * np.diag(line_bias2)
+    measured = linear
     if lag > 0.0:   # the world velocity's change over the lag
         if acceleration is None:
             covariance[:3, :3] += (cfg.acceleration_std * lag) ** 2 * np.eye(3)
         else:
             covariance[:3, :3] += lag * lag * acceleration.covariance
-            return VelocityEstimate("ok", "", linear=linear + lag * acceleration.value,
-                                    covariance=covariance, distance=d, measured_linear=linear,
-                                    lag=lag, **common)
+            linear = linear + lag * acceleration.value
+    if not (np.isfinite(linear).all() and np.isfinite(covariance).all()):
+        return VelocityEstimate("degenerate", "the estimate is not finite (an input was not: "
+                                "gyro, distance or the tracks' field)", **common)
     return VelocityEstimate("ok", "", linear=linear, covariance=covariance, distance=d,
-                            measured_linear=linear, lag=lag, **common)
+                            measured_linear=measured, lag=lag, **common)
