@@ -104,17 +104,26 @@ def test_reset_forgets_the_acceleration_and_configure_keeps_it():
     assert "A" not in kinds[45:60] and "v" in kinds[45:60] and kinds[-1] == "A"
 
 
+#: A steady turning flight at 3 m for the range tests (1 m/s, yawing 0.2 rad/s).
+STEADY = dict(altitude=3.0, velocity_x=1.0, velocity_y=0.2, yaw_rate=0.2, texture="brick")
+
+
+def _motion_field_stream(**flight: float | str
+                         ) -> tuple[SimCamera, LKTracker, EgoVelocityEstimator]:
+    """A noisy simulated flight, the tracker with its defaults and the stream's estimator."""
+    sim = SimCamera(SimCameraConfig(**NOISE, **flight))
+    config = TrackerConfig()
+    ego = EgoVelocityEstimator(min(config.velocity_window, config.track_len), config.max_dt,
+                               at_stamp=True)
+    return sim, LKTracker(config), ego
+
+
 def _ranged_flight(distance_filter: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(horizontal errors m/s, their 1-sigma, distance errors relative) with range readings
     given to the stream (add_range), one per frame at its stamp, 1 % noise stated."""
-    sim = SimCamera(SimCameraConfig(**NOISE, altitude=3.0, velocity_x=1.0, velocity_y=0.2,
-                                    yaw_rate=0.2, roll_amplitude=0.05, attitude_period=2.0,
-                                    altitude_amplitude=0.3, altitude_period=4.0,
-                                    texture="brick"))
-    config = TrackerConfig()
-    tracker = LKTracker(config)
-    ego = EgoVelocityEstimator(min(config.velocity_window, config.track_len), config.max_dt,
-                               at_stamp=True)
+    sim, tracker, ego = _motion_field_stream(**STEADY, roll_amplitude=0.05,
+                                             attitude_period=2.0, altitude_amplitude=0.3,
+                                             altitude_period=4.0)
     velocity = VelocityConfig(distance_filter=distance_filter)
     times: list[float] = []
     rates: list[np.ndarray] = []
@@ -159,12 +168,7 @@ def test_several_readings_per_frame_in_any_order_are_filtered_by_their_stamps():
     The filter takes them in stamp order and carries them to each image's stamp: the distance
     is off by well under the readings' own 1 %. With a distance given (the fixed distance
     parameter) the readings are still taken, so they do not pile up."""
-    sim = SimCamera(SimCameraConfig(**NOISE, altitude=3.0, velocity_x=1.0, velocity_y=0.2,
-                                    yaw_rate=0.2, texture="brick"))
-    config = TrackerConfig()
-    tracker = LKTracker(config)
-    ego = EgoVelocityEstimator(min(config.velocity_window, config.track_len), config.max_dt,
-                               at_stamp=True)
+    sim, tracker, ego = _motion_field_stream(**STEADY)
     velocity = VelocityConfig(distance_filter=True)
     rng = np.random.default_rng(7)
     errors, raw = [], []
@@ -192,12 +196,7 @@ def test_a_plain_gyro_rate_with_the_motion_field_gives_a_finite_estimate():
     gyro_std) with the motion_field estimator had no time, the field was taken at None and
     every estimate was NaN with status "ok". Now it is the rate at the image's stamp, and a
     non-finite result is never "ok"."""
-    sim = SimCamera(SimCameraConfig(**NOISE, altitude=3.0, velocity_x=1.0, velocity_y=0.2,
-                                    yaw_rate=0.2, texture="brick"))
-    config = TrackerConfig()
-    tracker = LKTracker(config)
-    ego = EgoVelocityEstimator(min(config.velocity_window, config.track_len), config.max_dt,
-                               at_stamp=True)
+    sim, tracker, ego = _motion_field_stream(**STEADY)
     errors = []
     for frame in sim.frames(45):
         tracks = tracker.update(frame.image, frame.t, sim.camera)
