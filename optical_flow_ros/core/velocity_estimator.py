@@ -1186,8 +1186,7 @@ def _motion(fit: _Fit, noise: _FitNoise, points_n: np.ndarray, gyro: GyroRates |
                                                  * fusion.field_gain)
         cov += through @ field[1] @ through.T
         through = through[:6]
-    distance_rate = (float(-state[4] + state[6] * omega[0] - state[5] * omega[1]),
-                     float(cov[6, 6]))
+    distance_rate = (float(m_state[6] @ state), float(cov[6, 6]))
     cov, m_rate = cov[:6, :6], m_rate[:6]
     gains = dict(field_gain=None if field_gain is None else through,
                  rate_gain=None if gyro is None else m_rate * keep,
