@@ -14,7 +14,13 @@ import numpy as np
 from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
-from optical_flow_ros.core.velocity_estimator import VelocityConfig, estimate_velocity, gyro_rates
+from optical_flow_ros.core.velocity_estimator import (
+    GyroRates,
+    VelocityConfig,
+    VelocityTiming,
+    estimate_velocity,
+    gyro_rates,
+)
 
 NOISE = dict(image_noise_std=2.0, gyro_noise_std=0.005, range_noise_std=0.01, imu_rate=0.0)
 #: A velocity swinging 1 m/s about 1 m/s every 8 s (up to 0.8 m/s^2): the acceleration over
@@ -25,14 +31,34 @@ SWINGING = dict(altitude=3.0, velocity_x=1.0, velocity_y=0.2, velocity_amplitude
 SKIP_S = 1.0   # tracks, and the acceleration (its line needs half a second of estimates)
 
 
+#: A steady turning flight at 3 m for the range tests (1 m/s, yawing 0.2 rad/s).
+STEADY = dict(altitude=3.0, velocity_x=1.0, velocity_y=0.2, yaw_rate=0.2, texture="brick")
+
+
+def _stream(estimator: str = "motion_field", **flight: float | str
+            ) -> tuple[SimCamera, LKTracker, EgoVelocityEstimator]:
+    """A noisy simulated flight, the tracker with this per-track estimator and the stream's
+    ego-velocity estimator."""
+    sim = SimCamera(SimCameraConfig(**NOISE, **flight))
+    config = TrackerConfig(velocity_estimator=estimator)
+    ego = EgoVelocityEstimator(min(config.velocity_window, config.track_len), config.max_dt,
+                               at_stamp=estimator == "motion_field")
+    return sim, LKTracker(config), ego
+
+
+def _withheld_newest(sim: SimCamera, times: list[float], rates: list[np.ndarray],
+                     timing: VelocityTiming) -> GyroRates | None:
+    """The gyro's samples up to the previous frame (the newest arrives after its image)."""
+    if len(times) < 2:
+        return None
+    return gyro_rates(np.array(times[:-1]), np.array(rates[:-1]), timing, max_age=0.1,
+                      covariance=np.eye(3) * sim.config.gyro_noise_std**2)
+
+
 def _fly(estimator: str, *, stall: tuple[float, float] | None = None, stateful: bool = True
          ) -> tuple[np.ndarray, np.ndarray, list[bool]]:
     """(horizontal errors m/s, their published 1-sigma, whether each used an acceleration)."""
-    sim = SimCamera(SimCameraConfig(**NOISE, **SWINGING))
-    config = TrackerConfig(velocity_estimator=estimator)
-    tracker = LKTracker(config)
-    ego = EgoVelocityEstimator(min(config.velocity_window, config.track_len), config.max_dt,
-                               at_stamp=estimator == "motion_field")
+    sim, tracker, ego = _stream(estimator, **SWINGING)
     times: list[float] = []
     rates: list[np.ndarray] = []
     errors, sigmas, accelerated = [], [], []
@@ -43,9 +69,7 @@ def _fly(estimator: str, *, stall: tuple[float, float] | None = None, stateful: 
             continue   # the node was busy: the frame never reached the tracker
         tracks = tracker.update(frame.image, frame.t)
         timing = ego.timing(frame.t)
-        gyro = gyro_rates(np.array(times[:-1]), np.array(rates[:-1]), timing, max_age=0.1,
-                          covariance=np.eye(3) * sim.config.gyro_noise_std**2
-                          ) if len(times) > 1 else None
+        gyro = _withheld_newest(sim, times, rates, timing)
         kwargs = dict(distance=frame.range, distance_variance=sim.range_variance(frame.range),
                       gyro=gyro)
         e = (ego.estimate(tracks, sim.camera, timing, **kwargs) if stateful
@@ -104,26 +128,12 @@ def test_reset_forgets_the_acceleration_and_configure_keeps_it():
     assert "A" not in kinds[45:60] and "v" in kinds[45:60] and kinds[-1] == "A"
 
 
-#: A steady turning flight at 3 m for the range tests (1 m/s, yawing 0.2 rad/s).
-STEADY = dict(altitude=3.0, velocity_x=1.0, velocity_y=0.2, yaw_rate=0.2, texture="brick")
-
-
-def _motion_field_stream(**flight: float | str
-                         ) -> tuple[SimCamera, LKTracker, EgoVelocityEstimator]:
-    """A noisy simulated flight, the tracker with its defaults and the stream's estimator."""
-    sim = SimCamera(SimCameraConfig(**NOISE, **flight))
-    config = TrackerConfig()
-    ego = EgoVelocityEstimator(min(config.velocity_window, config.track_len), config.max_dt,
-                               at_stamp=True)
-    return sim, LKTracker(config), ego
-
-
 def _ranged_flight(distance_filter: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(horizontal errors m/s, their 1-sigma, distance errors relative) with range readings
     given to the stream (add_range), one per frame at its stamp, 1 % noise stated."""
-    sim, tracker, ego = _motion_field_stream(**STEADY, roll_amplitude=0.05,
-                                             attitude_period=2.0, altitude_amplitude=0.3,
-                                             altitude_period=4.0)
+    sim, tracker, ego = _stream("motion_field", **STEADY, roll_amplitude=0.05,
+                                attitude_period=2.0, altitude_amplitude=0.3,
+                                altitude_period=4.0)
     velocity = VelocityConfig(distance_filter=distance_filter)
     times: list[float] = []
     rates: list[np.ndarray] = []
@@ -133,9 +143,7 @@ def _ranged_flight(distance_filter: bool) -> tuple[np.ndarray, np.ndarray, np.nd
         rates.append(frame.gyro)
         tracks = tracker.update(frame.image, frame.t, sim.camera)
         timing = ego.timing(frame.t)
-        gyro = gyro_rates(np.array(times[:-1]), np.array(rates[:-1]), timing, max_age=0.1,
-                          covariance=np.eye(3) * sim.config.gyro_noise_std**2
-                          ) if len(times) > 1 else None
+        gyro = _withheld_newest(sim, times, rates, timing)
         ego.add_range(frame.t, frame.range, sim.range_variance(frame.range))
         e = ego.estimate(tracks, sim.camera, timing, gyro=gyro, config=velocity)
         if frame.t < SKIP_S or not e.valid:
@@ -168,7 +176,7 @@ def test_several_readings_per_frame_in_any_order_are_filtered_by_their_stamps():
     The filter takes them in stamp order and carries them to each image's stamp: the distance
     is off by well under the readings' own 1 %. With a distance given (the fixed distance
     parameter) the readings are still taken, so they do not pile up."""
-    sim, tracker, ego = _motion_field_stream(**STEADY)
+    sim, tracker, ego = _stream("motion_field", **STEADY)
     velocity = VelocityConfig(distance_filter=True)
     rng = np.random.default_rng(7)
     errors, raw = [], []
@@ -196,7 +204,7 @@ def test_a_plain_gyro_rate_with_the_motion_field_gives_a_finite_estimate():
     gyro_std) with the motion_field estimator had no time, the field was taken at None and
     every estimate was NaN with status "ok". Now it is the rate at the image's stamp, and a
     non-finite result is never "ok"."""
-    sim, tracker, ego = _motion_field_stream(**STEADY)
+    sim, tracker, ego = _stream("motion_field", **STEADY)
     errors = []
     for frame in sim.frames(45):
         tracks = tracker.update(frame.image, frame.t, sim.camera)
