@@ -88,6 +88,7 @@ class EgoVelocityEstimator:
     def __init__(self, window: int, max_dt: float, *, at_stamp: bool = False) -> None:
         self._window = FitWindow(window, max_dt, at_stamp=at_stamp)
         self._acceleration = AccelerationEstimator()
+        self._lag = 0.0   # the last valid estimate's, s
         self._bias = _RecentMedian(LINE_BIAS_WINDOW_S)
         self._distance = DistanceFilter()
         self._ranges: list[tuple[float, float, float | None]] = []   # not yet filtered
@@ -159,17 +160,24 @@ class EgoVelocityEstimator:
         if distance is None:
             distance, distance_variance = self._ranged_distance(tracks.stamp, cfg,
                                                                 range_max_age)
+        # The acceleration is wanted over the lag before the stamp, which is chosen with it:
+        # at the middle of the last frame's lag (it changes slowly from frame to frame).
+        acceleration = self._acceleration.estimate(tracks.stamp - 0.5 * self._lag)
         estimate = estimate_velocity(tracks, camera, distance=distance,
                                      distance_variance=distance_variance, gyro=gyro,
-                                     timing=timing, acceleration=self._acceleration.estimate(),
+                                     timing=timing, acceleration=acceleration,
                                      line_bias_floor=self._bias.positive(tracks.stamp),
                                      config=config)
         self._distance.set_rate(estimate.distance_rate, estimate.distance_rate_variance)
         if estimate.line_bias_excess is not None:
             self._bias.add(tracks.stamp, estimate.line_bias_excess)
         if estimate.valid:
+            measured = estimate.covariance[:3, :3]
+            if acceleration is not None:   # the velocity as measured, without the lag's term
+                measured = measured - estimate.lag**2 * acceleration.covariance
             self._acceleration.update(tracks.stamp, estimate.measured_linear, estimate.angular,
-                                      estimate.covariance[:3, :3])
+                                      measured, measured_at=tracks.stamp - estimate.lag)
+            self._lag = estimate.lag
         return estimate
 
     def _filter_ranges(self, cfg: VelocityConfig) -> None:

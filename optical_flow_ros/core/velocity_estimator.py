@@ -200,7 +200,7 @@ class VelocityConfig:
         range=(0.0, 1e4))
     acceleration_std: float = setting(
         0.5, "Std of the camera's acceleration until it is estimated online from the recent "
-        "velocities (the first second, or after a reset): it weighs the gyro's best instant "
+        "velocities (its first estimates, or after a reset): it weighs the gyro's best instant "
         "against the stamp and adds (std * lag)^2 to the linear variance for the lag from "
         "that instant to the stamp; hand-set, m/s^2", range=(0.0, 1e3))
     velocity_track_correlation: float = setting(
@@ -361,9 +361,10 @@ class VelocityEstimate:
             :class:`~optical_flow_ros.core.ego_velocity.EgoVelocityEstimator` passes back as
             ``line_bias_floor``.
         distance_rate: d ln(distance)/dt at the stamp, 1/s: how fast the distance along the
-            optical axis grows relative to itself, from the fit alone (the plane's approach
-            ``-(beta, gamma, 1) v / d`` and its normal turning with the camera), filled
-            whenever the fit succeeded; what
+            optical axis grows relative to itself, from the fit (the plane's approach
+            ``-(beta, gamma, 1) v / d`` and its normal turning with the camera) carried from
+            the instant it was measured to the stamp (with the acceleration where the
+            distance is known), filled whenever the fit succeeded; what
             :class:`~optical_flow_ros.core.distance_filter.DistanceFilter` carries the
             range readings forward with.
         distance_rate_variance: its variance, 1/s^2.
@@ -784,6 +785,27 @@ def _collinear(points: np.ndarray, common: dict[str, Any],
                             f"px < velocity_min_spread {cfg.velocity_min_spread} px", **common)
 
 
+def _rate_over_lag(motion: _Motion, lag: float, distance: float,
+                   acceleration: Acceleration | None, cfg: VelocityConfig) -> tuple[float, float]:
+    """The distance's rate (``motion.distance_rate``) with the acceleration's share over the lag.
+
+    The approach rate ``r = n . v / d`` grows by ``n . a / d`` (``n``: the fitted plane's
+    normal, ``a``: the camera's acceleration, m/s^2, ``d`` the distance, m), so d ln(d)/dt at
+    the stamp is that at the instant less ``lag n . a / d``; its variance gains the
+    acceleration's (``acceleration_std`` without an estimate). Measured on a flight
+    climbing and sinking 0.3 m every 4 s at 3 m, range 1 % noisy and filtered with this
+    rate (test_ego_velocity): the filtered distance 0.74 % off without it, 0.25 % with it.
+    """
+    rate, variance = motion.distance_rate
+    if lag <= 0.0 or motion.normal is None:
+        return rate, variance
+    normal = motion.normal / distance
+    if acceleration is None:
+        return rate, variance + (lag * cfg.acceleration_std) ** 2 * float(normal @ normal)
+    return (rate - lag * float(normal @ acceleration.value),
+            variance + lag * lag * float(normal @ acceleration.covariance @ normal))
+
+
 def _best_instant(gyro: GyroRates, end: float, distance: float | None,
                   acceleration: Acceleration | None, cfg: VelocityConfig) -> GyroRates:
     """The gyro rates at the instant the velocity is best measured before ``end``.
@@ -917,8 +939,11 @@ class _Motion(NamedTuple):
     field_gain: np.ndarray | None = None
     #: (6, 3) how they move with the gyro's rate (None: no gyro)
     rate_gain: np.ndarray | None = None
-    #: d ln(distance)/dt at the stamp, 1/s, and its variance (see VelocityEstimate)
+    #: d ln(distance)/dt at the stamp, 1/s, and its variance (see VelocityEstimate),
+    #: carried over the lag by the approach alone (the acceleration's share: the caller)
     distance_rate: tuple[float, float] = (math.nan, math.nan)
+    #: the fitted plane's normal (beta, gamma, 1): its approach is normal . v / d
+    normal: np.ndarray | None = None
 
 
 def _field_gain(field: MotionField, points_px: np.ndarray, fit_gain: np.ndarray,
@@ -1166,7 +1191,10 @@ def _motion(fit: _Fit, noise: _FitNoise, points_n: np.ndarray, gyro: GyroRates |
     m_state[:3, :3] = propagate
     if gyro is None:
         m_state[5, 3] = 1.0
-    m_state[6, 4:] = (-1.0, -omega[1], omega[0])
+    # Carried over the lag: d/dt (-r) = -(r^2 + n.a / d) (r = n.v / d); the r^2 here, the
+    # acceleration's share where the distance is known (_rate_over_lag). Linearised:
+    # -r - lag r^2 ~ -(1 + 2 lag r) r + lag r^2.
+    m_state[6, 4:] = (-(1.0 + 2.0 * lag * state[4]), -omega[1], omega[0])
     m_theta = m_state @ _decompose_jacobian(theta, eps)
     if plane_jacobian is not None:   # the plane's terms come from the fit: their error too
         into_rates = np.zeros((7, 2))
@@ -1186,11 +1214,11 @@ def _motion(fit: _Fit, noise: _FitNoise, points_n: np.ndarray, gyro: GyroRates |
                                                  * fusion.field_gain)
         cov += through @ field[1] @ through.T
         through = through[:6]
-    distance_rate = (float(m_state[6] @ state), float(cov[6, 6]))
+    distance_rate = (float(m_state[6] @ state) + lag * state[4] ** 2, float(cov[6, 6]))
     cov, m_rate = cov[:6, :6], m_rate[:6]
     gains = dict(field_gain=None if field_gain is None else through,
                  rate_gain=None if gyro is None else m_rate * keep,
-                 distance_rate=distance_rate)
+                 distance_rate=distance_rate, normal=np.array([state[5], state[6], 1.0]))
     if gyro is None and field_rates is None:  # roll/pitch not measured: no weight
         cov[3:5, :] = 0.0
         cov[:, 3:5] = 0.0
@@ -1425,6 +1453,8 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
         return VelocityEstimate("no_distance", f"no usable distance to the scene ({d} m; "
                                 f"need [{cfg.min_scene_distance}, {cfg.max_scene_distance}] m)",
                                 **common)
+    common["distance_rate"], common["distance_rate_variance"] = _rate_over_lag(
+        motion, lag, d, acceleration, cfg)
     linear = d * v
     scale = np.array([d, d, d, 1.0, 1.0, 1.0])
     covariance = motion.covariance * np.outer(scale, scale)

@@ -21,6 +21,7 @@ from optical_flow_ros.core.velocity_estimator import (
     estimate_velocity,
     gyro_rates,
 )
+from optical_flow_ros.core.world_acceleration import MIN_SAMPLES
 
 NOISE = dict(image_noise_std=2.0, gyro_noise_std=0.005, range_noise_std=0.01, imu_rate=0.0)
 #: A velocity swinging 1 m/s about 1 m/s every 8 s (up to 0.8 m/s^2): the acceleration over
@@ -105,8 +106,8 @@ def test_a_stall_drops_the_acceleration_fitted_before_it():
 
 
 def test_reset_forgets_the_acceleration_and_configure_keeps_it():
-    """A tracker reset starts its tracks anew: the acceleration goes with them (it is fitted
-    again from the new tracks' estimates, half a second of them); new settings keep it."""
+    """A tracker reset starts its tracks anew: the acceleration goes with them (it is found
+    again from the new tracks' first MIN_SAMPLES estimates); new settings keep it."""
     sim = SimCamera(SimCameraConfig(**NOISE, **SWINGING))
     config = TrackerConfig(velocity_estimator="slope")
     tracker = LKTracker(config)
@@ -125,7 +126,8 @@ def test_reset_forgets_the_acceleration_and_configure_keeps_it():
                      "v" if np.array_equal(e.linear, e.measured_linear) else "A")
     kinds = "".join(kinds)
     assert kinds[25:45] == "A" * 20                   # kept over configure
-    assert "A" not in kinds[45:60] and "v" in kinds[45:60] and kinds[-1] == "A"
+    after_reset = kinds[45:].replace(".", "")
+    assert after_reset == "v" * MIN_SAMPLES + "A" * (len(after_reset) - MIN_SAMPLES), kinds
 
 
 def _ranged_flight(distance_filter: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -158,14 +160,14 @@ def test_range_readings_are_filtered_with_the_flows_distance_rate():
     """A flight climbing and sinking 0.3 m at 3 m, rolling 3 deg, range 1 % noisy: the
     readings carried by each estimate's distance_rate (distance_filter on) leave
     the distance less off than the readings, and the velocity's error shrinks with it, still
-    covered by the published covariance. Measured: distance rms 0.64 % (readings 0.96 %; the
-    fitted rate lags the climb, 0.16 1/s at its fastest), horizontal RMSE 0.0094 m/s
-    (0.0124 m/s with each frame's reading), 3 sigma 100 %."""
+    covered by the published covariance. Measured: distance rms 0.25 % (readings 0.96 %;
+    0.74 % with the rate as measured, 81 ms before the stamp, when the climb is at 0.16 1/s),
+    horizontal RMSE 0.0052 m/s (0.0083 m/s with each frame's reading), 3 sigma 99-100 %."""
     errors, sigmas, distance = _ranged_flight(True)
     raw_errors, _, raw_distance = _ranged_flight(False)
     assert errors.shape[0] >= 80
     rms = float(np.sqrt(np.mean(distance**2)))
-    assert rms < 0.8 * float(np.sqrt(np.mean(raw_distance**2)))
+    assert rms < 0.5 * float(np.sqrt(np.mean(raw_distance**2)))
     assert np.sqrt(np.mean(errors**2)) < 0.9 * np.sqrt(np.mean(raw_errors**2))
     assert np.mean(np.abs(errors) <= 3.0 * sigmas) >= 0.97
 

@@ -276,12 +276,14 @@ def with_imu(cam: SimCamera, records: list[Record], rate: float) -> list[Record]
 def test_covariance_counts_the_translation_curving_through_the_gyro_line(imu_rate):
     """The velocity swings by 0.5 m/s every 2 s (1.6 m/s^2, 4.9 m/s^3): through the gyro's
     line the translation's curvature leaves a bias of ~1 % of the speed, which the covariance
-    now counts (the value is unchanged: RMSE 2.2 % / 1.4 %). Measured with one gyro sample
-    per frame: median NEES 9.6, 3 sigma 82 / 91 % before, 3.6-4.0, 91 / 100 % counted frame
-    by frame (a noisy difference), 2.4-2.5, 97-98 / 100 % with the recent frames' median
-    where it is larger (EgoVelocityEstimator); with a 200 Hz IMU NEES 2.9 before, 1.5-1.6
-    frame by frame, 1.1-1.2 with the median (3 sigma 98-100 %). Ranges: the pinned stack's
-    OpenCV 5 and the Ubuntu stack's 4.6."""
+    counts. Measured with one gyro sample per frame: median NEES 9.6, 3 sigma 82 / 91 %
+    before it was counted, 3.6-4.0 counted frame by frame (a noisy difference), 2.4-2.7
+    with the recent frames' median where it is larger (EgoVelocityEstimator), 1.19 (3 sigma
+    100 / 98 %, RMSE 2.2 -> 1.9 %) since the acceleration over the lag follows the swing (the
+    model bank of world_acceleration instead of a 1 s line); with a 200 Hz IMU NEES 2.9
+    before, 1.1 with the median and the line, 1.5 with the bank (1 sigma 63 / 66 % instead
+    of 80 / 66 %, RMSE 1.4 -> 1.3 %). Ranges: the pinned stack's OpenCV 5 and the Ubuntu
+    stack's 4.6."""
     cam, records = flight(ACCELERATING_FLIGHT)
     if imu_rate:
         records = with_imu(cam, records, imu_rate)
@@ -289,8 +291,8 @@ def test_covariance_counts_the_translation_curving_through_the_gyro_line(imu_rat
     assert horizontal_rmse(estimates, records) <= 0.025
     z, nees = normalised_errors(estimates, records)
     inside_3 = np.mean(np.abs(z[:, :2]) <= 3.0, axis=0)
-    assert np.all(inside_3 >= (0.97 if imu_rate else 0.95)), inside_3
-    assert np.median(nees) <= (1.4 if imu_rate else 3.3), np.median(nees)
+    assert np.all(inside_3 >= 0.97), inside_3
+    assert 0.7 <= np.median(nees) <= 2.0, np.median(nees)
 
 
 def test_roll_pitch_fails_without_rates_or_with_double_lag_compensation():
