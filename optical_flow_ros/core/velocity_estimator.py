@@ -170,11 +170,11 @@ class VelocityConfig:
         "scale measured online from the readings; see core/distance_filter.py) instead of "
         "using the newest reading as it is; not used with the fixed distance parameter. "
         "Measured (bench/bench_velocity_accuracy.py, range 1 %, gyro): the distance's error "
-        "1 % -> 0.1-0.3 % on steady flights and the horizontal RMSE 0.95-2.75 % -> "
-        "0.25-2.60 % on 16 held-out flights, but the covariance then is too narrow on "
-        "accelerating flights (median NEES up to 3.7: the acceleration over the lag is "
-        "understated) and on the demo (4.3), which the range's 1 % hid: off until those are "
-        "mended")
+        "1 % -> 0.1-0.3 % (0.25 % climbing 0.3 m every 4 s) and the horizontal RMSE "
+        "0.93-1.88 % -> 0.24-1.76 % on 16 held-out flights, but the covariance then is too "
+        "narrow across the velocity on steady turning flights (3 sigma 90-96 %: the field's "
+        "roll/pitch rates err ~2x their stated std there, which the range's 1 % along the "
+        "velocity hid): off until that is mended")
     gyro_std: float = setting(
         0.002, "Gyro rate std per axis when the IMU message gives no covariance, rad/s",
         range=(0.0, 10.0))
