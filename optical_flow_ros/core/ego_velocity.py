@@ -173,8 +173,10 @@ class EgoVelocityEstimator:
             self._bias.add(tracks.stamp, estimate.line_bias_excess)
         if estimate.valid:
             measured = estimate.covariance[:3, :3]
-            if acceleration is not None:   # the velocity as measured, without the lag's term
-                measured = measured - estimate.lag**2 * acceleration.covariance
+            if estimate.lag > 0.0:   # the velocity as measured, without the lag's term
+                measured = measured - estimate.lag**2 * (
+                    acceleration.covariance if acceleration is not None
+                    else cfg.acceleration_std**2 * np.eye(3))
             self._acceleration.update(tracks.stamp, estimate.measured_linear, estimate.angular,
                                       measured, measured_at=tracks.stamp - estimate.lag)
             self._lag = estimate.lag

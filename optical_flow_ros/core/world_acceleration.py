@@ -150,7 +150,8 @@ class AccelerationEstimator:
         estimate's lag; default the stamp); ``linear`` is in the camera frame of ``stamp``.
         ``variance``: the velocity's (3, 3) error covariance in the camera frame, (m/s)^2
         (each axis of the fixed frame gets its own noise: a slow flight's vx is 5-15x
-        noisier than its vy or vz), or one variance for every axis.
+        noisier than its vy or vz), or one variance for every axis. A velocity, variance or
+        instant that is not finite is skipped (the rate still turns the frame).
         """
         stamp = float(stamp)
         if self._last is not None:
@@ -169,6 +170,8 @@ class AccelerationEstimator:
         noise = np.maximum(noise, 1e-12)
         velocity = self._orientation @ np.asarray(linear, np.float64)
         when = stamp if measured_at is None else float(measured_at)
+        if not (np.isfinite(velocity).all() and np.isfinite(noise).all() and math.isfinite(when)):
+            return   # not a measurement: the filters would carry it for ever
         self._count += 1
         if self._state is None:
             self._start(when, velocity, noise)

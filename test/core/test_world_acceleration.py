@@ -219,3 +219,19 @@ def test_one_variance_for_every_axis_is_still_accepted():
     estimate = estimator.estimate()
     assert estimate is not None
     np.testing.assert_allclose(estimate.value, ACCELERATION, atol=1e-3)
+
+
+def test_a_velocity_that_is_not_finite_is_skipped():
+    """A NaN velocity (a library caller's bad estimate) would stay in the filters' state for
+    ever: it is skipped, and the estimate is that of the other velocities."""
+    clean, dirty = AccelerationEstimator(), AccelerationEstimator()
+    for k, t in enumerate(np.arange(31) / RATE_HZ):
+        clean.update(t, _constant(t), np.zeros(3), 1e-8)
+        dirty.update(t, _constant(t), np.zeros(3), 1e-8)
+        if k == 15:
+            dirty.update(t + 0.5 / RATE_HZ, np.full(3, np.nan), np.zeros(3), 1e-8)
+            dirty.update(t + 0.5 / RATE_HZ, _constant(t), np.zeros(3), math.inf)
+    a, b = clean.estimate(), dirty.estimate()
+    assert a is not None and b is not None
+    assert np.isfinite(b.value).all() and np.isfinite(b.covariance).all()
+    np.testing.assert_allclose(b.value, a.value, atol=1e-6)
