@@ -171,7 +171,7 @@ class VelocityConfig:
         "using the newest reading as it is; not used with the fixed distance parameter. "
         "Measured (bench/bench_velocity_accuracy.py, range 1 %, gyro): the distance's error "
         "1 % -> 0.1-0.3 % (0.25 % climbing 0.3 m every 4 s) and the horizontal RMSE "
-        "0.93-1.88 % -> 0.24-1.76 % on 16 held-out flights, but the covariance then is too "
+        "0.93-1.89 % -> 0.24-1.77 % on 16 held-out flights, but the covariance then is too "
         "narrow across the velocity on steady turning flights (3 sigma 90-96 %: the field's "
         "roll/pitch rates err ~2x their stated std there, which the range's 1 % along the "
         "velocity hid): off until that is mended")

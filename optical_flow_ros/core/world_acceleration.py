@@ -25,10 +25,10 @@ gives the acceleration at that second's middle, a quarter of a period late on a 
 oscillation; one filter with a fixed noise density was either too slow on oscillations or
 far too wide on steady flights (its variance set by the density, not the flight). Measured on
 the 24 recorded flights of bench/velocity_flights.py (one gyro sample per frame, range filter
-off), line -> bank: velocity RMSE 2.75 -> 1.88 % (wobble 60 Hz), 1.59 -> 1.22 % (rocket 30
+off), line -> bank: velocity RMSE 2.75 -> 1.89 % (wobble 60 Hz), 1.59 -> 1.22 % (rocket 30
 Hz), 1.59 -> 1.21 % (astronaut 45 Hz), 1.70 -> 1.53 % (a velocity circle at 1.6 m/s^2), 5.04
 -> 4.57 % (a 0.03 m/s creep), the steady flights within 0.03 % of before; median NEES of
-(vx, vy) on the same four 2.18 -> 1.51, 1.97 -> 0.79, 1.79 -> 1.05, 1.63 -> 1.17.
+(vx, vy) on the same four 2.18 -> 1.51, 1.97 -> 0.73, 1.79 -> 1.02, 1.63 -> 1.16.
 
 Its own calibration (test/core/test_world_acceleration.py): where the acceleration wanders
 with a jerk density inside the bank's range, calibrated (1 sigma 55-80 %); at the bank's
