@@ -29,7 +29,7 @@ NOISE = dict(image_noise_std=2.0, gyro_noise_std=0.005, range_noise_std=0.01, im
 #: before the image).
 SWINGING = dict(altitude=3.0, velocity_x=1.0, velocity_y=0.2, velocity_amplitude=1.0,
                 velocity_period=8.0, yaw_rate=0.2, texture="brick")
-SKIP_S = 1.0   # tracks, and the acceleration (its line needs half a second of estimates)
+SKIP_S = 1.0   # tracks, and the acceleration (the bank weighs its models over the first second)
 
 
 #: A steady turning flight at 3 m for the range tests (1 m/s, yawing 0.2 rad/s).
