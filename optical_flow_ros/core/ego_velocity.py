@@ -53,6 +53,7 @@ from optical_flow_ros.core.velocity_estimator import (
     VelocityConfig,
     VelocityEstimate,
     VelocityTiming,
+    acceleration_covariance,
     estimate_velocity,
 )
 from optical_flow_ros.core.world_acceleration import AccelerationEstimator
@@ -173,10 +174,9 @@ class EgoVelocityEstimator:
             self._bias.add(tracks.stamp, estimate.line_bias_excess)
         if estimate.valid:
             measured = estimate.covariance[:3, :3]
-            if estimate.lag > 0.0:   # the velocity as measured, without the lag's term
-                measured = measured - estimate.lag**2 * (
-                    acceleration.covariance if acceleration is not None
-                    else cfg.acceleration_std**2 * np.eye(3))
+            if estimate.lag > 0.0:   # the velocity as measured: without the lag's term
+                measured = measured - estimate.lag**2 * acceleration_covariance(acceleration,
+                                                                                cfg)
             self._acceleration.update(tracks.stamp, estimate.measured_linear, estimate.angular,
                                       measured, measured_at=tracks.stamp - estimate.lag)
             self._lag = estimate.lag

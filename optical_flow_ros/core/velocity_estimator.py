@@ -104,6 +104,7 @@ __all__ = [
     "VelocityConfig",
     "VelocityEstimate",
     "VelocityTiming",
+    "acceleration_covariance",
     "estimate_velocity",
     "gyro_rates",
 ]
@@ -785,6 +786,19 @@ def _collinear(points: np.ndarray, common: dict[str, Any],
                             f"px < velocity_min_spread {cfg.velocity_min_spread} px", **common)
 
 
+def acceleration_covariance(acceleration: Acceleration | None,
+                            cfg: VelocityConfig) -> np.ndarray:
+    """(3, 3) the acceleration's covariance, (m/s^2)^2; acceleration_std^2 without one.
+
+    What the velocity's change over the lag (and the distance rate's) is uncertain by: the
+    lag's term of the published covariance, which EgoVelocityEstimator takes out again to
+    feed the acceleration the velocity as measured.
+    """
+    if acceleration is not None:
+        return acceleration.covariance
+    return cfg.acceleration_std**2 * np.eye(3)
+
+
 def _rate_over_lag(motion: _Motion, lag: float, distance: float,
                    acceleration: Acceleration | None, cfg: VelocityConfig) -> tuple[float, float]:
     """The distance's rate (``motion.distance_rate``) with the acceleration's share over the lag.
@@ -800,10 +814,10 @@ def _rate_over_lag(motion: _Motion, lag: float, distance: float,
     if lag <= 0.0 or motion.normal is None:
         return rate, variance
     normal = motion.normal / distance
-    if acceleration is None:
-        return rate, variance + (lag * cfg.acceleration_std) ** 2 * float(normal @ normal)
-    return (rate - lag * float(normal @ acceleration.value),
-            variance + lag * lag * float(normal @ acceleration.covariance @ normal))
+    if acceleration is not None:
+        rate -= lag * float(normal @ acceleration.value)
+    return rate, variance + lag * lag * float(
+        normal @ acceleration_covariance(acceleration, cfg) @ normal)
 
 
 def _best_instant(gyro: GyroRates, end: float, distance: float | None,
@@ -823,8 +837,7 @@ def _best_instant(gyro: GyroRates, end: float, distance: float | None,
         return gyro
     d = float(distance) if distance is not None and math.isfinite(distance) else 1.0
     gyro_var = d * d * float(np.trace(gyro.covariance)) / 3.0 / gyro.line_sxx
-    accel_var = (float(np.trace(acceleration.covariance)) / 3.0 if acceleration is not None
-                 else cfg.acceleration_std**2)
+    accel_var = float(np.trace(acceleration_covariance(acceleration, cfg))) / 3.0
     if gyro_var + accel_var <= 0.0:
         return gyro.line_at(end)
     instant = (gyro_var * gyro.time + accel_var * end) / (gyro_var + accel_var)
@@ -1466,10 +1479,8 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
         covariance[:3, :3] += d * d * np.diag(line_bias2)
     measured = linear
     if lag > 0.0:   # the world velocity's change over the lag
-        if acceleration is None:
-            covariance[:3, :3] += (cfg.acceleration_std * lag) ** 2 * np.eye(3)
-        else:
-            covariance[:3, :3] += lag * lag * acceleration.covariance
+        covariance[:3, :3] += lag * lag * acceleration_covariance(acceleration, cfg)
+        if acceleration is not None:
             linear = linear + lag * acceleration.value
     if not (np.isfinite(linear).all() and np.isfinite(covariance).all()):
         return VelocityEstimate("degenerate", "the estimate is not finite (an input was not: "

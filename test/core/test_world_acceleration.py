@@ -60,6 +60,9 @@ def _pooled(velocity: Velocity, acceleration: Velocity, seeds: range,
 
 
 ACCELERATION = np.array([0.3, -0.2, 0.05])     # m/s^2, constant in the world
+#: The slope std of a least-squares line through the last 1.5 s of velocities (the span the
+#: tests judge, skip_s on), per axis: sigma sqrt(12 / (n T^2)), m/s^2.
+LINE_STD = STD * math.sqrt(12.0 / (1.5 * RATE_HZ * 1.5**2))
 
 
 def _constant(t: float) -> np.ndarray:
@@ -136,11 +139,8 @@ def test_a_constant_acceleration_is_found_and_its_variance_holds_it():
     inside_3 = (np.abs(z) <= 3.0).mean(axis=0)
     assert np.all(inside_3 >= 0.97), inside_3
     assert np.all((z * z).mean(axis=0) > 0.05), (z * z).mean(axis=0)
-    # A least-squares line through the last 1.5 s of the same velocities (slope std
-    # sigma sqrt(12 / (n T^2))), within a factor 2.
-    n, span = 1.5 * RATE_HZ, 1.5
-    line_std = STD * math.sqrt(12.0 / (n * span * span))
-    assert np.all(np.sqrt((errors**2).mean(axis=0)) < 2.0 * line_std), errors.std(axis=0)
+    # Within a factor 2 of a least-squares line through the same velocities.
+    assert np.all(np.sqrt((errors**2).mean(axis=0)) < 2.0 * LINE_STD), errors.std(axis=0)
 
 
 def test_noisier_first_velocities_are_weighed_by_their_variance():
@@ -157,9 +157,7 @@ def test_a_steady_velocity_gives_a_small_honest_acceleration():
     errors, z = _pooled(_steady, lambda t: np.zeros(3), range(60))
     inside_3 = (np.abs(z) <= 3.0).mean(axis=0)
     assert np.all(inside_3 >= 0.97), inside_3
-    n, span = 1.5 * RATE_HZ, 1.5
-    line_std = STD * math.sqrt(12.0 / (n * span * span))
-    assert np.all(np.sqrt((errors**2).mean(axis=0)) < line_std), errors.std(axis=0)
+    assert np.all(np.sqrt((errors**2).mean(axis=0)) < LINE_STD), errors.std(axis=0)
 
 
 def test_a_swinging_velocity_is_followed_at_the_instant_asked_for():
