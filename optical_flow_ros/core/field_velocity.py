@@ -56,13 +56,14 @@ tracks (BENCHMARKS.md section 7).
 Noise (:class:`MotionField`): the per-interval deviation's robust std (what the tracking
 noise is this frame), the error variance of ``th(t)`` (the per-interval parameters' measured
 scatter through the polynomial, and the chosen degree's estimated bias, both times the
-self-check's calibration factor below), and the variance factor of each track's averaged
-deviation; the ego-velocity stage turns them into its covariance, and evaluates the field at
-other times (:meth:`MotionField.evaluate`: a few frames before the stamp, through the gyro's
-line). There each parameter's degree is chosen again, for that time: the stamp's choice is
-made for an extrapolation, and a low degree that happens to match the stamp is a constant
-through a changing rate before it (single frames 65-84 sigma off in the test, the spike
-frames of a held-out hover flight).
+self-check's calibration factor below, plus the share of the tracking errors that each track
+keeps over frames, :func:`_persistent_variance`), and the variance factor of each track's
+averaged deviation; the ego-velocity stage turns them into its covariance, and evaluates the
+field at other times (:meth:`MotionField.evaluate`: a few frames before the stamp, through
+the gyro's line). There each parameter's degree is chosen again, for that time: the
+stamp's choice is made for an extrapolation, and a low degree that happens to match the stamp
+is a constant through a changing rate before it (single frames 65-84 sigma off in the test,
+the spike frames of a held-out hover flight).
 
 Self-check (:meth:`MotionFieldVelocity._check`): half a span after each stamp, the value
 extrapolated there is compared with a centred polynomial through the intervals on both
@@ -75,7 +76,13 @@ intervals: an interpolation) is checked the same way, for its own factor
 (:attr:`MotionFieldVelocity.past_calibration`): the two differ, most at low frame rates
 (15 Hz: 2-12 at the stamp, 1-2 inside), so the stamp's factor made the field through the
 gyro's line 5-10x too wide there. Errors that persist longer than the span are not seen by
-it.
+it: the tracking error each track keeps while the image turns is one (the field's error from
+it is the same on both sides of the check), so it is measured apart, from neighbouring tracks
+(:func:`_persistent_variance`), and added unscaled. On a turning flight (yaw 0.2-0.5 rad/s)
+it is 70-95 % of the variance of the field's non-constant terms; without it those terms erred
+2-14x their stated variance (the field's roll/pitch rates, which the ego-velocity fuses with
+the gyro's at a weight near 1, ~2x their std across the velocity: median NEES 4-5.6 on the
+demo's flight, 1.3-1.4 with it).
 """
 
 from __future__ import annotations
@@ -190,6 +197,12 @@ class MotionField:
             velocity leaves out (the shrinkage, see :func:`_shrinkage`), px/s, aligned with
             the tracks: ``velocities + withheld`` is the field plus every track's whole
             deviation; None: nothing withheld.
+        persistent_variance: (8,) the part of ``theta_variance`` (and of
+            :meth:`evaluate`'s variance) that comes from the tracking error each track keeps
+            over frames (:func:`_persistent_variance` times the newest fit's normal
+            inverse), (px/s)^2: the same at every time (the polynomial, whose weights sum to
+            one, passes it unchanged) and not seen by the self-check (both sides share it),
+            so not times its factor; None: none.
         lens: the camera whose lens distortion the field undoes: its coordinates (and
             ``intervals``, ``theta``) are px of that camera's undistorted image
             (:meth:`~optical_flow_ros.core.camera_model.PinholeCamera.undistort_px`); None:
@@ -216,6 +229,7 @@ class MotionField:
     span: float = 0.0
     withheld: np.ndarray | None = None
     lens: PinholeCamera | None = None
+    persistent_variance: np.ndarray | None = None
 
     def theta_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """The parameters at time ``t`` (s) and their error variance.
@@ -236,7 +250,7 @@ class MotionField:
         Its variance is the chosen polynomial's noise gain at ``t`` times ``noise`` plus
         its estimated squared bias there, times the self-check's factor for ``t``
         (:attr:`past_calibration` up to the newest interval's start, :attr:`calibration`
-        at the stamp, linear in between).
+        at the stamp, linear in between), plus :attr:`persistent_variance`.
 
         Returns (theta (8,) px/s, variance (8,) (px/s)^2, weights (8, n) of the intervals'
         parameters in theta, the variance's squared-bias part (8,) (px/s)^2).
@@ -267,7 +281,10 @@ class MotionField:
         chosen = np.take_along_axis(mse, best, axis=1)[:, 0]
         bias2 = chosen - np.take_along_axis(gains, best[:, 0], axis=1) * self.noise
         factor = self.factors_at(t)
-        return (np.take_along_axis(estimates, best, axis=1)[:, 0], factor * chosen,
+        variance = factor * chosen
+        if self.persistent_variance is not None:
+            variance += self.persistent_variance
+        return (np.take_along_axis(estimates, best, axis=1)[:, 0], variance,
                 np.take_along_axis(weights, best.transpose(0, 2, 1), axis=1),
                 factor * np.maximum(bias2, 0.0))
 
@@ -524,8 +541,55 @@ def _interval_noise(innovation: np.ndarray, variance_factor: np.ndarray, followe
     return max(_median(q) / (_RAYLEIGH_MEDIAN * _RAYLEIGH_MEDIAN), _MIN_SCALE_PX_S ** 2)
 
 
-def _shrinkage(points: np.ndarray, deviation: np.ndarray, noise: np.ndarray,
-               count: np.ndarray, scale: float) -> np.ndarray:
+class _Pairs(NamedTuple):
+    """Neighbouring tracks: two of the tracks averaged over enough intervals in one grid cell."""
+
+    mature: np.ndarray   # indices of the tracks averaged over >= _SHRINK_MIN_COUNT intervals
+    a: np.ndarray        # (P,) indices of one track of each pair
+    b: np.ndarray        # (P,) the other (the next in the same cell)
+
+
+def _neighbour_pairs(points: np.ndarray, count: np.ndarray, scale: float) -> _Pairs:
+    """Neighbouring mature tracks: each and the next track in its grid cell.
+
+    The grid is :data:`_SHRINK_CELLS` cells across the larger image side (``scale``: half
+    of it, px); ``points`` (N, 2) px, ``count`` (N,) intervals averaged into each track's
+    deviation.
+    """
+    mature = np.flatnonzero(count >= _SHRINK_MIN_COUNT)
+    p = points[mature]
+    cells = np.floor(p * (_SHRINK_CELLS / (2.0 * scale)))
+    order = np.lexsort((p[:, 0], cells[:, 0], cells[:, 1]))
+    same = np.all(cells[order[1:]] == cells[order[:-1]], axis=1)
+    return _Pairs(mature, mature[order[:-1][same]], mature[order[1:][same]])
+
+
+def _persistent_variance(deviation: np.ndarray, noise: np.ndarray, pairs: _Pairs) -> float:
+    """Per-component variance of the tracking error each track keeps over frames, (px/s)^2.
+
+    Lucas-Kanade follows a window as if it only shifted; when the image turns (or scales,
+    or shears) each window's texture biases its track by an amount of its own that stays
+    while the track lives (noise-free simulated yaw at 0.2 / 0.4 rad/s: 0.36 / 0.76 px/s per
+    component against 0.02 px/s without yaw, beside 0.35-0.4 px/s of white noise). One
+    interval's fit and the polynomial through the intervals average white noise away, not
+    this; its share of the field's parameters is this variance times the fit's normal
+    inverse, at every time alike (see :attr:`MotionField.persistent_variance`).
+
+    From neighbours (:func:`_neighbour_pairs`): a true deviation (relief, a moving object)
+    is shared by them, tracking errors are not, so the difference of two averaged
+    deviations has per-component variance ``2 s^2 + noise_a + noise_b`` (``noise``: their
+    white-noise variances, (N,)), and half its squared norm has median ``ln 2`` times that.
+    0 with fewer than :data:`MIN_FIELD_TRACKS` pairs.
+    """
+    a, b = pairs.a, pairs.b
+    if a.size < MIN_FIELD_TRACKS:
+        return 0.0
+    diff = deviation[a] - deviation[b]
+    half = 0.5 * (diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1])
+    return max(0.5 * _median(half / _LN2 - noise[a] - noise[b]), 0.0)
+
+
+def _shrinkage(deviation: np.ndarray, noise: np.ndarray, pairs: _Pairs) -> np.ndarray:
     """(N,) the share of each track's averaged deviation its published velocity keeps.
 
     Empirical Bayes: a deviation ``d`` is a true one ``delta`` plus noise of variance
@@ -535,9 +599,8 @@ def _shrinkage(points: np.ndarray, deviation: np.ndarray, noise: np.ndarray,
     * ``k >= 1``: the noise the model's ``noise`` leaves out (tracking errors that persist
       over frames, which the innovations do not see), from neighbouring tracks: a true
       deviation (relief, a moving object, lens distortion) is shared by neighbours, tracking
-      errors are not, so half the squared difference of neighbours (the next track in the
-      same cell of a :data:`_SHRINK_CELLS`-wide grid) over their summed noise has median
-      ``k ln 2``.
+      errors are not, so half the squared difference of neighbours
+      (:func:`_neighbour_pairs`) over their summed noise has median ``k ln 2``.
     * ``tau^2``: the scene's, robust (a moving object under half the tracks does not move
       it): the median of ``|d|^2 / 2`` is ``ln 2`` times the per-component variance, minus
       the noise; for a track whose own ``|d|^2 / 2`` exceeds :data:`_SHRINK_KEEP` times its
@@ -551,15 +614,10 @@ def _shrinkage(points: np.ndarray, deviation: np.ndarray, noise: np.ndarray,
     0.8-1.4 %. The constants were chosen on the TRAIN flights (0.05-1.11 % -> 0.01-0.33 %).
     """
     n = deviation.shape[0]
-    mature = np.flatnonzero(count >= _SHRINK_MIN_COUNT)
+    mature, a, b = pairs
     if mature.size < MIN_FIELD_TRACKS:
         return np.ones(n)
     half = 0.5 * (deviation[:, 0] * deviation[:, 0] + deviation[:, 1] * deviation[:, 1])
-    p = points[mature]
-    cells = np.floor(p * (_SHRINK_CELLS / (2.0 * scale)))
-    order = np.lexsort((p[:, 0], cells[:, 0], cells[:, 1]))
-    same = np.all(cells[order[1:]] == cells[order[:-1]], axis=1)
-    a, b = mature[order[:-1][same]], mature[order[1:][same]]
     k = 1.0
     if a.size >= MIN_FIELD_TRACKS:
         diff = deviation[a] - deviation[b]
@@ -753,15 +811,19 @@ class MotionFieldVelocity:
         variance_factor *= (1.0 - alpha) ** 2
         variance_factor += alpha * alpha
         velocities = (_coefficients(theta_end).T @ _monomials(after, centre, scale)).T
-        kept = (_shrinkage(after.T, deviation, noise2 * variance_factor, count + 1, scale)
-                if self._shrink else np.ones(n))
+        white = noise2 * variance_factor      # each averaged deviation's white-noise variance
+        pairs = _neighbour_pairs(after.T, count + 1, scale)
+        persistent = _persistent_variance(deviation, white, pairs) * np.diagonal(inverse)
+        kept = _shrinkage(deviation, white, pairs) if self._shrink else np.ones(n)
         velocities += kept[:, None] * deviation
-        field = MotionField(end, theta_end, factor * result.variance, sigma, variance_factor,
+        field = MotionField(end, theta_end, factor * result.variance + persistent, sigma,
+                            variance_factor,
                             centre, scale, self._history[:self._length, :10].copy(),
                             result.degrees, noise, factor * result.bias2,
                             _correlation(inverse), factor, self.past_calibration,
                             self._degree, result.unbiased_bias2,
-                            self.degree_calibration(result.degrees), self._span)
+                            self.degree_calibration(result.degrees), self._span,
+                            persistent_variance=persistent)
         return FieldStep(velocities.astype(np.float32), deviation, count + 1, variance_factor,
                          field, kept)
 
