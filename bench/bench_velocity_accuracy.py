@@ -327,7 +327,8 @@ def format_row(r: dict[str, Any], case: str) -> str:
 
 def flights(which: str, quick: bool) -> list[Flight]:
     sets = dict(train=velocity_flights.TRAIN, held_out=velocity_flights.HELD_OUT,
-                fresh=velocity_flights.FRESH, lens=velocity_flights.LENS)
+                fresh=velocity_flights.FRESH, lens=velocity_flights.LENS,
+                turns=velocity_flights.TURNS)
     chosen = [f for name in which.split(",") for f in sets[name]]
     if quick:
         chosen = [dataclasses.replace(f, seconds=min(f.seconds, 3.0)) for f in chosen]
@@ -336,7 +337,7 @@ def flights(which: str, quick: bool) -> list[Flight]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", default="held_out,fresh,lens")
+    parser.add_argument("--set", default="held_out,fresh,lens,turns")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--quiet-too", action="store_true", help="also without any noise")
     parser.add_argument("--only", default="", help="substring of the flight names")

@@ -33,8 +33,9 @@ Sections (each with its baseline measured in this run):
    node's floor and the pipeline's own time measured in the same run. Budget: p50 <= floor
    p50 + pipeline p50 + 1 ms, every frame answered, no imu sample lost.
 7. Velocities (``bench/bench_velocity_accuracy.py``): per-track velocity error at the image
-   stamp, ``flow/velocity`` RMSE, 1-/3-sigma coverage and median NEES on the held-out and
-   fresh simulated flights (never tuned on), with the issue's sensor noise and without any,
+   stamp, ``flow/velocity`` RMSE, 1-/3-sigma coverage and median NEES on the held-out,
+   fresh, lens and steady-turn simulated flights (never tuned on), with the issue's sensor
+   noise and without any,
    with and without gyro (one sample per frame, and a 200 Hz IMU), beside the slope
    estimator's RMSE on the same frames; and the per-track estimator's cost (motion_field vs
    slope).
@@ -640,7 +641,7 @@ def section_input_mix(quick: bool, workdir: Path) -> tuple[dict, list[Check]]:
 def section_velocity(quick: bool) -> tuple[dict, list[Check]]:
     """Accuracy and calibration of the velocities (see bench/bench_velocity_accuracy.py)."""
     rows = []
-    for flight in bench_velocity_accuracy.flights("held_out,fresh,lens", quick):
+    for flight in bench_velocity_accuracy.flights("held_out,fresh,lens,turns", quick):
         for variant in (flight, flight.quiet()):
             rows.append(bench_velocity_accuracy.measure(variant, slope=variant is flight))
             log("   " + bench_velocity_accuracy.format_row(rows[-1], "gyro"))
@@ -892,7 +893,8 @@ def report(results: dict, checks: list[Check], command: str) -> str:
                 "`bench/bench_velocity_accuracy.py`: simulated flights over real photos "
                 "(640x480, f = 500 px, 15-60 Hz, 0.3-3 m/s, 1.2-9.5 m, turning, tilting "
                 "+/-3-5 deg at 0.45-0.7 Hz; held-out, fresh and lens sets, never tuned on; the "
-                "lens flights' camera_info has k1 = -0.25, k2 = 0.05 or k1 = -0.1), with the "
+                "lens flights' camera_info has k1 = -0.25, k2 = 0.05 or k1 = -0.1; and 12 "
+                "steady turns drawn at random, 1.5-6 m, 0.3-2 m/s, 0.1-0.5 rad/s), with the "
                 "issue's sensor noise (image 2 grey levels, gyro 0.005 rad/s and range 1 % with "
                 "their variances stated) and without any ('/quiet'), tracked by LKTracker with "
                 "its defaults and estimated as tracker_node does, with and without gyro. Track "

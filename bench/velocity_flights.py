@@ -14,9 +14,10 @@ the velocity stage has the samples stamped before t (the sample at t itself arri
 its image), the last 2 s. :func:`gyro_stream` and :func:`range_readings` give the same
 flight's sensors with other noise or another IMU rate, on the same frames and tracks.
 
-The flights are in three sets: ``TRAIN`` (used when a setting was chosen by measurement),
-``HELD_OUT`` (never used to choose anything; they only report) and ``FRESH`` (written after
-the settings were chosen, with other seeds, to re-measure them once; never tuned on). They
+The flights are in sets: ``TRAIN`` (used when a setting was chosen by measurement),
+``HELD_OUT`` (never used to choose anything; they only report), ``FRESH`` (written after
+the settings were chosen, with other seeds, to re-measure them once; never tuned on),
+``LENS`` (held out, with lens distortion) and ``TURNS`` (steady turns drawn at random). They
 cover the conditions the issue names: speeds 0.3-3 m/s, heights 1-10 m, textures, frame
 rates 15-60 Hz, turning, tilting +/-3-5 deg at 0.45-0.7 Hz, with and without noise.
 """
@@ -34,7 +35,7 @@ from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import CameraState, SimCamera, SimCameraConfig
 from optical_flow_ros.core.track_types import Tracks
 
-__all__ = ["FRESH", "HELD_OUT", "NOISY", "TRAIN", "Flight", "FlightRecord", "FrameRecord",
+__all__ = ["FRESH", "HELD_OUT", "NOISY", "TRAIN", "TURNS", "Flight", "FlightRecord", "FrameRecord",
            "GyroStream", "gyro_stream", "range_readings", "record"]
 
 #: The issue's sensor noise: image 2 grey levels, gyro 0.005 rad/s, range 1 %; the gyro
@@ -278,4 +279,35 @@ LENS = [
     _flight("lens/tilt3_0.5Hz_5m_2ms_astronaut_30Hz_k1-0.1", texture="astronaut",
             altitude=5.0, velocity_x=-2.0, velocity_y=0.8, yaw=0.8, yaw_rate=-0.2,
             roll_amplitude=3 * DEG, attitude_period=2.0, k1=-0.1, seed=22),
+]
+
+# Steady turns (no tilt, constant velocity and yaw rate; parameters drawn at random once: 1.5-6 m,
+# 0.3-2 m/s, 0.1-0.5 rad/s, nine photos), where Lucas-Kanade's window leaves each track an error
+# of its own that lasts while the track lives (field_velocity's persistent variance). The
+# persistent variance was studied on flights like these; it has no constant to choose.
+TURNS = [
+    _flight("turns/2.1m_1.1ms_yaw+0.16_gravel", texture="gravel", altitude=2.1, velocity_x=-0.92,
+            velocity_y=-0.68, yaw_rate=0.16, seed=31),
+    _flight("turns/5.7m_0.4ms_yaw-0.48_brick", texture="brick", altitude=5.7, velocity_x=0.29,
+            velocity_y=0.31, yaw_rate=-0.48, seed=32),
+    _flight("turns/4.3m_0.9ms_yaw-0.21_grass", texture="grass", altitude=4.3, velocity_x=-0.92,
+            velocity_y=-0.07, yaw_rate=-0.21, seed=33),
+    _flight("turns/2.1m_1.6ms_yaw+0.30_moon", texture="moon", altitude=2.1, velocity_x=-0.79,
+            velocity_y=-1.44, yaw_rate=0.3, seed=34),
+    _flight("turns/5.2m_1.2ms_yaw-0.32_coffee", texture="coffee", altitude=5.2, velocity_x=1.22,
+            velocity_y=-0.15, yaw_rate=-0.32, seed=35),
+    _flight("turns/3.7m_0.9ms_yaw-0.19_chelsea", texture="chelsea", altitude=3.7, velocity_x=-0.76,
+            velocity_y=-0.49, yaw_rate=-0.19, seed=36),
+    _flight("turns/5.1m_1.8ms_yaw+0.21_astronaut", texture="astronaut", altitude=5.1,
+            velocity_x=1.22, velocity_y=1.28, yaw_rate=0.21, seed=37),
+    _flight("turns/1.9m_1.8ms_yaw-0.16_camera", texture="camera", altitude=1.9, velocity_x=-1.65,
+            velocity_y=0.78, yaw_rate=-0.16, seed=38),
+    _flight("turns/4.5m_0.6ms_yaw+0.11_rocket", texture="rocket", altitude=4.5, velocity_x=0.52,
+            velocity_y=-0.37, yaw_rate=0.11, seed=39),
+    _flight("turns/2.4m_0.9ms_yaw-0.46_gravel", texture="gravel", altitude=2.4, velocity_x=-0.87,
+            velocity_y=0.17, yaw_rate=-0.46, seed=40),
+    _flight("turns/4.6m_0.9ms_yaw-0.50_brick", texture="brick", altitude=4.6, velocity_x=0.87,
+            velocity_y=0.09, yaw_rate=-0.5, seed=41),
+    _flight("turns/3.6m_1.5ms_yaw-0.11_grass", texture="grass", altitude=3.6, velocity_x=1.39,
+            velocity_y=0.5, yaw_rate=-0.11, seed=42),
 ]

@@ -172,10 +172,10 @@ class VelocityConfig:
         "using the newest reading as it is; not used with the fixed distance parameter. "
         "Measured (bench/bench_velocity_accuracy.py, range 1 %, gyro): the distance's error "
         "1 % -> 0.1-0.3 % (0.25 % climbing 0.3 m every 4 s) and the horizontal RMSE "
-        "0.93-1.89 % -> 0.24-1.77 % on 16 held-out flights, but the covariance then is too "
-        "narrow across the velocity on steady turning flights (3 sigma 90-96 %: the field's "
-        "roll/pitch rates err ~2x their stated std there, which the range's 1 % along the "
-        "velocity hid): off until that is mended")
+        "0.93-1.89 % -> 0.25-1.77 % on 16 held-out flights and 0.94-1.65 % -> 0.20-1.35 % on "
+        "12 steady turns, but without the range's 1 % along the velocity the flow's own "
+        "errors show where its covariance misses them: 3 sigma 76 % and 95 % on two slowly "
+        "turning flights of the 12; off until that is mended")
     gyro_std: float = setting(
         0.002, "Gyro rate std per axis when the IMU message gives no covariance, rad/s",
         range=(0.0, 10.0))
