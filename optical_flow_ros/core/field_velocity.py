@@ -90,7 +90,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -203,7 +203,7 @@ class MotionField:
             over frames (:func:`_persistent_variance` times the newest fit's normal
             inverse), (px/s)^2: the same at every time (the polynomial, whose weights sum to
             one, passes it unchanged) and not seen by the self-check (both sides share it),
-            so not times its factor; None: none.
+            so not times its factor; zeros: none.
         lens: the camera whose lens distortion the field undoes: its coordinates (and
             ``intervals``, ``theta``) are px of that camera's undistorted image
             (:meth:`~optical_flow_ros.core.camera_model.PinholeCamera.undistort_px`); None:
@@ -230,7 +230,7 @@ class MotionField:
     span: float = 0.0
     withheld: np.ndarray | None = None
     lens: PinholeCamera | None = None
-    persistent_variance: np.ndarray | None = None
+    persistent_variance: np.ndarray = field(default_factory=lambda: np.zeros(8))
 
     def theta_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """The parameters at time ``t`` (s) and their error variance.
@@ -282,10 +282,8 @@ class MotionField:
         chosen = np.take_along_axis(mse, best, axis=1)[:, 0]
         bias2 = chosen - np.take_along_axis(gains, best[:, 0], axis=1) * self.noise
         factor = self.factors_at(t)
-        variance = factor * chosen
-        if self.persistent_variance is not None:
-            variance += self.persistent_variance
-        return (np.take_along_axis(estimates, best, axis=1)[:, 0], variance,
+        return (np.take_along_axis(estimates, best, axis=1)[:, 0],
+                factor * chosen + self.persistent_variance,
                 np.take_along_axis(weights, best.transpose(0, 2, 1), axis=1),
                 factor * np.maximum(bias2, 0.0))
 

@@ -904,10 +904,9 @@ def _field_through_line(field: MotionField, gyro: GyroRates) -> _FieldLine:
     scaled = node_weights[:, None] * np.sqrt(field.factors_at(nodes))   # (k + 1, 8)
     combined = np.einsum("kj,kjn->jn", scaled, interval_weights[:k])
     bias = np.abs(node_weights) @ np.sqrt(bias2[:k])
-    variance = (combined * combined).sum(axis=1) * field.noise + bias * bias
-    if field.persistent_variance is not None:   # the same error at every node
-        variance += node_weights.sum() ** 2 * field.persistent_variance
-    return _FieldLine(theta, variance, (values[k], variances[k]))
+    persistent = node_weights.sum() ** 2 * field.persistent_variance   # the same at every node
+    return _FieldLine(theta, (combined * combined).sum(axis=1) * field.noise + bias * bias
+                      + persistent, (values[k], variances[k]))
 
 
 def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
@@ -1018,7 +1017,7 @@ def _stamp_field_variance(field: MotionField) -> np.ndarray:
     if (field.calibration is None or field.degree_calibration is None
             or field.unbiased_bias2 is None):
         return field.theta_variance
-    persistent = 0.0 if field.persistent_variance is None else field.persistent_variance
+    persistent = field.persistent_variance
     noise = (field.theta_variance - persistent - field.bias_variance) / field.calibration
     bias2 = np.maximum(field.unbiased_bias2, field.bias_variance / field.calibration)
     return noise * field.degree_calibration + bias2 + persistent

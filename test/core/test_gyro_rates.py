@@ -150,8 +150,7 @@ def _reference_evaluate(field, t: float) -> tuple[np.ndarray, np.ndarray, np.nda
         start = float(field.intervals[-1, 0])
         share = min(max((t - start) / max(field.stamp - start, 1e-9), 0.0), 1.0)
         factor = share * at_stamp + (1.0 - share) * field.past_calibration
-    persistent = 0.0 if field.persistent_variance is None else field.persistent_variance
-    return (result.theta, factor * result.variance + persistent, result.weights,
+    return (result.theta, factor * result.variance + field.persistent_variance, result.weights,
             factor * np.maximum(result.bias2, 0.0)), factor
 
 
@@ -170,9 +169,8 @@ def _reference_through_line(field, gyro: GyroRates) -> _FieldLine:
         combined += c * np.sqrt(factor)[:, None] * interval_weights
         bias += abs(c) * np.sqrt(bias2)
     (value, variance, _, _), _ = _reference_evaluate(field, float(gyro.time))
-    persistent = 0.0 if field.persistent_variance is None else field.persistent_variance
     return _FieldLine(theta, (combined * combined).sum(axis=1) * field.noise + bias * bias
-                      + np.sum(node_weights) ** 2 * persistent, (value, variance))
+                      + np.sum(node_weights) ** 2 * field.persistent_variance, (value, variance))
 
 
 @pytest.mark.parametrize("imu_rate", [200.0, 0.0])
