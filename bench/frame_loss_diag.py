@@ -68,7 +68,8 @@ def replay(rec: vf.FlightRecord, *, exact: bool, span: float | None = None,
     field = MotionFieldVelocity(span or cfg.velocity_field_span,
                                 cfg.velocity_field_degree if degree is None else degree,
                                 tau or cfg.velocity_deviation_tau)
-    state: dict[int, tuple[np.ndarray, int, float]] = {}
+    state: dict[int, tuple[np.ndarray, int, float, np.ndarray]] = {}
+    fresh = (np.zeros(2), 0, 1.0, np.full((2, 2), np.nan))
     rel = []
     prev = None
     shape = (rec.flight.sim.image_height, rec.flight.sim.image_width)
@@ -91,12 +92,14 @@ def replay(rec: vf.FlightRecord, *, exact: bool, span: float | None = None,
         else:
             b = f.tracks.points[idx_cur].astype(np.float64)
         ids = f.tracks.ids[idx_cur]
-        dev = np.array([state.get(int(i), (np.zeros(2), 0, 1.0))[0] for i in ids]).reshape(-1, 2)
-        cnt = np.array([state.get(int(i), (np.zeros(2), 0, 1.0))[1] for i in ids], np.int32)
-        vfac = np.array([state.get(int(i), (np.zeros(2), 0, 1.0))[2] for i in ids], np.float64)
-        step = field.step(a, b.astype(np.float32), prev.t, f.t, shape, dev, cnt, vfac)
-        state = {int(i): (step.deviation[k], int(step.count[k]), float(step.variance_factor[k]))
-                 for k, i in enumerate(ids)}
+        known = [state.get(int(i), fresh) for i in ids]
+        dev = np.array([s[0] for s in known]).reshape(-1, 2)
+        cnt = np.array([s[1] for s in known], np.int32)
+        vfac = np.array([s[2] for s in known], np.float64)
+        resid = np.array([s[3] for s in known]).reshape(-1, 2, 2)
+        step = field.step(a, b.astype(np.float32), prev.t, f.t, shape, dev, cnt, vfac, resid)
+        state = {int(i): (step.deviation[k], int(step.count[k]), float(step.variance_factor[k]),
+                          step.residuals[k]) for k, i in enumerate(ids)}
         truth = rec.sim.pixel_velocity(b, f.t)
         v = step.velocities.astype(np.float64)
         ok = np.all(np.isfinite(v), axis=1)

@@ -63,7 +63,13 @@ field at other times (:meth:`MotionField.evaluate`: a few frames before the stam
 the gyro's line). There each parameter's degree is chosen again, for that time: the
 stamp's choice is made for an extrapolation, and a low degree that happens to match the stamp
 is a constant through a changing rate before it (single frames 65-84 sigma off in the test,
-the spike frames of a held-out hover flight).
+the spike frames of a held-out hover flight). Consecutive intervals are not independent: an
+error of one frame's tracked position (image noise) enters the displacement into that frame
+and the one out of it with opposite signs, so sums over consecutive intervals telescope. The
+tracks' correlation of consecutive intervals is measured
+(:attr:`MotionFieldVelocity.noise_correlation`: -0.3 to -0.5 on the simulated flights) and
+every variance through the intervals counts it (:func:`noise_gain`: the polynomial's, the
+self-check's, each track's averaged deviation's).
 
 Self-check (:meth:`MotionFieldVelocity._check`): half a span after each stamp, the value
 extrapolated there is compared with a centred polynomial through the intervals on both
@@ -99,7 +105,7 @@ if TYPE_CHECKING:
     from optical_flow_ros.core.camera_model import PinholeCamera
 
 __all__ = ["COMMON_SHIFT_PX", "MIN_FIELD_TRACKS", "STALL_RATIO", "FieldStep", "MotionField",
-           "MotionFieldVelocity", "field_basis"]
+           "MotionFieldVelocity", "field_basis", "noise_gain"]
 
 #: Fewest tracks followed over an interval for the field to be fitted (8 parameters, 2 equations
 #: per track: 3x over-determined); with fewer the field restarts.
@@ -151,6 +157,26 @@ _SHRINK_MIN_COUNT = 2
 _SHRINK_KEEP = 3.0
 _SHRINK_CELLS = 8
 _LN2 = math.log(2.0)
+#: Bounds of the measured correlation of consecutive intervals' errors
+#: (:attr:`MotionField.noise_correlation`): -0.5 is a tracking error of each frame's position
+#: alone (it enters two consecutive displacements with opposite signs), 0 independent intervals.
+_CORRELATION_RANGE = (-0.5, 0.5)
+
+
+def _lag_sums(weights: np.ndarray) -> np.ndarray:
+    """Sums of the products of consecutive weights along the last axis (``sum w_k w_k+1``)."""
+    return (weights[..., :-1] * weights[..., 1:]).sum(axis=-1)
+
+
+def noise_gain(weights: np.ndarray, correlation: float | np.ndarray) -> np.ndarray:
+    """Variance of ``weights @ intervals`` in units of one interval's noise variance.
+
+    ``weights`` (..., n) of consecutive intervals (oldest first) whose errors have unit
+    variance and ``correlation`` (a number, or an array broadcast against ``weights``'
+    leading axes) between neighbours, none beyond: ``sum w_k^2 + 2 correlation sum w_k
+    w_k+1``.
+    """
+    return (weights * weights).sum(axis=-1) + 2.0 * correlation * _lag_sums(weights)
 
 
 @dataclass(frozen=True)
@@ -204,6 +230,12 @@ class MotionField:
             inverse), (px/s)^2: the same at every time (the polynomial, whose weights sum to
             one, passes it unchanged) and not seen by the self-check (both sides share it),
             so not times its factor; zeros: none.
+        noise_correlation: (8,) the correlation of one interval's parameters' errors with
+            the next interval's: the tracks' own (:attr:`MotionFieldVelocity.noise_correlation`)
+            on the share of ``noise`` that the tracks' independent errors make (the newest
+            fit's), none on the rest (errors shared by all tracks); the variance of any
+            combination of the intervals is :func:`noise_gain` of its weights times
+            ``noise``. Zeros: independent intervals.
         lens: the camera whose lens distortion the field undoes: its coordinates (and
             ``intervals``, ``theta``) are px of that camera's undistorted image
             (:meth:`~optical_flow_ros.core.camera_model.PinholeCamera.undistort_px`); None:
@@ -231,6 +263,7 @@ class MotionField:
     withheld: np.ndarray | None = None
     lens: PinholeCamera | None = None
     persistent_variance: np.ndarray = field(default_factory=lambda: np.zeros(8))
+    noise_correlation: np.ndarray = field(default_factory=lambda: np.zeros(8))
 
     def theta_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """The parameters at time ``t`` (s) and their error variance.
@@ -248,7 +281,8 @@ class MotionField:
         Each parameter's degree is the one with the least estimated error at ``t`` (the
         stamp's choice, made for an extrapolation, can be far off inside the intervals: a
         degree 0 that happens to match the stamp is a constant through a changing rate).
-        Its variance is the chosen polynomial's noise gain at ``t`` times ``noise`` plus
+        Its variance is the chosen polynomial's noise gain at ``t`` (:func:`noise_gain`
+        with :attr:`noise_correlation`) times ``noise`` plus
         its estimated squared bias there, times the self-check's factor for ``t``
         (:attr:`past_calibration` up to the newest interval's start, :attr:`calibration`
         at the stamp, linear in between), plus :attr:`persistent_variance`.
@@ -271,16 +305,17 @@ class MotionField:
         top = min(self.max_degree, max(starts.shape[0] - 2, 0))   # as _extrapolate
         q, r = np.linalg.qr(_interval_rows_at(starts, ends, t, top))   # (M, n, top + 1)
         weights = np.cumsum(q * np.linalg.inv(r)[:, :1, :], axis=2).transpose(0, 2, 1)
-        gains = (weights * weights).sum(axis=2)                         # (M, top + 1)
-        excess = BIAS_KAPPA * (gains[:, top:] - gains)
+        rho = self.noise_correlation
+        gains = noise_gain(weights[:, :, None, :], rho)                 # (M, top + 1, 8)
+        excess = BIAS_KAPPA * noise_gain((weights[:, top:] - weights)[:, :, None, :], rho)
         estimates = weights @ thetas                                    # (M, top + 1, 8)
         mse = (estimates - estimates[:, top:]) ** 2
-        mse -= excess[:, :, None] * self.noise
+        mse -= excess * self.noise
         np.maximum(mse, 0.0, out=mse)
-        mse += gains[:, :, None] * self.noise
+        mse += gains * self.noise
         best = np.argmin(mse, axis=1)[:, None, :]                       # (M, 1, 8)
         chosen = np.take_along_axis(mse, best, axis=1)[:, 0]
-        bias2 = chosen - np.take_along_axis(gains, best[:, 0], axis=1) * self.noise
+        bias2 = chosen - np.take_along_axis(gains, best, axis=1)[:, 0] * self.noise
         factor = self.factors_at(t)
         return (np.take_along_axis(estimates, best, axis=1)[:, 0],
                 factor * chosen + self.persistent_variance,
@@ -319,6 +354,9 @@ class FieldStep(NamedTuple):
         field: the frame's :class:`MotionField`, None when no field was fitted.
         kept: (N,) float64 the share of ``deviation`` in ``velocities`` (1 without a field
             or without shrinkage; see :func:`_shrinkage`).
+        residuals: (N, 2, 2) float64 each track's displacement about the field over its last
+            two intervals, newest first, px (state; NaN: not followed then); None when
+            :meth:`MotionFieldVelocity.step` was given none.
     """
 
     velocities: np.ndarray
@@ -327,6 +365,7 @@ class FieldStep(NamedTuple):
     variance_factor: np.ndarray
     field: MotionField | None
     kept: np.ndarray
+    residuals: np.ndarray | None = None
 
 
 def field_basis(points: np.ndarray, centre: np.ndarray, scale: float) -> tuple[np.ndarray,
@@ -443,9 +482,20 @@ class _Weights(NamedTuple):
 
     weights: np.ndarray      # (top + 1, n): row p gives degree p's value at the time
     gains: np.ndarray        # (top + 1,): sums of squared weights (noise gains)
-    excess: np.ndarray       # (top + 1,): BIAS_KAPPA * (gains[top] - gains)
+    lag_gains: np.ndarray    # (top + 1,): sums of products of consecutive weights
+    # (top + 1,): the same two for weights[top] - weights[p] (the difference's noise gain,
+    # times BIAS_KAPPA)
+    excess: np.ndarray
+    lag_excess: np.ndarray
     residual: np.ndarray | None   # (n, n) projector onto degree top's residuals
     dof: int                 # n - top - 1
+    residual_lag: float      # sum of the projector's first off-diagonal
+
+    def noise_gains(self, correlation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(gains, excess), (top + 1, 8), for intervals correlated by ``correlation`` (8,)."""
+        rho = 2.0 * correlation[None, :]
+        return (self.gains[:, None] + rho * self.lag_gains[:, None],
+                self.excess[:, None] + rho * self.lag_excess[:, None])
 
 
 def _nested_weights(starts: np.ndarray, ends: np.ndarray, t: float, top: int,
@@ -468,7 +518,10 @@ def _nested_weights(starts: np.ndarray, ends: np.ndarray, t: float, top: int,
     n = starts.shape[0]
     dof = n - top - 1
     residual = np.eye(n) - q @ q.T if dof > 0 else None
-    result = _Weights(weights, gains, BIAS_KAPPA * (gains[top] - gains), residual, dof)
+    residual_lag = 0.0 if residual is None else float(np.trace(residual, offset=1))
+    result = _Weights(weights, gains, _lag_sums(weights), BIAS_KAPPA * (gains[top] - gains),
+                      BIAS_KAPPA * _lag_sums(weights[top] - weights), residual, dof,
+                      residual_lag)
     if len(cache) >= _WEIGHTS_CACHE_SIZE:
         cache.clear()
     cache[key] = result
@@ -480,7 +533,9 @@ class _Extrapolation(NamedTuple):
     variance: np.ndarray     # (8,) their error variance (noise + estimated bias), (px/s)^2
     squares: np.ndarray | None   # (8,) squared residuals of the per-interval parameters
     #                              about the polynomial of degree max_degree, summed, (px/s)^2
-    dof: int                 # their degrees of freedom (0: none)
+    #: (8,) their expected sum in units of one interval's noise variance (the degrees of
+    #: freedom, and what the correlation of consecutive intervals adds; 0: none)
+    dof: np.ndarray | float
     degrees: np.ndarray      # (8,) the chosen degree per parameter
     bias2: np.ndarray        # (8,) the chosen degree's estimated squared bias
     weights: np.ndarray      # (8, n) each parameter's weights of the intervals' values
@@ -491,36 +546,43 @@ class _Extrapolation(NamedTuple):
 
 def _extrapolate(starts: np.ndarray, ends: np.ndarray, thetas: np.ndarray, t: float,
                  max_degree: int, noise_var: np.ndarray,
-                 cache: dict[tuple[int, bytes], _Weights]) -> _Extrapolation:
+                 cache: dict[tuple[int, bytes], _Weights],
+                 correlation: np.ndarray | None = None) -> _Extrapolation:
     """Each parameter's value at ``t``, from the degree with the least estimated error.
 
     Degrees up to ``max_degree``; the error is the mean squared error estimated below.
 
-    ``noise_var`` (8,) is the variance of one interval's parameters about the true curve.
+    ``noise_var`` (8,) is the variance of one interval's parameters about the true curve,
+    ``correlation`` (8,) that of consecutive intervals' errors (:func:`noise_gain`; None:
+    independent).
     Without enough intervals for degree ``max_degree`` and one more, the degree is lowered.
-    The estimates of nested least-squares polynomials satisfy ``var(e_P - e_p) = V_P - V_p``,
-    so ``(e_p - e_P)^2 - (V_P - V_p)`` estimates degree p's squared bias against the
-    highest degree P; it counts only beyond ``BIAS_KAPPA`` times that variance (a bias
-    hidden in the noise is not worth the lower degree's noise), and ``MSE_p = bias_p^2 +
-    V_p``.
+    ``var(e_P - e_p)`` of nested least-squares polynomials is the noise gain of their
+    weights' difference (``V_P - V_p`` for independent intervals), so ``(e_p - e_P)^2 -
+    var(e_P - e_p)`` estimates degree p's squared bias against the highest degree P; it
+    counts only beyond ``BIAS_KAPPA`` times that variance (a bias hidden in the noise is not
+    worth the lower degree's noise), and ``MSE_p = bias_p^2 + V_p``.
     """
     n = starts.shape[0]
     top = min(max_degree, max(n - 2, 0))      # one interval more than coefficients
     w = _nested_weights(starts, ends, t, top, cache)
+    rho = np.zeros(thetas.shape[1]) if correlation is None else correlation
+    gains, excess = w.noise_gains(rho)
     estimates = w.weights @ thetas                                # (top + 1, 8)
     mse = (estimates - estimates[top]) ** 2
-    unbiased = np.maximum(mse - (w.excess[:, None] / BIAS_KAPPA) * noise_var, 0.0)
-    mse -= w.excess[:, None] * noise_var
+    unbiased = np.maximum(mse - (excess / BIAS_KAPPA) * noise_var, 0.0)
+    mse -= excess * noise_var
     np.maximum(mse, 0.0, out=mse)
-    mse += w.gains[:, None] * noise_var
+    mse += gains * noise_var
     best = np.argmin(mse, axis=0)                                 # (8,)
     columns = _COLUMNS[:thetas.shape[1]]
     squares = None
     if top == max_degree and w.residual is not None:   # a lower degree's misfit isn't noise
         squares = ((w.residual @ thetas) ** 2).sum(axis=0)
-    return _Extrapolation(estimates[best, columns], mse[best, columns], squares,
-                          w.dof if squares is not None else 0, best,
-                          mse[best, columns] - w.gains[best] * noise_var, w.weights[best],
+    # E[squares] = noise * trace(residual projector @ the intervals' correlation matrix)
+    dof = np.maximum(w.dof + 2.0 * rho * w.residual_lag, 0.0) if squares is not None else 0.0
+    return _Extrapolation(estimates[best, columns], mse[best, columns], squares, dof, best,
+                          mse[best, columns] - gains[best, columns] * noise_var,
+                          w.weights[best],
                           unbiased[best, columns])
 
 
@@ -530,7 +592,9 @@ def _interval_noise(innovation: np.ndarray, variance_factor: np.ndarray, followe
 
     From the innovations (this interval's deviation minus the track's averaged deviation
     before it), which a steady deviation (relief, a moving object) does not enter:
-    ``E|i|^2 = 2 s^2 (1 + variance_factor)``, the median over the followed tracks. Before
+    ``E|i|^2 = 2 s^2 (1 + variance_factor)``, the median over the followed tracks
+    (``variance_factor``: the averaged deviation's, less twice its covariance with this
+    interval, in units of ``s^2``). Before
     :data:`MIN_FIELD_TRACKS` tracks were followed: ``sigma^2``, the fit's residual scatter.
     """
     if int(np.count_nonzero(followed)) < MIN_FIELD_TRACKS:
@@ -637,6 +701,7 @@ class _Pending(NamedTuple):
     theta: np.ndarray        # (8,) its value, px/s
     noise: np.ndarray        # (8,) one interval's noise variance it assumed, (px/s)^2
     bias2: np.ndarray        # (8,) its estimated squared bias, (px/s)^2
+    correlation: np.ndarray  # (8,) consecutive intervals' noise correlation it assumed
     kind: int = _AT_STAMP    # _AT_STAMP or _AT_PREVIOUS
     degrees: np.ndarray | None = None   # (8,) the degree each parameter chose (at the stamp)
 
@@ -689,7 +754,11 @@ class MotionFieldVelocity:
         # Variance of one interval's parameters about their true course (tracking errors
         # shared by all tracks, e.g. the sub-pixel bias of one common shift), (px/s)^2.
         self._noise_squares = np.zeros(8)
-        self._noise_dof = 0.0
+        self._noise_dof = np.zeros(8)
+        # Consecutive intervals' correlation (noise_correlation): medians of the tracks'
+        # squared residual changes over one and over two intervals, and their weight.
+        self._change_sums = np.zeros(2)
+        self._change_weight = 0.0
         # The self-check's running sums (see _check): per kind, and per chosen degree.
         self._ratio_sum = np.zeros((2, 8))      # rows: _AT_STAMP, _AT_PREVIOUS
         self._ratio_weight = np.zeros(2)
@@ -704,6 +773,31 @@ class MotionFieldVelocity:
         See :meth:`_check`; :data:`_PRIOR_FACTOR` until checks come in.
         """
         return self._factor(_AT_STAMP)
+
+    @property
+    def noise_correlation(self) -> float:
+        """Measured correlation of one interval's tracking error with the next interval's.
+
+        Image noise (and anything else that moves one frame's tracked positions) enters the
+        displacement into that frame and the one out of it with opposite signs: a position
+        error alone gives -0.5, independent displacement errors 0 (the simulated flights of
+        bench/velocity_flights.py with 2 grey levels of image noise: -0.3 to -0.5 per track,
+        -0.35 to -0.5 in the fitted field's parameters). Averages over consecutive intervals
+        then err far less than independent intervals would (a smooth weighting keeps mostly
+        the end intervals' share): treated as independent, the field through the gyro's line
+        was 2-3x wider than its error on a hover flight.
+
+        From the tracks' displacements about the field (``d_k``, px) over their last three
+        intervals: with ``c`` the correlation at one interval and none beyond,
+        ``E|d_k - d_k-1|^2 / E|d_k - d_k-2|^2 = 1 - c`` whatever each track keeps over frames
+        (its lasting error, a true deviation: both differences cancel it). The medians over
+        the tracks of each frame, summed with a forgetting time of ``_NOISE_TAU_S``; 0 before
+        any, and within :data:`_CORRELATION_RANGE`.
+        """
+        if self._change_weight <= 0.0 or self._change_sums[1] <= 0.0:
+            return 0.0
+        value = 1.0 - self._change_sums[0] / self._change_sums[1]
+        return min(max(value, _CORRELATION_RANGE[0]), _CORRELATION_RANGE[1])
 
     @property
     def past_calibration(self) -> np.ndarray:
@@ -741,15 +835,18 @@ class MotionFieldVelocity:
 
     def step(self, previous: np.ndarray, current: np.ndarray, start: float, end: float,
              shape: tuple[int, int], deviation: np.ndarray, count: np.ndarray,
-             variance_factor: np.ndarray) -> FieldStep:
+             variance_factor: np.ndarray, residuals: np.ndarray | None = None) -> FieldStep:
         """Velocities at ``end`` of tracks followed from ``previous`` to ``current``.
 
-        ``previous`` (at ``start``) and ``current`` are (N, 2) px; the per-track state is
-        that of the previous step.
+        ``previous`` (at ``start``) and ``current`` are (N, 2) px; the per-track state
+        (``deviation``, ``count``, ``variance_factor`` and ``residuals``, see
+        :class:`FieldStep`) is that of the previous step; without ``residuals`` the
+        correlation of consecutive intervals is not measured.
         ``shape`` is the image's (rows, cols). Returns the velocities and the new state.
         """
         dt = end - start
         n = current.shape[0]
+        unknown = None if residuals is None else np.full((n, 2, 2), np.nan)
         after = np.asarray(current, np.float64).T
         before = np.asarray(previous, np.float64).T
         data = np.empty((8, n))    # rows: monomials at mid-interval, mean velocity u', v'
@@ -759,7 +856,7 @@ class MotionFieldVelocity:
         if n < MIN_FIELD_TRACKS:
             self.restart()
             return FieldStep(velocity.T.astype(np.float32), np.zeros((n, 2)),
-                             np.zeros(n, np.int32), np.ones(n), None, np.ones(n))
+                             np.zeros(n, np.int32), np.ones(n), None, np.ones(n), unknown)
         if self._stalled(dt):
             # A polynomial through an interval several times longer than the others bridges
             # the gap with one mean: the stamps after it were off by several sigma, and the
@@ -768,7 +865,7 @@ class MotionFieldVelocity:
             # each track keeps its deviation (the scene did not change).
             self.restart()
             return FieldStep(velocity.T.astype(np.float32), deviation, count,
-                             variance_factor, None, np.ones(n))
+                             variance_factor, None, np.ones(n), unknown)
         rows, cols = shape
         centre = np.array([(cols - 1) / 2.0, (rows - 1) / 2.0])
         scale = max(rows, cols) / 2.0
@@ -796,19 +893,29 @@ class MotionFieldVelocity:
                         _MIN_SCALE_PX_S)
         theta_var = sigma * sigma * np.diagonal(inverse)
         self._append(start, end, theta, theta_var)
-        result, noise = self._field_at(end, dt)
+        if residuals is not None:
+            residuals = self._measure_correlation(residual.T * dt, residuals, rejected, dt)
+        result, noise, field_rho = self._field_at(end, dt)
         theta_end = result.theta
         factor = self.calibration
 
-        # Each track's deviation: a running mean while young, then exponential (tau).
+        # Each track's deviation: a running mean while young, then exponential (tau). Its
+        # last interval entered the mean with weight `before` and is correlated with this
+        # one by the tracks' measured correlation: the innovation's variance and the mean's
+        # carry that term (a position error alone: the mean of a mature track is ~8x less
+        # noisy than independent intervals would make it).
         followed = count > 0
-        noise2 = _interval_noise(residual.T - deviation, variance_factor, followed, sigma)
+        floor = -math.expm1(-dt / self._tau)
+        before = np.where(followed, np.maximum(1.0 / np.maximum(count, 1), floor), 0.0)
+        rho = self.noise_correlation if residuals is not None else 0.0
+        noise2 = _interval_noise(residual.T - deviation, variance_factor - 2.0 * rho * before,
+                                 followed, sigma)
         alpha = 1.0 / (count + 1.0)
-        np.maximum(alpha, -math.expm1(-dt / self._tau), out=alpha)
+        np.maximum(alpha, floor, out=alpha)
         deviation = deviation + alpha[:, None] * (residual.T - deviation)
         variance_factor = np.where(followed, variance_factor, 0.0)   # NaN for fresh tracks
         variance_factor *= (1.0 - alpha) ** 2
-        variance_factor += alpha * alpha
+        variance_factor += alpha * alpha + 2.0 * rho * alpha * (1.0 - alpha) * before
         velocities = (_coefficients(theta_end).T @ _monomials(after, centre, scale)).T
         white = noise2 * variance_factor      # each averaged deviation's white-noise variance
         pairs = _neighbour_pairs(after.T, count + 1, scale)
@@ -822,9 +929,30 @@ class MotionFieldVelocity:
                             _correlation(inverse), factor, self.past_calibration,
                             self._degree, result.unbiased_bias2,
                             self.degree_calibration(result.degrees), self._span,
-                            persistent_variance=persistent)
+                            persistent_variance=persistent,
+                            noise_correlation=field_rho)
         return FieldStep(velocities.astype(np.float32), deviation, count + 1, variance_factor,
-                         field, kept)
+                         field, kept, residuals)
+
+    def _measure_correlation(self, displacement: np.ndarray, residuals: np.ndarray,
+                             rejected: np.ndarray, dt: float) -> np.ndarray:
+        """Add this interval to :attr:`noise_correlation`'s sums; the tracks' new residuals.
+
+        ``displacement`` (N, 2): this interval's displacement about the field, px;
+        ``residuals`` (N, 2, 2) the previous two (see :class:`FieldStep`); ``rejected`` (N,)
+        the tracks left out of this interval's fit (not measured).
+        """
+        last, before = residuals[:, 0], residuals[:, 1]
+        known = ~rejected & np.isfinite(before[:, 0]) & np.isfinite(last[:, 0])
+        if int(np.count_nonzero(known)) >= MIN_FIELD_TRACKS:
+            one = displacement[known] - last[known]
+            two = displacement[known] - before[known]
+            keep = math.exp(-dt / _NOISE_TAU_S)
+            self._change_sums *= keep
+            self._change_sums += (_median(one[:, 0] * one[:, 0] + one[:, 1] * one[:, 1]),
+                                  _median(two[:, 0] * two[:, 0] + two[:, 1] * two[:, 1]))
+            self._change_weight = keep * self._change_weight + 1.0
+        return np.stack((displacement, last), axis=1)
 
     def _stalled(self, dt: float) -> bool:
         """Whether an interval of ``dt`` s is a stall: :data:`STALL_RATIO` x the longest recent."""
@@ -834,40 +962,47 @@ class MotionFieldVelocity:
         recent = self._history[self._length - k:self._length, :2]
         return dt > STALL_RATIO * float(np.max(recent[:, 1] - recent[:, 0]))
 
-    def _field_at(self, end: float, dt: float) -> tuple[_Extrapolation, np.ndarray]:
-        """The parameters at ``end`` and the per-interval noise assumed; updates the noise.
+    def _field_at(self, end: float, dt: float) -> tuple[_Extrapolation, np.ndarray, np.ndarray]:
+        """The parameters at ``end``, the per-interval noise assumed and its correlation.
 
-        The noise of one interval's parameters is the residual scatter of the per-interval
-        parameters about the polynomial, pooled over the frames with a forgetting time of
-        ``_NOISE_TAU_S``, at least the fits' own (independent tracks) and at most that of a
-        :data:`COMMON_SHIFT_PX` error of every track's displacement: where the polynomial
-        cannot follow the motion over the span (fast turns at a low frame rate) the
-        scatter is misfit, not noise, and must not push the choice to a lower degree.
-        Before it rests on ``_MIN_NOISE_DOF`` degrees of freedom, that bound is used.
+        Updates the noise. The noise of one interval's parameters is the residual scatter of
+        the per-interval parameters about the polynomial, pooled over the frames with a
+        forgetting time of ``_NOISE_TAU_S``, at least the fits' own (independent tracks) and
+        at most that of a :data:`COMMON_SHIFT_PX` error of every track's displacement: where
+        the polynomial cannot follow the motion over the span (fast turns at a low frame
+        rate) the scatter is misfit, not noise, and must not push the choice to a lower
+        degree. Before it rests on ``_MIN_NOISE_DOF`` degrees of freedom, that bound is used.
+        The correlation of consecutive intervals (8,): the tracks' own
+        (:attr:`noise_correlation`) on the fits' own share of the noise, none on the rest
+        (errors shared by all tracks, e.g. Lucas-Kanade's sub-pixel bias of one common
+        shift, which follows the shift's phase from frame to frame: with the tracks'
+        correlation on all of it a straight flight's field came out 2x too narrow).
         """
         history = self._recent(end)
         starts, ends, thetas = history[:, 0], history[:, 1], history[:, 2:10]
         floor = history[-1, 10:]                     # independent tracking noise alone
         bound = (COMMON_SHIFT_PX / dt) ** 2
-        if self._noise_dof >= _MIN_NOISE_DOF:
+        if float(self._noise_dof.min()) >= _MIN_NOISE_DOF:
             noise = np.clip(self._noise_squares / self._noise_dof, floor, max(bound, 0.0))
             noise = np.maximum(noise, floor)
         else:
             noise = np.maximum(floor, bound)
-        result = _extrapolate(starts, ends, thetas, end, self._degree, noise, self._weights_cache)
+        rho = self.noise_correlation * np.minimum(floor / np.maximum(noise, 1e-30), 1.0)
+        result = _extrapolate(starts, ends, thetas, end, self._degree, noise, self._weights_cache,
+                              rho)
         previous = _extrapolate(starts, ends, thetas, end - dt, self._degree, noise,
-                                self._weights_cache)
+                                self._weights_cache, rho)
         self._check(end, dt)
         serials = np.arange(self._serial - starts.shape[0], self._serial, dtype=np.float64)
         self._pending.append(_Pending(end - dt, serials, previous.weights, previous.theta,
-                                      noise, np.maximum(previous.bias2, 0.0), _AT_PREVIOUS))
+                                      noise, np.maximum(previous.bias2, 0.0), rho, _AT_PREVIOUS))
         self._pending.append(_Pending(end, serials, result.weights, result.theta, noise,
-                                      result.bias2, _AT_STAMP, result.degrees))
+                                      result.bias2, rho, _AT_STAMP, result.degrees))
         if result.squares is not None:
             keep = math.exp(-dt / _NOISE_TAU_S)
             self._noise_squares = keep * self._noise_squares + result.squares
             self._noise_dof = keep * self._noise_dof + result.dof
-        return result, noise
+        return result, noise, rho
 
     def _check(self, end: float, dt: float) -> None:
         """Check the extrapolations made half a span ago against the intervals since.
@@ -905,7 +1040,7 @@ class MotionFieldVelocity:
             difference = np.zeros((8, width))
             difference[:, check.serials.astype(np.int64) - first] = check.weights
             difference[:, rows[:, 0].astype(np.int64) - first] -= reference
-            modelled = (difference * difference).sum(axis=1) * check.noise + check.bias2
+            modelled = noise_gain(difference, check.correlation) * check.noise + check.bias2
             error = check.theta - reference @ rows[:, 3:]
             keep = math.exp(-dt / _CHECK_TAU_S)
             kind = check.kind

@@ -67,6 +67,7 @@ class TrackStore:
         self._deviation = np.zeros((n, 2))
         self._count = np.zeros(n, np.int32)
         self._variance_factor = np.full(n, np.nan)
+        self._residuals = np.full((n, 2, 2), np.nan)
         self._withheld = np.zeros((n, 2))
         self._motion_field: MotionField | None = None
         if self._field is not None:
@@ -154,6 +155,7 @@ class TrackStore:
         previous_stamp = float(self._stamps[self._head])
         deviation, count = self._deviation[keep], self._count[keep]
         variance_factor = self._variance_factor[keep]
+        residuals = self._residuals[keep]
         withheld = self._withheld[keep]
         self.ids = self.ids[keep]
         self.ages = self.ages[keep] + np.int32(1)
@@ -164,6 +166,7 @@ class TrackStore:
         self._trail[:, self._head] = self.points
         self._deviation, self._count = deviation, count
         self._variance_factor = variance_factor
+        self._residuals = residuals
         self._withheld = withheld
         if self._field is None:
             self.velocities = self._fit_velocities()
@@ -175,13 +178,14 @@ class TrackStore:
         lens = self._lens
         if lens is None:
             step = self._field.step(previous, self.points, previous_stamp, stamp, shape,
-                                    deviation, count, variance_factor)
+                                    deviation, count, variance_factor, residuals)
             self.velocities = step.velocities
             withheld = (1.0 - step.kept)[:, None] * step.deviation
         else:   # the field in the undistorted image, where it is exact; velocities back
             current, jacobian = lens.undistort_with_jacobian(self.points)
             step = self._field.step(lens.undistort_px(previous), current, previous_stamp,
-                                    stamp, shape, deviation, count, variance_factor)
+                                    stamp, shape, deviation, count, variance_factor,
+                                    residuals)
             both = np.stack((step.velocities.astype(np.float64),
                              (1.0 - step.kept)[:, None] * step.deviation), axis=2)
             raw = np.linalg.solve(jacobian, both)   # (N, 2, 2): velocity, withheld
@@ -189,6 +193,7 @@ class TrackStore:
             withheld = raw[:, :, 1]
         self._deviation, self._count = step.deviation, step.count
         self._variance_factor = step.variance_factor
+        self._residuals = step.residuals
         self._withheld = withheld
         self._motion_field = (None if step.field is None else
                               dataclasses.replace(step.field, lens=lens))
@@ -209,6 +214,7 @@ class TrackStore:
         self._deviation = self._deviation[keep]
         self._count = self._count[keep]
         self._variance_factor = self._variance_factor[keep]
+        self._residuals = self._residuals[keep]
         self._withheld = self._withheld[keep]
 
     def add(self, points: np.ndarray) -> None:
@@ -232,6 +238,7 @@ class TrackStore:
         self._deviation = np.concatenate([self._deviation, np.zeros((m, 2))])
         self._count = np.concatenate([self._count, np.zeros(m, np.int32)])
         self._variance_factor = np.concatenate([self._variance_factor, nan2[:, 0]])
+        self._residuals = np.concatenate([self._residuals, np.full((m, 2, 2), np.nan)])
         self._withheld = np.concatenate([self._withheld, np.zeros((m, 2))])
 
     def trails(self) -> np.ndarray:

@@ -88,7 +88,7 @@ import numpy as np
 from optical_flow_ros.core.camera_model import PinholeCamera, same_lens
 from optical_flow_ros.core.config_fields import setting, validate_fields
 from optical_flow_ros.core.errors import ConfigError
-from optical_flow_ros.core.field_velocity import STALL_RATIO, MotionField, field_basis
+from optical_flow_ros.core.field_velocity import STALL_RATIO, MotionField, field_basis, noise_gain
 from optical_flow_ros.core.motion_field import rotational_basis, rotational_field
 from optical_flow_ros.core.track_types import Tracks
 from optical_flow_ros.core.world_acceleration import Acceleration
@@ -883,7 +883,8 @@ def _field_through_line(field: MotionField, gyro: GyroRates) -> _FieldLine:
     chosen per parameter at ``t``) is evaluated at ``field.max_degree + 1`` nodes over the
     samples' span and interpolated by a polynomial, so the value is ``sum_j c_j theta(t_j)``
     and, each ``theta(t_j)`` being linear in the intervals' parameters, its noise variance is
-    exact under the field's model (intervals independent, each with ``field.noise``), scaled
+    exact under the field's model (each interval with ``field.noise``, consecutive ones
+    correlated by ``field.noise_correlation``: :func:`~.field_velocity.noise_gain`), scaled
     at each node by the self-check's factor there (:meth:`MotionField.factor_at`); the nodes'
     estimated biases add up in the worst case (``(sum_j |c_j| b_j)^2``).
 
@@ -905,8 +906,8 @@ def _field_through_line(field: MotionField, gyro: GyroRates) -> _FieldLine:
     combined = np.einsum("kj,kjn->jn", scaled, interval_weights[:k])
     bias = np.abs(node_weights) @ np.sqrt(bias2[:k])
     persistent = node_weights.sum() ** 2 * field.persistent_variance   # the same at every node
-    return _FieldLine(theta, (combined * combined).sum(axis=1) * field.noise + bias * bias
-                      + persistent, (values[k], variances[k]))
+    noise = noise_gain(combined, field.noise_correlation) * field.noise
+    return _FieldLine(theta, noise + bias * bias + persistent, (values[k], variances[k]))
 
 
 def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,

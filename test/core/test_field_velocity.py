@@ -33,18 +33,25 @@ _trapezoid = getattr(np, "trapezoid", None) or np.trapz
 
 def _run_field(times: np.ndarray, theta_of_t, *, n: int = 200, noise_px: float = 0.0,
                seed: int = 0, tau: float = 0.25, shrink: bool = True, own=None,
-               positions: list | None = None):
+               positions: list | None = None, position_noise_px: float = 0.0,
+               correlation: bool = True):
     """Step a MotionFieldVelocity over ``times`` with tracks moved by a spatially uniform
     field (theta_of_t(t) gives the 8 parameters; only the constant terms move points, so
     each interval's displacement is exactly the integral of theta[0], theta[3]).
 
-    ``own(points)``: each track's own velocity besides the field at its position, px/s
-    (N, 2); ``positions`` gets each step's new positions.
+    ``noise_px``: an independent error of each displacement (it stays in the track's
+    position); ``position_noise_px``: an independent error of each frame's tracked position
+    about the true one (it enters two consecutive displacements). ``own(points)``: each
+    track's own velocity besides the field at its position, px/s (N, 2); ``positions`` gets
+    each step's new (true) positions. ``correlation``: give the step the tracks' residual
+    state (as TrackStore does), so that it measures the intervals' correlation.
     """
     rng = np.random.default_rng(seed)
     field = MotionFieldVelocity(0.3, 3, tau, shrink)
     points = rng.uniform((20, 20), (620, 460), (n, 2))
+    seen = points + rng.normal(0.0, position_noise_px, points.shape)
     deviation, count, factor = np.zeros((n, 2)), np.zeros(n, np.int32), np.full(n, np.nan)
+    residuals = np.full((n, 2, 2), np.nan) if correlation else None
     steps = []
     for start, end in zip(times[:-1], times[1:], strict=True):
         grid = np.linspace(start, end, 201)
@@ -53,11 +60,14 @@ def _run_field(times: np.ndarray, theta_of_t, *, n: int = 200, noise_px: float =
         if own is not None:
             shift = shift + own(points) * (end - start)
         moved = points + shift + rng.normal(0.0, noise_px, points.shape)
-        step = field.step(points, moved.astype(np.float32), start, end, SHAPE, deviation,
-                          count, factor)
+        seen_now = moved + rng.normal(0.0, position_noise_px, points.shape)
+        step = field.step(seen, seen_now.astype(np.float32), start, end, SHAPE, deviation,
+                          count, factor, residuals)
         deviation, count, factor = step.deviation, step.count, step.variance_factor
+        residuals = step.residuals
         steps.append((end, step))
         points = moved.astype(np.float32).astype(np.float64)
+        seen = seen_now.astype(np.float32).astype(np.float64)
         if positions is not None:
             positions.append(points)
     return steps
@@ -113,6 +123,31 @@ def test_noise_is_measured_and_averaged():
     published = np.concatenate([s.velocities - [90.0, -30.0] for _, s in steps[20:]])
     assert np.abs(published.mean(axis=0)).max() < 0.05
     assert np.std(published[:, 0]) < 0.4 * predicted
+
+
+def test_averaged_deviation_noise_under_position_noise():
+    """A position error of 0.03 px on each frame (it enters two consecutive displacements
+    with opposite signs): one interval's deviation has sqrt(2) * 0.03 * 30 = 1.27 px/s per
+    component, but a track's averaged deviation far less than independent intervals would
+    give (their sum telescopes). With the measured correlation its predicted std matches
+    the scatter (measured: 0.12 against 0.13-0.14 px/s); counted as independent it was 2.7x
+    too large."""
+    times = np.arange(61) / 30.0
+    constant = np.zeros(8)
+    constant[0], constant[3] = 90.0, -30.0
+    predicted, scatter = {}, {}
+    for correlation in (True, False):
+        steps = _run_field(times, lambda t: constant, position_noise_px=0.03, n=400,
+                           correlation=correlation)
+        _, last = steps[-1]
+        assert last.field.deviation_std == pytest.approx(math.sqrt(2.0) * 0.03 * 30.0, rel=0.15)
+        predicted[correlation] = (math.sqrt(np.median(last.variance_factor))
+                                  * last.field.deviation_std)
+        whole = np.concatenate([s.velocities + s.field.withheld - [90.0, -30.0]
+                                for _, s in _with_withheld(steps[20:])])
+        scatter[correlation] = float(np.std(whole))
+    assert predicted[True] == pytest.approx(scatter[True], rel=0.3)
+    assert predicted[False] > 2.0 * scatter[False]
 
 
 def _with_withheld(steps):
@@ -400,3 +435,48 @@ def test_a_turning_images_lasting_tracking_errors_are_in_the_fields_variance():
     z2, without = np.mean(z2, axis=0), np.mean(without, axis=0)
     assert np.all(z2 <= 2.0), z2
     assert np.max(without[6:]) > 2.0, without
+
+
+@pytest.mark.parametrize(("position_px", "displacement_px", "expected"), [
+    (0.05, 0.0, -0.5), (0.0, 0.05, 0.0), (0.05, 0.05 * math.sqrt(2.0), -0.25)])
+def test_consecutive_intervals_correlation_is_measured(position_px, displacement_px, expected):
+    """Each frame's position error enters two consecutive displacements with opposite signs
+    (correlation -0.5), an error of each displacement only one (0); with both, the
+    correlation is -var_pos / (var_disp + 2 var_pos). Each track's own steady motion (a
+    true deviation) does not enter the measure. No error here is shared by all tracks, so
+    the field's parameters carry the tracks' correlation whole."""
+    times = np.arange(61) / 30.0
+    constant = np.zeros(8)
+    constant[0], constant[3] = 90.0, -30.0
+    own = np.random.default_rng(5).normal(0.0, 3.0, (300, 2))
+    steps = _run_field(times, lambda t: constant, n=300, position_noise_px=position_px,
+                       noise_px=displacement_px, own=lambda p: own)
+    measured = np.array([step.field.noise_correlation for _, step in steps[30:]])
+    np.testing.assert_allclose(np.median(measured, axis=0), expected, atol=0.05)
+    assert all(np.all(step.field.noise_correlation == 0.0) for _, step in
+               _run_field(times[:10], lambda t: constant, position_noise_px=position_px,
+                          noise_px=displacement_px, correlation=False))
+
+
+def test_field_inside_its_span_is_calibrated_under_position_noise():
+    """Tracked positions with a noise of their own (what image noise gives Lucas-Kanade):
+    the field at a past time, an average over consecutive intervals, errs much less than
+    independent intervals would; with the measured correlation its published variance
+    matches the error (mean z^2 over 24 seeds and the frames after the first second),
+    treated as independent it was several times too wide."""
+    times = np.arange(91) / 30.0
+    constant = np.zeros(8)
+    constant[0], constant[3] = 90.0, -30.0
+    z2 = {True: [], False: []}
+    for seed in range(24):
+        for correlation in (True, False):
+            steps = _run_field(times, lambda t: constant, n=150, position_noise_px=0.05,
+                               seed=seed, correlation=correlation)
+            for end, step in steps[30::10]:
+                theta, variance = step.field.theta_at(end - 2.0 / 30.0)
+                z2[correlation].append((theta[[0, 3]] - constant[[0, 3]]) ** 2
+                                       / variance[[0, 3]])
+    with_correlation = float(np.mean(z2[True]))
+    independent = float(np.mean(z2[False]))
+    assert 0.6 < with_correlation < 1.6, (with_correlation, independent)
+    assert independent < 0.5 * with_correlation, (with_correlation, independent)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator
-from optical_flow_ros.core.field_velocity import _extrapolate
+from optical_flow_ros.core.field_velocity import _extrapolate, noise_gain
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
 from optical_flow_ros.core.velocity_estimator import (
@@ -143,7 +143,8 @@ def test_a_curving_rate_leaves_no_bias_between_the_flow_and_the_gyro_samples():
 def _reference_evaluate(field, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """MotionField.evaluate as it was before evaluate_many (one time per call)."""
     starts, ends, thetas = field.intervals[:, 0], field.intervals[:, 1], field.intervals[:, 2:]
-    result = _extrapolate(starts, ends, thetas, t, field.max_degree, field.noise, {})
+    result = _extrapolate(starts, ends, thetas, t, field.max_degree, field.noise, {},
+                          field.noise_correlation)
     at_stamp = np.ones(8) if field.calibration is None else field.calibration
     factor = at_stamp
     if field.past_calibration is not None:
@@ -169,8 +170,9 @@ def _reference_through_line(field, gyro: GyroRates) -> _FieldLine:
         combined += c * np.sqrt(factor)[:, None] * interval_weights
         bias += abs(c) * np.sqrt(bias2)
     (value, variance, _, _), _ = _reference_evaluate(field, float(gyro.time))
-    return _FieldLine(theta, (combined * combined).sum(axis=1) * field.noise + bias * bias
-                      + np.sum(node_weights) ** 2 * field.persistent_variance, (value, variance))
+    return _FieldLine(theta, noise_gain(combined, field.noise_correlation) * field.noise
+                      + bias * bias + np.sum(node_weights) ** 2 * field.persistent_variance,
+                      (value, variance))
 
 
 @pytest.mark.parametrize("imu_rate", [200.0, 0.0])
