@@ -172,11 +172,11 @@ class VelocityConfig:
         "using the newest reading as it is; not used with the fixed distance parameter. "
         "Measured (bench/bench_velocity_accuracy.py, range 1 %, gyro): the distance's error "
         "1 % -> 0.1-0.3 % (0.25 % climbing 0.3 m every 4 s) and the horizontal RMSE "
-        "0.93-1.89 % -> 0.25-1.77 % on 16 held-out flights and 0.94-1.65 % -> 0.20-1.35 % on "
+        "0.93-1.88 % -> 0.24-1.76 % on 16 held-out flights and 0.94-1.64 % -> 0.21-1.33 % on "
         "12 steady turns; its variance assumes the readings' errors independent from "
         "reading to reading (a real surface may not give that), and without the range's 1 % "
         "along the velocity the flow's own errors show where its covariance misses them "
-        "(3 sigma 95 % on a slowly turning flight of the 12): off by default")
+        "(3 sigma 90 % on a slowly turning flight of the 12): off by default")
     gyro_std: float = setting(
         0.002, "Gyro rate std per axis when the IMU message gives no covariance, rad/s",
         range=(0.0, 10.0))
