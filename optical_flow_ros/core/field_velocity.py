@@ -1011,8 +1011,9 @@ class MotionFieldVelocity:
         :data:`_CHECK_DEGREE` through the intervals within half a span of ``t`` on both
         sides (interpolation, centred: its noise gain and bias are small). Both are linear
         in the intervals' parameters, so the difference's variance under the model (each
-        interval's parameters independent with the noise assumed then, plus the estimated
-        squared bias) is known exactly, shared intervals included; the ratio of the squared
+        interval's parameters with the noise and the consecutive intervals' correlation
+        assumed then, :func:`noise_gain`, plus the estimated squared bias) is known exactly,
+        shared intervals included; the ratio of the squared
         difference to it, averaged with a forgetting time :data:`_CHECK_TAU_S`, is the
         calibration factor of the published variance. It measures what the model leaves
         out: tracking errors correlated across tracks and frames (texture, one window over
