@@ -519,9 +519,10 @@ def _nested_weights(starts: np.ndarray, ends: np.ndarray, t: float, top: int,
     dof = n - top - 1
     residual = np.eye(n) - q @ q.T if dof > 0 else None
     residual_lag = 0.0 if residual is None else float(np.trace(residual, offset=1))
-    result = _Weights(weights, gains, _lag_sums(weights), BIAS_KAPPA * (gains[top] - gains),
-                      BIAS_KAPPA * _lag_sums(weights[top] - weights), residual, dof,
-                      residual_lag)
+    difference = weights[top] - weights
+    result = _Weights(weights, gains, _lag_sums(weights),
+                      BIAS_KAPPA * (difference * difference).sum(axis=1),
+                      BIAS_KAPPA * _lag_sums(difference), residual, dof, residual_lag)
     if len(cache) >= _WEIGHTS_CACHE_SIZE:
         cache.clear()
     cache[key] = result
@@ -547,13 +548,13 @@ class _Extrapolation(NamedTuple):
 def _extrapolate(starts: np.ndarray, ends: np.ndarray, thetas: np.ndarray, t: float,
                  max_degree: int, noise_var: np.ndarray,
                  cache: dict[tuple[int, bytes], _Weights],
-                 correlation: np.ndarray | None = None) -> _Extrapolation:
+                 correlation: np.ndarray) -> _Extrapolation:
     """Each parameter's value at ``t``, from the degree with the least estimated error.
 
     Degrees up to ``max_degree``; the error is the mean squared error estimated below.
 
     ``noise_var`` (8,) is the variance of one interval's parameters about the true curve,
-    ``correlation`` (8,) that of consecutive intervals' errors (:func:`noise_gain`; None:
+    ``correlation`` (8,) that of consecutive intervals' errors (:func:`noise_gain`; zeros:
     independent).
     Without enough intervals for degree ``max_degree`` and one more, the degree is lowered.
     ``var(e_P - e_p)`` of nested least-squares polynomials is the noise gain of their
@@ -565,8 +566,7 @@ def _extrapolate(starts: np.ndarray, ends: np.ndarray, thetas: np.ndarray, t: fl
     n = starts.shape[0]
     top = min(max_degree, max(n - 2, 0))      # one interval more than coefficients
     w = _nested_weights(starts, ends, t, top, cache)
-    rho = np.zeros(thetas.shape[1]) if correlation is None else correlation
-    gains, excess = w.noise_gains(rho)
+    gains, excess = w.noise_gains(correlation)
     estimates = w.weights @ thetas                                # (top + 1, 8)
     mse = (estimates - estimates[top]) ** 2
     unbiased = np.maximum(mse - (excess / BIAS_KAPPA) * noise_var, 0.0)
@@ -579,7 +579,8 @@ def _extrapolate(starts: np.ndarray, ends: np.ndarray, thetas: np.ndarray, t: fl
     if top == max_degree and w.residual is not None:   # a lower degree's misfit isn't noise
         squares = ((w.residual @ thetas) ** 2).sum(axis=0)
     # E[squares] = noise * trace(residual projector @ the intervals' correlation matrix)
-    dof = np.maximum(w.dof + 2.0 * rho * w.residual_lag, 0.0) if squares is not None else 0.0
+    dof = (np.maximum(w.dof + 2.0 * correlation * w.residual_lag, 0.0)
+           if squares is not None else 0.0)
     return _Extrapolation(estimates[best, columns], mse[best, columns], squares, dof, best,
                           mse[best, columns] - gains[best, columns] * noise_var,
                           w.weights[best],
@@ -905,13 +906,13 @@ class MotionFieldVelocity:
         # carry that term (a position error alone: the mean of a mature track is ~8x less
         # noisy than independent intervals would make it).
         followed = count > 0
-        floor = -math.expm1(-dt / self._tau)
-        before = np.where(followed, np.maximum(1.0 / np.maximum(count, 1), floor), 0.0)
-        rho = self.noise_correlation if residuals is not None else 0.0
+        alpha_min = -math.expm1(-dt / self._tau)
+        before = np.where(followed, np.maximum(1.0 / np.maximum(count, 1), alpha_min), 0.0)
+        rho = self.noise_correlation   # 0 while not measured (no residuals given)
         noise2 = _interval_noise(residual.T - deviation, variance_factor - 2.0 * rho * before,
                                  followed, sigma)
         alpha = 1.0 / (count + 1.0)
-        np.maximum(alpha, floor, out=alpha)
+        np.maximum(alpha, alpha_min, out=alpha)
         deviation = deviation + alpha[:, None] * (residual.T - deviation)
         variance_factor = np.where(followed, variance_factor, 0.0)   # NaN for fresh tracks
         variance_factor *= (1.0 - alpha) ** 2
