@@ -16,6 +16,7 @@ one, from the least-squares slope over the trail (:meth:`TrackStore._fit_velocit
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,6 +24,36 @@ from optical_flow_ros.core.camera_model import PinholeCamera, lens_of, same_lens
 from optical_flow_ros.core.field_velocity import MotionField, MotionFieldVelocity
 
 __all__ = ["TrackStore"]
+
+
+class _FieldState(NamedTuple):
+    """The motion field's per-track state and what each velocity withheld, row i = track i.
+
+    The first four are :meth:`MotionFieldVelocity.step`'s state (see
+    :class:`~optical_flow_ros.core.field_velocity.FieldStep`). Kept, selected and extended
+    as one record, so that a new per-track quantity is added in one place.
+    """
+
+    deviation: np.ndarray        # (N, 2) averaged deviation from the field, px/s
+    count: np.ndarray            # (N,) int32 intervals averaged into it
+    variance_factor: np.ndarray  # (N,) its variance in units of one interval's; NaN: new
+    residuals: np.ndarray        # (N, 2, 2) displacements about the field, px; NaN: new
+    withheld: np.ndarray         # (N, 2) the deviation the velocity leaves out, raw px/s
+
+    @classmethod
+    def fresh(cls, n: int) -> _FieldState:
+        """The state of ``n`` tracks the field has not followed yet."""
+        return cls(np.zeros((n, 2)), np.zeros(n, np.int32), np.full(n, np.nan),
+                   np.full((n, 2, 2), np.nan), np.zeros((n, 2)))
+
+    def take(self, keep: np.ndarray) -> _FieldState:
+        """The rows at indices or where the bool mask ``keep`` is True."""
+        return _FieldState(*(a[keep] for a in self))
+
+    def extended(self, m: int) -> _FieldState:
+        """The state with ``m`` new tracks appended."""
+        new = _FieldState.fresh(m)
+        return _FieldState(*(np.concatenate([a, b]) for a, b in zip(self, new, strict=True)))
 
 
 class TrackStore:
@@ -63,12 +94,7 @@ class TrackStore:
         self._clear_field_state()
 
     def _clear_field_state(self) -> None:
-        n = len(self)
-        self._deviation = np.zeros((n, 2))
-        self._count = np.zeros(n, np.int32)
-        self._variance_factor = np.full(n, np.nan)
-        self._residuals = np.full((n, 2, 2), np.nan)
-        self._withheld = np.zeros((n, 2))
+        self._field_state = _FieldState.fresh(len(self))
         self._motion_field: MotionField | None = None
         if self._field is not None:
             self._field.restart()
@@ -97,8 +123,9 @@ class TrackStore:
         field = self._motion_field
         if field is None:
             return None
-        return dataclasses.replace(field, variance_factor=self._variance_factor,
-                                   withheld=self._withheld)
+        state = self._field_state
+        return dataclasses.replace(field, variance_factor=state.variance_factor,
+                                   withheld=state.withheld)
 
     def set_lens(self, camera: PinholeCamera | None) -> None:
         """The camera whose lens distortion the motion field undoes.
@@ -153,10 +180,7 @@ class TrackStore:
         """
         previous = self.points[keep].astype(np.float64)
         previous_stamp = float(self._stamps[self._head])
-        deviation, count = self._deviation[keep], self._count[keep]
-        variance_factor = self._variance_factor[keep]
-        residuals = self._residuals[keep]
-        withheld = self._withheld[keep]
+        state = self._field_state = self._field_state.take(keep)
         self.ids = self.ids[keep]
         self.ages = self.ages[keep] + np.int32(1)
         self.points = np.ascontiguousarray(points, np.float32)
@@ -164,10 +188,6 @@ class TrackStore:
         self._trail = self._trail[keep]
         self._push_frame(stamp, restart_velocity)
         self._trail[:, self._head] = self.points
-        self._deviation, self._count = deviation, count
-        self._variance_factor = variance_factor
-        self._residuals = residuals
-        self._withheld = withheld
         if self._field is None:
             self.velocities = self._fit_velocities()
             return
@@ -178,23 +198,22 @@ class TrackStore:
         lens = self._lens
         if lens is None:
             step = self._field.step(previous, self.points, previous_stamp, stamp, shape,
-                                    deviation, count, variance_factor, residuals)
+                                    state.deviation, state.count, state.variance_factor,
+                                    state.residuals)
             self.velocities = step.velocities
             withheld = (1.0 - step.kept)[:, None] * step.deviation
         else:   # the field in the undistorted image, where it is exact; velocities back
             current, jacobian = lens.undistort_with_jacobian(self.points)
             step = self._field.step(lens.undistort_px(previous), current, previous_stamp,
-                                    stamp, shape, deviation, count, variance_factor,
-                                    residuals)
+                                    stamp, shape, state.deviation, state.count,
+                                    state.variance_factor, state.residuals)
             both = np.stack((step.velocities.astype(np.float64),
                              (1.0 - step.kept)[:, None] * step.deviation), axis=2)
             raw = np.linalg.solve(jacobian, both)   # (N, 2, 2): velocity, withheld
             self.velocities = raw[:, :, 0].astype(np.float32)
             withheld = raw[:, :, 1]
-        self._deviation, self._count = step.deviation, step.count
-        self._variance_factor = step.variance_factor
-        self._residuals = step.residuals
-        self._withheld = withheld
+        self._field_state = _FieldState(step.deviation, step.count, step.variance_factor,
+                                        step.residuals, withheld)
         self._motion_field = (None if step.field is None else
                               dataclasses.replace(step.field, lens=lens))
 
@@ -211,11 +230,7 @@ class TrackStore:
         self.velocities = self.velocities[keep]
         self.fb_errors = self.fb_errors[keep]
         self._trail = self._trail[keep]
-        self._deviation = self._deviation[keep]
-        self._count = self._count[keep]
-        self._variance_factor = self._variance_factor[keep]
-        self._residuals = self._residuals[keep]
-        self._withheld = self._withheld[keep]
+        self._field_state = self._field_state.take(keep)
 
     def add(self, points: np.ndarray) -> None:
         """Start new tracks at (M, 2) full-resolution px in the current frame (age 1).
@@ -235,11 +250,7 @@ class TrackStore:
         self.velocities = np.concatenate([self.velocities, nan2])
         self.fb_errors = np.concatenate([self.fb_errors, nan2[:, 0]])
         self._trail = np.concatenate([self._trail, trail])
-        self._deviation = np.concatenate([self._deviation, np.zeros((m, 2))])
-        self._count = np.concatenate([self._count, np.zeros(m, np.int32)])
-        self._variance_factor = np.concatenate([self._variance_factor, nan2[:, 0]])
-        self._residuals = np.concatenate([self._residuals, np.full((m, 2, 2), np.nan)])
-        self._withheld = np.concatenate([self._withheld, np.zeros((m, 2))])
+        self._field_state = self._field_state.extended(m)
 
     def trails(self) -> np.ndarray:
         """(N, track_len, 2) float32 positions, oldest first, NaN before a track's birth."""
