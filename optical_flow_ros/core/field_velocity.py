@@ -57,7 +57,7 @@ Noise (:class:`MotionField`): the per-interval deviation's robust std (what the 
 noise is this frame), the error variance of ``th(t)`` (the per-interval parameters' measured
 scatter through the polynomial, and the chosen degree's estimated bias, both times the
 self-check's calibration factor below, plus the share of the tracking errors that each track
-keeps over frames, :func:`_persistent_variance`), and the variance factor of each track's
+keeps over frames, :func:`_local_persistent`), and the variance factor of each track's
 averaged deviation; the ego-velocity stage turns them into its covariance, and evaluates the
 field at other times (:meth:`MotionField.evaluate`: a few frames before the stamp, through
 the gyro's line). There each parameter's degree is chosen again, for that time: the
@@ -83,13 +83,20 @@ intervals: an interpolation) is checked the same way, for its own factor
 (15 Hz: 2-12 at the stamp, 1-2 inside), so the stamp's factor made the field through the
 gyro's line 5-10x too wide there. Errors that persist longer than the span are not seen by
 it: the tracking error each track keeps while the image turns is one (the field's error from
-it is the same on both sides of the check), so it is measured apart, from neighbouring tracks
-(:func:`_persistent_variance`), and added unscaled. On a turning flight (yaw 0.2-0.5 rad/s)
-it is 70-95 % of the variance of the field's non-constant terms; without it those terms erred
-2-19x their stated variance (the field's roll/pitch rates, which the ego-velocity fuses with
-the gyro's at a weight near 1, ~2x their std across the velocity: median NEES 4-5.6 on the
-demo's flight, 1.3-1.5 with it); pooled over the 12 steady turns of bench/velocity_flights.py
-the field's parameters now err 0.9-1.3x their stated variance.
+it is the same on both sides of the check), so it is measured apart and added unscaled, as a
+covariance of its own (:attr:`MotionField.persistent_covariance`). On a turning flight (yaw
+0.2-0.5 rad/s) it is 70-95 % of the variance of the field's non-constant terms; without it
+those terms erred 2-19x their stated variance (the field's roll/pitch rates, which the
+ego-velocity fuses with the gyro's at a weight near 1, ~2x their std across the velocity:
+median NEES 4-5.6 on the demo's flight). Neighbouring tracks' lasting errors are correlated
+(negatively between overlapping windows over gravel, positively over a smooth photo), so
+taken as independent between tracks (one variance from neighbours' differences,
+:func:`_persistent_variance`, through the normal inverse) the std it gave the velocity
+across its direction was 1.8-2.9x the error it makes there on four turns and the hover of
+bench/velocity_flights.py, and 0.26x on a turn over the rocket photo (measured against the
+exact motion); it is now summed from the tracks' own deviations over pairs of neighbours
+(:func:`_local_persistent`): 1.1-1.4x on four of those, 0.82x on the demo's turn, ~3x on a
+brick turn and the hover.
 """
 
 from __future__ import annotations
@@ -157,6 +164,16 @@ _SHRINK_MIN_COUNT = 2
 _SHRINK_KEEP = 3.0
 _SHRINK_CELLS = 8
 _LN2 = math.log(2.0)
+#: The lasting tracking errors' covariance (:func:`_local_persistent`): tracks closer than
+#: this are summed as pairs (Lucas-Kanade's windows, 21 px at full resolution and 2-4x that
+#: on the coarser levels, overlap there; on the simulated turns of bench/velocity_flights.py
+#: the errors' correlation is measurable out to 30-45 px and ~0 beyond), and the forgetting
+#: time of its average, s (the self-check's: an effect that lasts seconds). Neither is
+#: critical: on the 36 flights of bench/velocity_flights.py (one gyro sample per frame) the
+#: median NEES was in 1-2 on 24, 24, 25 of them at 32, 48, 80 px and on 24 at 1, 2, 3 s
+#: (18 with the errors taken as independent).
+_PERSISTENT_RADIUS_PX = 48.0
+_PERSISTENT_TAU_S = 2.0
 #: Bounds of the measured correlation of consecutive intervals' errors
 #: (:attr:`MotionField.noise_correlation`): -0.5 is a tracking error of each frame's position
 #: alone (it enters two consecutive displacements with opposite signs), 0 independent intervals.
@@ -226,16 +243,20 @@ class MotionField:
             deviation; None: nothing withheld.
         persistent_variance: (8,) the part of ``theta_variance`` (and of
             :meth:`evaluate`'s variance) that comes from the tracking error each track keeps
-            over frames (:func:`_persistent_variance` times the newest fit's normal
-            inverse), (px/s)^2: the same at every time (the polynomial, whose weights sum to
-            one, passes it unchanged) and not seen by the self-check (both sides share it),
-            so not times its factor; zeros: none.
+            over frames (the diagonal of :attr:`persistent_covariance`), (px/s)^2: the same
+            at every time (the polynomial, whose weights sum to one, passes it unchanged)
+            and not seen by the self-check (both sides share it), so not times its factor;
+            zeros: none.
         noise_correlation: (8,) the correlation of one interval's parameters' errors with
             the next interval's: the tracks' own (:attr:`MotionFieldVelocity.noise_correlation`)
             on the share of ``noise`` that the tracks' independent errors make (the newest
             fit's), none on the rest (errors shared by all tracks); the variance of any
             combination of the intervals is :func:`noise_gain` of its weights times
             ``noise``. Zeros: independent intervals.
+        persistent_covariance: (8, 8) the covariance of :attr:`persistent_variance`'s
+            part, (px/s)^2: the lasting errors' own, measured (:func:`_local_persistent`,
+            averaged over :data:`_PERSISTENT_TAU_S`), so its correlation is not
+            :attr:`correlation`'s; None: that part has :attr:`correlation` too.
         lens: the camera whose lens distortion the field undoes: its coordinates (and
             ``intervals``, ``theta``) are px of that camera's undistorted image
             (:meth:`~optical_flow_ros.core.camera_model.PinholeCamera.undistort_px`); None:
@@ -264,6 +285,7 @@ class MotionField:
     lens: PinholeCamera | None = None
     persistent_variance: np.ndarray = field(default_factory=lambda: np.zeros(8))
     noise_correlation: np.ndarray = field(default_factory=lambda: np.zeros(8))
+    persistent_covariance: np.ndarray | None = None
 
     def theta_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """The parameters at time ``t`` (s) and their error variance.
@@ -636,8 +658,9 @@ def _persistent_variance(deviation: np.ndarray, noise: np.ndarray, pairs: _Pairs
     while the track lives (noise-free simulated yaw at 0.2 / 0.4 rad/s: 0.36 / 0.76 px/s per
     component against 0.02 px/s without yaw, beside 0.35-0.4 px/s of white noise). One
     interval's fit and the polynomial through the intervals average white noise away, not
-    this; its share of the field's parameters is this variance times the fit's normal
-    inverse, at every time alike (see :attr:`MotionField.persistent_variance`).
+    this. Taken as independent between tracks, its share of the field's parameters is this
+    variance times the fit's normal inverse: the model until enough mature tracks measure
+    their errors' covariance (:meth:`MotionFieldVelocity._persistent_covariance`).
 
     From neighbours (:func:`_neighbour_pairs`): a true deviation (relief, a moving object)
     is shared by them, tracking errors are not, so the difference of two averaged
@@ -651,6 +674,99 @@ def _persistent_variance(deviation: np.ndarray, noise: np.ndarray, pairs: _Pairs
     diff = deviation[a] - deviation[b]
     half = 0.5 * (diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1])
     return max(0.5 * _median(half / _LN2 - noise[a] - noise[b]), 0.0)
+
+
+def _close_pairs(points: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of ``points`` (n, 2) px closer than ``radius`` px, each once: (a, b) indices.
+
+    A grid of ``radius`` cells: each point against the points of its own cell after it and
+    of the four cells ahead of it (right, and the row below), by sorted cell keys.
+    """
+    n = points.shape[0]
+    if n < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    cells = np.floor(points / radius).astype(np.int64)
+    cells -= cells.min(axis=0)
+    width = int(cells[:, 0].max()) + 3          # room for the neighbours' columns
+    keys = (cells[:, 1] + 1) * width + cells[:, 0] + 1
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    first, second = [], []
+    for offset in (0, 1, width - 1, width, width + 1):
+        target = sorted_keys + offset
+        lo = np.searchsorted(sorted_keys, target, side="left")
+        hi = np.searchsorted(sorted_keys, target, side="right")
+        if offset == 0:                              # the same cell: the points after it
+            lo = np.arange(1, n + 1)
+        counts = np.maximum(hi - lo, 0)
+        total = int(counts.sum())
+        if total == 0:
+            continue
+        start = np.repeat(lo - np.cumsum(counts) + counts, counts)
+        first.append(np.repeat(np.arange(n), counts))
+        second.append(start + np.arange(total))
+    if not first:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    a, b = order[np.concatenate(first)], order[np.concatenate(second)]
+    gap = points[a] - points[b]
+    close = gap[:, 0] * gap[:, 0] + gap[:, 1] * gap[:, 1] < radius * radius
+    return a[close], b[close]
+
+
+def _local_persistent(points: np.ndarray, monomials: np.ndarray, inverse: np.ndarray,
+                      deviation: np.ndarray, noise: np.ndarray, count: np.ndarray,
+                      fitted: np.ndarray) -> np.ndarray | None:
+    """(8, 8) this frame's covariance of the field's parameters from the lasting errors.
+
+    The fit's parameters take ``W_i . e_i`` from each track's lasting error ``e_i``
+    (``W_i``: its rows of the least-squares operator ``inverse @ basis``), so their error
+    covariance is ``sum_ij W_i W_j^T cov(e_i, e_j)``. Counted as independent (the normal
+    inverse times one variance), its variance across the velocity was 3-9x that of the error
+    it makes there on four simulated turns and a hover of bench/velocity_flights.py, and
+    1/15 of it on a turn over the rocket photo: neighbouring tracks' lasting errors are
+    correlated, negatively between
+    overlapping windows over gravel (a texture feature between two centres biases them
+    oppositely when the image turns), positively over the rocket photo's smooth areas.
+
+    Measured here from the tracks' averaged deviations ``d`` (their lasting errors, plus
+    averaged white noise that is independent between tracks, plus a true deviation): the
+    products ``d_i d_j`` of the tracks closer than :data:`_PERSISTENT_RADIUS_PX` (and of each
+    track with itself less its white-noise variance ``noise``, (N,)), through the ``W``s.
+    Pairs further apart are left out: their correlation is ~0 on the simulated flights, and
+    the fit's residuals (which the deviations are) sum to zero over all of them, so summed
+    over every pair the estimate would be nothing. On six of seven recorded flights this
+    sum, taken across the velocity, was within 1-20 % (std) of the same sum of the lasting
+    errors measured against the exact motion (the hover: 1.6x).
+
+    The mature tracks (``count`` intervals averaged, at least :data:`_SHRINK_MIN_COUNT`)
+    fitted in this frame (``fitted``), without those whose deviation stands out as the
+    fit's trim would (a moving object's own motion is its, not an error); scaled up to every
+    fitted track by the ``W``s' squared norms. ``points`` (N, 2) px, ``monomials`` (6, N)
+    the fit's, ``inverse`` its normal inverse. None with fewer than
+    :data:`MIN_FIELD_TRACKS` such tracks.
+    """
+    used = fitted & (count >= _SHRINK_MIN_COUNT)
+    if int(np.count_nonzero(used)) < MIN_FIELD_TRACKS:
+        return None
+    squared = np.einsum("ij,ij->i", deviation, deviation)
+    scale2 = _median(squared[used]) / (_RAYLEIGH_MEDIAN * _RAYLEIGH_MEDIAN)
+    used &= squared <= _TRIM * _TRIM * scale2
+    index = np.flatnonzero(used)
+    if index.size < MIN_FIELD_TRACKS:
+        return None
+    rows = np.zeros((2, monomials.shape[1], 8))            # the basis rows of u' and v'
+    rows[0][:, [0, 1, 2, 6, 7]] = monomials[:5].T
+    rows[1][:, [3, 4, 5, 6, 7]] = monomials[[0, 1, 2, 4, 5]].T
+    weights = rows @ inverse                                # (2, N, 8)
+    share = (np.einsum("cij,cij->", weights[:, fitted], weights[:, fitted])
+             / max(float(np.einsum("cij,cij->", weights[:, index], weights[:, index])), 1e-30))
+    w = weights[:, index]                                   # (2, n, 8)
+    taken = w * deviation[index].T[:, :, None]              # W_i d_i per component
+    own = np.einsum("cij,cik->jk", taken, taken) - np.einsum("cij,i,cik->jk", w,
+                                                             noise[index], w)
+    a, b = _close_pairs(points[index], _PERSISTENT_RADIUS_PX)
+    cross = np.einsum("cij,cik->jk", taken[:, a], taken[:, b])
+    return share * (own + cross + cross.T)
 
 
 def _shrinkage(deviation: np.ndarray, noise: np.ndarray, pairs: _Pairs) -> np.ndarray:
@@ -760,6 +876,10 @@ class MotionFieldVelocity:
         # squared residual changes over one and over two intervals, and their weight.
         self._change_sums = np.zeros(2)
         self._change_weight = 0.0
+        # The lasting errors' covariance of the field's parameters: its forgetting sum and
+        # weight (_persistent_covariance).
+        self._persistent_sum = np.zeros((8, 8))
+        self._persistent_weight = 0.0
         # The self-check's running sums (see _check): per kind, and per chosen degree.
         self._ratio_sum = np.zeros((2, 8))      # rows: _AT_STAMP, _AT_PREVIOUS
         self._ratio_weight = np.zeros(2)
@@ -920,7 +1040,10 @@ class MotionFieldVelocity:
         velocities = (_coefficients(theta_end).T @ _monomials(after, centre, scale)).T
         white = noise2 * variance_factor      # each averaged deviation's white-noise variance
         pairs = _neighbour_pairs(after.T, count + 1, scale)
-        persistent = _persistent_variance(deviation, white, pairs) * np.diagonal(inverse)
+        persistent_cov = self._persistent_covariance(
+            _local_persistent(after.T, d, inverse, deviation, white, count + 1, ~rejected),
+            _persistent_variance(deviation, white, pairs) * inverse, dt)
+        persistent = np.diagonal(persistent_cov).copy()
         kept = _shrinkage(deviation, white, pairs) if self._shrink else np.ones(n)
         velocities += kept[:, None] * deviation
         field = MotionField(end, theta_end, factor * result.variance + persistent, sigma,
@@ -931,9 +1054,30 @@ class MotionFieldVelocity:
                             self._degree, result.unbiased_bias2,
                             self.degree_calibration(result.degrees), self._span,
                             persistent_variance=persistent,
-                            noise_correlation=field_rho)
+                            noise_correlation=field_rho,
+                            persistent_covariance=persistent_cov)
         return FieldStep(velocities.astype(np.float32), deviation, count + 1, variance_factor,
                          field, kept, residuals)
+
+    def _persistent_covariance(self, local: np.ndarray | None, independent: np.ndarray,
+                               dt: float) -> np.ndarray:
+        """(8, 8) the field's parameters' covariance from the lasting errors, averaged.
+
+        This frame's (:func:`_local_persistent`) enters a mean forgotten over
+        :data:`_PERSISTENT_TAU_S` (a frame's products scatter; the errors change as the
+        tracks do), published without its negative eigenvalues. Until a frame has enough
+        mature tracks for it: ``independent``, the tracks' lasting errors taken as
+        independent.
+        """
+        if local is not None:
+            keep = math.exp(-dt / _PERSISTENT_TAU_S)
+            self._persistent_sum = keep * self._persistent_sum + local
+            self._persistent_weight = keep * self._persistent_weight + 1.0
+        if self._persistent_weight <= 0.0:
+            return independent
+        mean = self._persistent_sum / self._persistent_weight
+        values, vectors = np.linalg.eigh(0.5 * (mean + mean.T))
+        return (vectors * np.maximum(values, 0.0)) @ vectors.T
 
     def _measure_correlation(self, displacement: np.ndarray, residuals: np.ndarray,
                              rejected: np.ndarray, dt: float) -> np.ndarray:

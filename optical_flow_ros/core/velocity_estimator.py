@@ -975,11 +975,19 @@ def _field_gain(field: MotionField, points_px: np.ndarray, fit_gain: np.ndarray,
 
 
 def _field_covariance(field: MotionField, variance: np.ndarray) -> np.ndarray:
-    """(8, 8) covariance of the field's parameters: ``variance`` (8,) with their correlation."""
-    std = np.sqrt(variance)
+    """(8, 8) covariance of the field's parameters: ``variance`` (8,) with their correlation.
+
+    The tracks' lasting errors' part (:attr:`MotionField.persistent_covariance`, the same at
+    every time) with its own measured correlation, the rest with the fit's (``correlation``).
+    """
     if field.correlation is None:
         return np.diag(variance)
-    return field.correlation * np.outer(std, std)
+    persistent = field.persistent_covariance
+    if persistent is None:
+        std = np.sqrt(variance)
+        return field.correlation * np.outer(std, std)
+    std = np.sqrt(np.maximum(variance - np.diagonal(persistent), 0.0))
+    return field.correlation * np.outer(std, std) + persistent
 
 
 def _field_rates(field: MotionField, focal: float) -> tuple[np.ndarray, np.ndarray]:
