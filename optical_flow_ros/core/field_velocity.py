@@ -164,15 +164,16 @@ _SHRINK_MIN_COUNT = 2
 _SHRINK_KEEP = 3.0
 _SHRINK_CELLS = 8
 _LN2 = math.log(2.0)
-#: The lasting tracking errors' covariance (:func:`_local_persistent`): tracks closer than
-#: this are summed as pairs (Lucas-Kanade's windows, 21 px at full resolution and 2-4x that
-#: on the coarser levels, overlap there; on the simulated turns of bench/velocity_flights.py
-#: the errors' correlation is measurable out to 30-45 px and ~0 beyond), and the forgetting
-#: time of its average, s (the self-check's: an effect that lasts seconds). Neither is
-#: critical: on the 36 flights of bench/velocity_flights.py (one gyro sample per frame) the
-#: median NEES was in 1-2 on 24, 24, 25 of them at 32, 48, 80 px and on 24 at 1, 2, 3 s
-#: (18 with the errors taken as independent).
-_PERSISTENT_RADIUS_PX = 48.0
+#: The lasting tracking errors' covariance (:func:`_local_persistent`): tracks in the same or
+#: adjacent cells of this size, px, are summed as pairs (32-64 px apart at most: Lucas-Kanade's
+#: windows, 21 px at full resolution and 2-4x that on the coarser levels, overlap there; on
+#: the simulated turns of bench/velocity_flights.py the errors' correlation is measurable out
+#: to 30-45 px and ~0 beyond), and the forgetting time of its average, s (the self-check's:
+#: an effect that lasts seconds). Neither is critical: on the 36 flights of
+#: bench/velocity_flights.py (one gyro sample per frame) the median NEES was in 1-2 on 24, 24,
+#: 25 of them with pairs within 32, 48, 80 px (a radius: 5x the cost of cells) and on 24 at 1,
+#: 2, 3 s (18 with the errors taken as independent; 24 with these cells).
+_PERSISTENT_CELL_PX = 32.0
 _PERSISTENT_TAU_S = 2.0
 #: Bounds of the measured correlation of consecutive intervals' errors
 #: (:attr:`MotionField.noise_correlation`): -0.5 is a tracking error of each frame's position
@@ -676,43 +677,6 @@ def _persistent_variance(deviation: np.ndarray, noise: np.ndarray, pairs: _Pairs
     return max(0.5 * _median(half / _LN2 - noise[a] - noise[b]), 0.0)
 
 
-def _close_pairs(points: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Every pair of ``points`` (n, 2) px closer than ``radius`` px, each once: (a, b) indices.
-
-    A grid of ``radius`` cells: each point against the points of its own cell after it and
-    of the four cells ahead of it (right, and the row below), by sorted cell keys.
-    """
-    n = points.shape[0]
-    if n < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    cells = np.floor(points / radius).astype(np.int64)
-    cells -= cells.min(axis=0)
-    width = int(cells[:, 0].max()) + 3          # room for the neighbours' columns
-    keys = (cells[:, 1] + 1) * width + cells[:, 0] + 1
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    first, second = [], []
-    for offset in (0, 1, width - 1, width, width + 1):
-        target = sorted_keys + offset
-        lo = np.searchsorted(sorted_keys, target, side="left")
-        hi = np.searchsorted(sorted_keys, target, side="right")
-        if offset == 0:                              # the same cell: the points after it
-            lo = np.arange(1, n + 1)
-        counts = np.maximum(hi - lo, 0)
-        total = int(counts.sum())
-        if total == 0:
-            continue
-        start = np.repeat(lo - np.cumsum(counts) + counts, counts)
-        first.append(np.repeat(np.arange(n), counts))
-        second.append(start + np.arange(total))
-    if not first:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    a, b = order[np.concatenate(first)], order[np.concatenate(second)]
-    gap = points[a] - points[b]
-    close = gap[:, 0] * gap[:, 0] + gap[:, 1] * gap[:, 1] < radius * radius
-    return a[close], b[close]
-
-
 def _local_persistent(points: np.ndarray, monomials: np.ndarray, inverse: np.ndarray,
                       deviation: np.ndarray, noise: np.ndarray, count: np.ndarray,
                       fitted: np.ndarray) -> np.ndarray | None:
@@ -724,19 +688,21 @@ def _local_persistent(points: np.ndarray, monomials: np.ndarray, inverse: np.nda
     inverse times one variance), its variance across the velocity was 3-9x that of the error
     it makes there on four simulated turns and a hover of bench/velocity_flights.py, and
     1/15 of it on a turn over the rocket photo: neighbouring tracks' lasting errors are
-    correlated, negatively between
-    overlapping windows over gravel (a texture feature between two centres biases them
-    oppositely when the image turns), positively over the rocket photo's smooth areas.
+    correlated, negatively between overlapping windows over gravel (a texture feature
+    between two centres biases them oppositely when the image turns), positively over the
+    rocket photo's smooth areas.
 
     Measured here from the tracks' averaged deviations ``d`` (their lasting errors, plus
     averaged white noise that is independent between tracks, plus a true deviation): the
-    products ``d_i d_j`` of the tracks closer than :data:`_PERSISTENT_RADIUS_PX` (and of each
-    track with itself less its white-noise variance ``noise``, (N,)), through the ``W``s.
-    Pairs further apart are left out: their correlation is ~0 on the simulated flights, and
-    the fit's residuals (which the deviations are) sum to zero over all of them, so summed
-    over every pair the estimate would be nothing. On six of seven recorded flights this
-    sum, taken across the velocity, was within 1-20 % (std) of the same sum of the lasting
-    errors measured against the exact motion (the hover: 1.6x).
+    products ``d_i d_j`` of the tracks in the same or adjacent cells of
+    :data:`_PERSISTENT_CELL_PX` (and of each track with itself less its white-noise variance
+    ``noise``, (N,)), through the ``W``s: per cell the sum of ``W_i d_i``, times the sum over
+    the 3x3 cells around it. Pairs further apart are left out: their correlation is ~0 on
+    the simulated flights, and the fit's residuals (which the deviations are) sum to zero
+    over all of them, so summed over every pair the estimate would be nothing. Over pairs
+    within 45 px, on six of seven recorded flights, this sum taken across the velocity was
+    within 1-20 % (std) of the same sum of the lasting errors measured against the exact
+    motion (the hover: 1.6x).
 
     The mature tracks (``count`` intervals averaged, at least :data:`_SHRINK_MIN_COUNT`)
     fitted in this frame (``fitted``), without those whose deviation stands out as the
@@ -758,15 +724,28 @@ def _local_persistent(points: np.ndarray, monomials: np.ndarray, inverse: np.nda
     rows[0][:, [0, 1, 2, 6, 7]] = monomials[:5].T
     rows[1][:, [3, 4, 5, 6, 7]] = monomials[[0, 1, 2, 4, 5]].T
     weights = rows @ inverse                                # (2, N, 8)
-    share = (np.einsum("cij,cij->", weights[:, fitted], weights[:, fitted])
-             / max(float(np.einsum("cij,cij->", weights[:, index], weights[:, index])), 1e-30))
+    share = float(np.sum(weights[:, fitted] ** 2)) / max(float(np.sum(weights[:, index] ** 2)),
+                                                          1e-30)
     w = weights[:, index]                                   # (2, n, 8)
     taken = w * deviation[index].T[:, :, None]              # W_i d_i per component
-    own = np.einsum("cij,cik->jk", taken, taken) - np.einsum("cij,i,cik->jk", w,
-                                                             noise[index], w)
-    a, b = _close_pairs(points[index], _PERSISTENT_RADIUS_PX)
-    cross = np.einsum("cij,cik->jk", taken[:, a], taken[:, b])
-    return share * (own + cross + cross.T)
+    # Per cell, the sum of its tracks' W_i d_i; each cell's sum times the sum over the 3x3
+    # cells around it is the sum over every pair of neighbours (each track with itself too).
+    cells = np.floor(points[index] / _PERSISTENT_CELL_PX).astype(np.int64)
+    cells -= cells.min(axis=0) - 1                          # a border of empty cells
+    shape = (int(cells[:, 1].max()) + 2, int(cells[:, 0].max()) + 2)
+    flat = cells[:, 1] * shape[1] + cells[:, 0]
+    per_track = taken.transpose(1, 0, 2).reshape(-1, 16)
+    grid = np.stack([np.bincount(flat, per_track[:, k], shape[0] * shape[1])
+                     for k in range(16)], axis=1).reshape(shape[0], shape[1], 16)
+    around = np.zeros_like(grid)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            around[1:-1, 1:-1] += grid[1 + dy:shape[0] - 1 + dy, 1 + dx:shape[1] - 1 + dx]
+    left = grid.reshape(-1, 2, 8)
+    right = around.reshape(-1, 2, 8)
+    pairs = left[:, 0].T @ right[:, 0] + left[:, 1].T @ right[:, 1]
+    white = (w * noise[index][None, :, None]).reshape(-1, 8).T @ w.reshape(-1, 8)
+    return share * (0.5 * (pairs + pairs.T) - white)
 
 
 def _shrinkage(deviation: np.ndarray, noise: np.ndarray, pairs: _Pairs) -> np.ndarray:

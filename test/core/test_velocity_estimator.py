@@ -253,13 +253,14 @@ def test_covariance_counts_each_tracks_lasting_error_on_a_steady_turn(use_gyro):
     averaging over frames removes (field_velocity's persistent variance). The field's
     roll/pitch rates, fused with the gyro at a weight near 1, erred ~2x their stated std
     across the velocity before it was counted (median NEES 5.6 with the gyro, 3.5 without).
-    Measured now: 2.26 with the gyro, 1.85 without, 3 sigma 100 %, RMSE 1.0 % either way.
+    Measured now: 2.27 with the gyro, 1.89 without, 3 sigma 100 %, RMSE 1.0 % either way.
     With the gyro the NEES may reach 2.5 here: the lasting errors' covariance is summed
-    over neighbours within 48 px (field_velocity._local_persistent), and on this flight
-    their correlation further out is positive (against the exact motion the sum is 0.82x
-    the across-velocity error they make; on the 12 turns of bench/velocity_flights.py
-    1.1-3x), so this short flight comes out narrow: 1.23-2.34 over four seeds of it, 1.82
-    over 8 s (counted independent between tracks, as before: 1.42, 0.87-1.70 and 1.30)."""
+    over neighbouring tracks, 32-64 px apart at most (field_velocity._local_persistent),
+    and on this flight their correlation further out is positive (against the exact motion
+    the sum gives 0.82x the std of the across-velocity error they make; 1.1-3x on the other
+    turns and the hover measured so), so this short flight comes out narrow: 1.22-2.35 over
+    four seeds of it, 1.96 over 8 s (counted independent between tracks, as before: 1.42,
+    0.87-1.70 and 1.30)."""
     cam, records = flight(STEADY_TURN)
     assert_calibrated(run(cam, records, use_gyro=use_gyro), records, max_rmse=0.02,
                       max_nees=2.5 if use_gyro else 2.0)
