@@ -175,6 +175,9 @@ _LN2 = math.log(2.0)
 #: 2, 3 s (18 with the errors taken as independent; 24 with these cells).
 _PERSISTENT_CELL_PX = 32.0
 _PERSISTENT_TAU_S = 2.0
+#: ... measured at most this often, s (a frame's costs ~0.3 ms at 500 tracks; the deviations
+#: it reads change over a quarter second or more, the average over seconds).
+_PERSISTENT_EVERY_S = 0.05
 #: Bounds of the measured correlation of consecutive intervals' errors
 #: (:attr:`MotionField.noise_correlation`): -0.5 is a tracking error of each frame's position
 #: alone (it enters two consecutive displacements with opposite signs), 0 independent intervals.
@@ -661,7 +664,7 @@ def _persistent_variance(deviation: np.ndarray, noise: np.ndarray, pairs: _Pairs
     interval's fit and the polynomial through the intervals average white noise away, not
     this. Taken as independent between tracks, its share of the field's parameters is this
     variance times the fit's normal inverse: the model until enough mature tracks measure
-    their errors' covariance (:meth:`MotionFieldVelocity._persistent_covariance`).
+    their errors' covariance (:meth:`MotionFieldVelocity._add_persistent`).
 
     From neighbours (:func:`_neighbour_pairs`): a true deviation (relief, a moving object)
     is shared by them, tracking errors are not, so the difference of two averaged
@@ -855,10 +858,12 @@ class MotionFieldVelocity:
         # squared residual changes over one and over two intervals, and their weight.
         self._change_sums = np.zeros(2)
         self._change_weight = 0.0
-        # The lasting errors' covariance of the field's parameters: its forgetting sum and
-        # weight (_persistent_covariance).
+        # The lasting errors' covariance of the field's parameters (_add_persistent): its
+        # forgetting sum and weight, when it was last added to, and the mean (None: none).
         self._persistent_sum = np.zeros((8, 8))
         self._persistent_weight = 0.0
+        self._persistent_time = -math.inf
+        self._persistent: np.ndarray | None = None
         # The self-check's running sums (see _check): per kind, and per chosen degree.
         self._ratio_sum = np.zeros((2, 8))      # rows: _AT_STAMP, _AT_PREVIOUS
         self._ratio_weight = np.zeros(2)
@@ -1019,9 +1024,13 @@ class MotionFieldVelocity:
         velocities = (_coefficients(theta_end).T @ _monomials(after, centre, scale)).T
         white = noise2 * variance_factor      # each averaged deviation's white-noise variance
         pairs = _neighbour_pairs(after.T, count + 1, scale)
-        persistent_cov = self._persistent_covariance(
-            _local_persistent(after.T, d, inverse, deviation, white, count + 1, ~rejected),
-            _persistent_variance(deviation, white, pairs) * inverse, dt)
+        if end - self._persistent_time >= _PERSISTENT_EVERY_S:
+            self._add_persistent(
+                _local_persistent(after.T, d, inverse, deviation, white, count + 1, ~rejected),
+                end)
+        persistent_cov = self._persistent
+        if persistent_cov is None:   # not measured yet: the tracks' errors independent
+            persistent_cov = _persistent_variance(deviation, white, pairs) * inverse
         persistent = np.diagonal(persistent_cov).copy()
         kept = _shrinkage(deviation, white, pairs) if self._shrink else np.ones(n)
         velocities += kept[:, None] * deviation
@@ -1038,25 +1047,22 @@ class MotionFieldVelocity:
         return FieldStep(velocities.astype(np.float32), deviation, count + 1, variance_factor,
                          field, kept, residuals)
 
-    def _persistent_covariance(self, local: np.ndarray | None, independent: np.ndarray,
-                               dt: float) -> np.ndarray:
-        """(8, 8) the field's parameters' covariance from the lasting errors, averaged.
+    def _add_persistent(self, local: np.ndarray | None, end: float) -> None:
+        """Add a frame's lasting errors' covariance (:func:`_local_persistent`) at ``end`` s.
 
-        This frame's (:func:`_local_persistent`) enters a mean forgotten over
-        :data:`_PERSISTENT_TAU_S` (a frame's products scatter; the errors change as the
-        tracks do), published without its negative eigenvalues. Until a frame has enough
-        mature tracks for it: ``independent``, the tracks' lasting errors taken as
-        independent.
+        Into a mean forgotten over :data:`_PERSISTENT_TAU_S` (a frame's products scatter;
+        the errors change as the tracks do), published without its negative eigenvalues
+        (:attr:`_persistent`). A frame without enough mature tracks (None) adds nothing.
         """
-        if local is not None:
-            keep = math.exp(-dt / _PERSISTENT_TAU_S)
-            self._persistent_sum = keep * self._persistent_sum + local
-            self._persistent_weight = keep * self._persistent_weight + 1.0
-        if self._persistent_weight <= 0.0:
-            return independent
+        if local is None:
+            return
+        keep = math.exp(-max(end - self._persistent_time, 0.0) / _PERSISTENT_TAU_S)
+        self._persistent_sum = keep * self._persistent_sum + local
+        self._persistent_weight = keep * self._persistent_weight + 1.0
+        self._persistent_time = end
         mean = self._persistent_sum / self._persistent_weight
         values, vectors = np.linalg.eigh(0.5 * (mean + mean.T))
-        return (vectors * np.maximum(values, 0.0)) @ vectors.T
+        self._persistent = (vectors * np.maximum(values, 0.0)) @ vectors.T
 
     def _measure_correlation(self, displacement: np.ndarray, residuals: np.ndarray,
                              rejected: np.ndarray, dt: float) -> np.ndarray:
