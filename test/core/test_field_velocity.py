@@ -414,11 +414,11 @@ def test_a_turning_images_lasting_tracking_errors_are_in_the_fields_variance():
     against the exact motion, noise-free; 0.02 px/s without yaw). The field's parameters at
     the stamp against the exact field there (least squares through the exact velocities at
     the tracks), mean z^2 over the frames: <= 2 for the parameters whose published variance
-    is mostly the lasting errors' (6 of 8: measured 0.38-1.43, mean 0.89; with the errors
+    is mostly the lasting errors' (6 of 8: measured 0.44-1.50, mean 0.99; with the errors
     counted independent between tracks 0.19-0.80, mean 0.49: neighbours' errors are
     negatively correlated over gravel), and without that part up to 5.8 on the second-order
     terms, which give the roll/pitch rates. The two constant terms, whose error is mostly the
-    extrapolation's (their self-check factors 2-13): <= 2.5 (measured 1.08, 2.16; 0.90, 1.78
+    extrapolation's (their self-check factors 2-13): <= 2.5 (measured 1.11, 2.28; 0.90, 1.78
     counted independent)."""
     cam = SimCamera(SimCameraConfig(image_noise_std=2.0, texture="gravel", altitude=3.0,
                                     velocity_x=1.0, velocity_y=0.3, yaw_rate=0.2))
@@ -503,8 +503,8 @@ def test_neighbouring_tracks_correlated_lasting_errors_are_measured(mixing, expe
     exact variance over the independent one is 0.12 and 1.64 here (mean over the 8
     parameters and 24 seeds). Measured from the tracks' averaged deviations
     (:func:`_local_persistent`), the published variance covers the field's error: mean z^2
-    over the 8 parameters and 24 seeded runs of 400 tracks at 30 fps 0.6-1.6 (measured 1.04
-    and 1.52: the positive case is counted only partly, though better than independent).
+    over the 8 parameters and 24 seeded runs of 400 tracks at 30 fps 0.6-1.6 (measured 1.09
+    and 1.53: the positive case is counted only partly, though better than independent).
     """
     times = np.arange(41) / 30.0
     constant = np.zeros(8)
