@@ -843,7 +843,11 @@ class MotionFieldVelocity:
         self._shrink = bool(shrink)
 
     def restart(self) -> None:
-        """Forget the field (time gap); its measured noise level and calibration are kept."""
+        """Forget the field (time gap).
+
+        Its measured noise level, calibration and the lasting errors' covariance are kept:
+        they describe the tracking, not the field.
+        """
         self._length = 0
         self._archived = 0
         self._pending.clear()
