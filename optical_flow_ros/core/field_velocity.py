@@ -401,12 +401,16 @@ def field_basis(points: np.ndarray, centre: np.ndarray, scale: float) -> tuple[n
 
     ``(bu @ theta, bv @ theta)`` is the field's velocity there, px/s.
     """
-    d = _monomials(np.asarray(points, np.float64).T, centre, scale).T
-    bu = np.zeros((d.shape[0], 8))
-    bv = np.zeros((d.shape[0], 8))
-    bu[:, [0, 1, 2, 6, 7]] = d[:, [0, 1, 2, 3, 4]]
-    bv[:, [3, 4, 5, 6, 7]] = d[:, [0, 1, 2, 4, 5]]
-    return bu, bv
+    rows = _basis_rows(_monomials(np.asarray(points, np.float64).T, centre, scale))
+    return rows[:, 0], rows[:, 1]
+
+
+def _basis_rows(monomials: np.ndarray) -> np.ndarray:
+    """(N, 2, 8) the field's rows for u' and v' from the monomials (6, N) of :func:`_monomials`."""
+    rows = np.zeros((monomials.shape[1], 2, 8))
+    rows[:, 0, [0, 1, 2, 6, 7]] = monomials[:5].T
+    rows[:, 1, [3, 4, 5, 6, 7]] = monomials[[0, 1, 2, 4, 5]].T
+    return rows
 
 
 def _monomials(points: np.ndarray, centre: np.ndarray, scale: float,
@@ -724,10 +728,7 @@ def _local_persistent(points: np.ndarray, monomials: np.ndarray, inverse: np.nda
     index = np.flatnonzero(used)
     if index.size < MIN_FIELD_TRACKS:
         return None
-    rows = np.zeros((monomials.shape[1], 2, 8))            # the basis rows of u' and v'
-    rows[:, 0, [0, 1, 2, 6, 7]] = monomials[:5].T
-    rows[:, 1, [3, 4, 5, 6, 7]] = monomials[[0, 1, 2, 4, 5]].T
-    weights = rows @ inverse                                # (N, 2, 8)
+    weights = _basis_rows(monomials) @ inverse              # (N, 2, 8)
     norms = np.einsum("icj,icj->i", weights, weights)
     share = float(norms[fitted].sum()) / max(float(norms[index].sum()), 1e-30)
     w = weights[index].reshape(-1, 16)                      # (n, u' then v')
