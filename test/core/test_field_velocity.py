@@ -34,7 +34,7 @@ _trapezoid = getattr(np, "trapezoid", None) or np.trapz
 def _run_field(times: np.ndarray, theta_of_t, *, n: int = 200, noise_px: float = 0.0,
                seed: int = 0, tau: float = 0.25, shrink: bool = True, own=None,
                positions: list | None = None, position_noise_px: float = 0.0,
-               correlation: bool = True):
+               correlation: bool = True, start: np.ndarray | None = None):
     """Step a MotionFieldVelocity over ``times`` with tracks moved by a spatially uniform
     field (theta_of_t(t) gives the 8 parameters; only the constant terms move points, so
     each interval's displacement is exactly the integral of theta[0], theta[3]).
@@ -44,11 +44,15 @@ def _run_field(times: np.ndarray, theta_of_t, *, n: int = 200, noise_px: float =
     about the true one (it enters two consecutive displacements). ``own(points)``: each
     track's own velocity besides the field at its position, px/s (N, 2); ``positions`` gets
     each step's new (true) positions. ``correlation``: give the step the tracks' residual
-    state (as TrackStore does), so that it measures the intervals' correlation.
+    state (as TrackStore does), so that it measures the intervals' correlation. ``start``:
+    the tracks' first positions (n, 2) px instead of uniform random ones (the noise drawn
+    stays the same).
     """
     rng = np.random.default_rng(seed)
     field = MotionFieldVelocity(0.3, 3, tau, shrink)
     points = rng.uniform((20, 20), (620, 460), (n, 2))
+    if start is not None:
+        points = np.array(start, np.float64)
     seen = points + rng.normal(0.0, position_noise_px, points.shape)
     deviation, count, factor = np.zeros((n, 2)), np.zeros(n, np.int32), np.full(n, np.nan)
     residuals = np.full((n, 2, 2), np.nan) if correlation else None
@@ -512,7 +516,7 @@ def test_neighbouring_tracks_correlated_lasting_errors_are_measured(mixing, expe
     n = 400
     z2, ratio = [], []
     for seed in range(24):
-        start = np.random.default_rng(seed).uniform((20, 20), (620, 460), (n, 2))  # as _run_field
+        start = np.random.default_rng(seed).uniform((20, 20), (620, 460), (n, 2))
         gap = np.linalg.norm(start[:, None] - start[None], axis=2)
         near = np.exp(-0.5 * (gap / 12.0) ** 2)
         np.fill_diagonal(near, 0.0)
@@ -520,7 +524,7 @@ def test_neighbouring_tracks_correlated_lasting_errors_are_measured(mixing, expe
         mix = np.eye(n) + mixing * near
         biases = 0.5 * mix @ np.random.default_rng([seed, 11]).normal(0.0, 1.0, (n, 2))
         steps = _run_field(times, lambda t: constant, noise_px=0.01, n=n, seed=seed,
-                           own=lambda points, b=biases: b)
+                           own=lambda points, b=biases: b, start=start)
         end, step = steps[-1]
         field = step.field
         z2.append((field.theta - constant) ** 2 / field.theta_variance)
