@@ -957,8 +957,13 @@ class MotionFieldVelocity:
         :class:`FieldStep`) is that of the previous step; without ``residuals`` the
         correlation of consecutive intervals is not measured.
         ``shape`` is the image's (rows, cols). Returns the velocities and the new state.
+        Raises ValueError unless ``end > start`` (a repeated or earlier stamp is the caller's
+        to handle, e.g. by :meth:`reset`, as the tracker does).
         """
         dt = end - start
+        if not dt > 0.0:   # also NaN: a velocity over no time (or negative) is no velocity
+            raise ValueError(f"an interval must end after it starts: start {start!r} s, "
+                             f"end {end!r} s")
         n = current.shape[0]
         unknown = None if residuals is None else np.full((n, 2, 2), np.nan)
         after = np.asarray(current, np.float64).T

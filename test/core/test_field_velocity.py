@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -271,6 +272,33 @@ def test_too_few_tracks_give_the_last_interval_and_no_field():
                       np.ones(n))
     np.testing.assert_allclose(step.velocities, np.tile([30.0, -10.0], (n, 1)), atol=1e-4)
     assert step.field is None
+
+
+@pytest.mark.parametrize("offset", [0.0, -0.05, math.nan])
+def test_an_interval_that_does_not_move_forward_is_refused_and_loses_nothing(monkeypatch,
+                                                                             offset):
+    # Used directly (the tracker resets on a repeated or earlier stamp): a clear error
+    # instead of a division by zero or velocities of the wrong sign, and every step after a
+    # refused one is the same as without it.
+    times = np.arange(10) / 30.0
+    expected = _run_field(times, _cubic, noise_px=0.05)
+    refused = []
+
+    class Checked(MotionFieldVelocity):
+        def step(self, previous, current, start, end, *rest, **kw):
+            with pytest.raises(ValueError, match="must end after it starts"):
+                super().step(previous, current, start, start + offset, *rest, **kw)
+            refused.append(end)
+            return super().step(previous, current, start, end, *rest, **kw)
+
+    monkeypatch.setattr(sys.modules[__name__], "MotionFieldVelocity", Checked)
+    got = _run_field(times, _cubic, noise_px=0.05)
+    assert len(refused) == len(times) - 1
+    for (_, a), (_, b) in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a.velocities, b.velocities)
+        assert (a.field is None) == (b.field is None)
+        if a.field is not None:
+            np.testing.assert_array_equal(a.field.theta_variance, b.field.theta_variance)
 
 
 def test_a_stall_restarts_the_field_and_the_intervals_after_it_are_exact_again():
