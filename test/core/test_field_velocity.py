@@ -402,6 +402,31 @@ def test_a_distorting_lens_keeps_the_velocities_at_the_stamp():
     assert _median_relative(_track(values, "motion_field")) <= 0.005
 
 
+def test_through_a_strong_lens_the_exact_positions_give_the_exact_roll_pitch_rates():
+    """Ground points projected exactly through a k1 = -0.25, k2 = 0.05 lens (the sim's own
+    projection), undistorted as TrackStore does and fitted: no roll or pitch (a level camera
+    turning at 0.25 rad/s), so the field's second-order terms must be 0 to rounding. With
+    OpenCV's default 5-step undistortion (up to 0.33 px off at the corners) they made rates
+    of -0.6 / -0.9 mrad/s on this flight, which the gyro fusion took for real."""
+    sim = SimCamera(SimCameraConfig(altitude=2.5, velocity_x=1.2, velocity_y=-0.4,
+                                    yaw_rate=0.25, k1=-0.25, k2=0.05, image_noise_std=0.0))
+    camera = sim.camera
+    grid = np.stack(np.meshgrid(np.linspace(5, 634, 24), np.linspace(5, 474, 18)), -1)
+    ground = sim.ground_points(grid.reshape(-1, 2), 0.0)
+    times = np.arange(12) / 30.0
+    field = MotionFieldVelocity(0.3, 3, 0.25)
+    n = ground.shape[0]
+    state = (np.zeros((n, 2)), np.zeros(n, np.int32), np.ones(n))
+    for start, end in zip(times[:-1], times[1:], strict=True):
+        before = camera.undistort_px(sim.project(ground, float(start)))
+        after = camera.undistort_px(sim.project(ground, float(end)))
+        step = field.step(before, after, float(start), float(end), SHAPE, *state)
+        state = (step.deviation, step.count, step.variance_factor)
+    unit = 0.5 * (camera.k[0, 0] + camera.k[1, 1]) / step.field.scale**2   # rad/s per px/s
+    np.testing.assert_allclose(step.field.theta[6:] * unit, 0.0, atol=1e-5)
+    assert np.all(np.abs(sim.state(times[-1]).angular_velocity[:2]) < 1e-12)
+
+
 @pytest.mark.parametrize("flight", ["tilt_0.7Hz", "creep"])
 def test_over_a_plane_the_shrinkage_takes_most_of_the_tracking_noise_out(flight):
     """Over a plane every track's deviation from the field is tracking error: shrunk, the
