@@ -129,15 +129,13 @@ _MIN_DISAGREEMENT_PX_S = 5.0   # velocity_max_residual_ratio never refuses below
 #: The tilted plane's share of the field's roll/pitch rates (_fusion) is known to this fraction
 #: of its size beyond the fit's and the field's noise (std). Measured against the exact rates
 #: through the gyro's line on the 36 recorded flights of bench/velocity_flights.py (one gyro
-#: sample per frame), on the 26 axes where the share is above 0.4 mrad/s rms: <= 0.33 on 20,
-#: 0.67-0.95 on five, and one where the field's own error, stated too small, is all there is
-#: (a flight over the camera photo). Two of the five are the lens flight's, and not the
-#: share's error: its field's rates are 0.7-1.0 mrad/s off without any tilt as well (and
-#: within their noise without the lens). With 1 (the share's whole size, before) its
-#: variance was 10-100x the error on most axes, and the velocity too wide across its
-#: direction on the tilting flights; with 0.5 the 36 flights' median NEES is in 1-2 on 25
-#: (24 with 1; sum of |ln(NEES / 1.39)| 10.2 -> 9.2), 3 sigma >= 97 % on all as before;
-#: with the fit's noise alone one flight's 3 sigma coverage fell to 90 %.
+#: sample per frame), on the 26 axes where the share is above 0.4 mrad/s rms: <= 0.33 on 22,
+#: 0.81-0.95 on three (shares of 0.4-1.7 mrad/s), and one where the field's own error,
+#: stated too small, is all there is (a flight over the camera photo). With 1 (the share's
+#: whole size, before) its variance was 10-100x the error on most axes, and the velocity
+#: too wide across its direction on the tilting flights; with 0.5 the 36 flights' median
+#: NEES is in 1-2 on 25 (24 with 1; sum of |ln(NEES / 1.39)| 10.3 -> 9.4), 3 sigma >= 97 %
+#: on all as before; with the fit's noise alone one flight's 3 sigma coverage fell to 90 %.
 _PLANE_REL_STD = 0.5
 
 
