@@ -46,6 +46,18 @@ def test_undistort_px_is_k_times_the_ray_opencv_projected(name):
 
 
 @pytest.mark.parametrize("name", LENSES)
+def test_distort_px_is_opencvs_projection_and_undistort_px_inverts_it(name):
+    camera = _camera(name)
+    rng = np.random.default_rng(3)
+    rays = rng.uniform((-0.65, -0.48), (0.65, 0.48), (400, 2))
+    raw = camera.distort_px(rays @ K[:2, :2].T + K[:2, 2])
+    np.testing.assert_allclose(raw, _raw_px(camera, rays), atol=1e-9)
+    np.testing.assert_allclose(camera.distort_px(camera.undistort_px(raw)), raw, atol=1e-5)
+    pinhole = camera.pinhole()
+    np.testing.assert_array_equal(pinhole.distort_px(raw), raw)
+
+
+@pytest.mark.parametrize("name", LENSES)
 def test_the_jacobian_maps_a_raw_velocity_to_the_undistorted_images(name):
     """J v against the undistorted positions a small step apart along v (0.01 s at v)."""
     camera = _camera(name)
