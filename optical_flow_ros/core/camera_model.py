@@ -20,8 +20,8 @@ _EQUIDISTANT_MODELS = ("equidistant", "fisheye")
 #: lens (4 px at -0.4): a smooth pattern that a track carries across the image, which bent
 #: the motion field's roll/pitch rates by 0.6-0.9 mrad/s on a simulated flight with that
 #: lens (0 from the exact positions without it). Cost, with the Jacobian from the lens's own
-#: (not iterated) projection: 0.45 / 0.37 ms per frame at 500 tracks for k1 = -0.25 / -0.1,
-#: 0.21 ms before (5 steps, the Jacobian from five undistortions).
+#: (not iterated) projection: 0.45 / 0.31 ms per frame at 500 tracks for k1 = -0.25 / -0.1,
+#: 0.21-0.24 ms before (5 steps, the Jacobian from five undistortions).
 _UNDISTORT_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-6)
 
 
@@ -149,10 +149,14 @@ class PinholeCamera:
         offsets = np.array([[step_px, 0.0], [-step_px, 0.0], [0.0, step_px], [0.0, -step_px]])
         moved = (undistorted[None, :, :] + offsets[:, None, :]).reshape(-1, 2)
         raw = self.distort_px(moved).reshape(4, count, 2)
-        lens = np.empty((count, 2, 2))
-        lens[:, :, 0] = (raw[0] - raw[1]) / (2.0 * step_px)
-        lens[:, :, 1] = (raw[2] - raw[3]) / (2.0 * step_px)
-        return undistorted, np.linalg.inv(lens)
+        a, c = ((raw[0] - raw[1]) / (2.0 * step_px)).T      # the lens's Jacobian's columns
+        b, d = ((raw[2] - raw[3]) / (2.0 * step_px)).T
+        # Its inverse in closed form: where a lens model folds over (a calibration outside
+        # its valid range) the determinant is 0 and the entries non-finite, not an exception.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inverse = np.stack((np.stack((d, -b), -1), np.stack((-c, a), -1)), 1) / (
+                a * d - b * c)[:, None, None]
+        return undistorted, inverse
 
     def distort_px(self, points_px: np.ndarray) -> np.ndarray:
         """:meth:`pinhole`'s image px (N, 2) -> the raw image px of the same rays (the lens).
