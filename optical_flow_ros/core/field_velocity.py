@@ -266,6 +266,13 @@ class MotionField:
             ``intervals``, ``theta``) are px of that camera's undistorted image
             (:meth:`~optical_flow_ros.core.camera_model.PinholeCamera.undistort_px`); None:
             the raw image's px.
+        undistorted: (N, 2) with a lens, the tracks' positions in its undistorted image, px,
+            aligned like ``withheld`` (what the field was fitted at; NaN for tracks it has
+            not followed yet); None: not given (then
+            :func:`~optical_flow_ros.core.velocity_estimator.estimate_velocity` undistorts
+            the tracks itself).
+        undistortion_jacobian: (N, 2, 2) the undistortion's Jacobian at ``undistorted`` (d
+            undistorted px / d raw px), aligned the same way; None: not given.
     """
 
     stamp: float
@@ -291,6 +298,8 @@ class MotionField:
     persistent_variance: np.ndarray = field(default_factory=lambda: np.zeros(8))
     noise_correlation: np.ndarray = field(default_factory=lambda: np.zeros(8))
     persistent_covariance: np.ndarray | None = None
+    undistorted: np.ndarray | None = None
+    undistortion_jacobian: np.ndarray | None = None
 
     def theta_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """The parameters at time ``t`` (s) and their error variance.

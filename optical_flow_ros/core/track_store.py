@@ -39,12 +39,17 @@ class _FieldState(NamedTuple):
     variance_factor: np.ndarray  # (N,) its variance in units of one interval's; NaN: new
     residuals: np.ndarray        # (N, 2, 2) displacements about the field, px; NaN: new
     withheld: np.ndarray         # (N, 2) the deviation the velocity leaves out, raw px/s
+    # With a lens: the position in its undistorted image, px, and the undistortion's
+    # Jacobian there (d undistorted / d raw); NaN without one and for new tracks.
+    undistorted: np.ndarray      # (N, 2)
+    jacobian: np.ndarray         # (N, 2, 2)
 
     @classmethod
     def fresh(cls, n: int) -> _FieldState:
         """The state of ``n`` tracks the field has not followed yet."""
         return cls(np.zeros((n, 2)), np.zeros(n, np.int32), np.full(n, np.nan),
-                   np.full((n, 2, 2), np.nan), np.zeros((n, 2)))
+                   np.full((n, 2, 2), np.nan), np.zeros((n, 2)), np.full((n, 2), np.nan),
+                   np.full((n, 2, 2), np.nan))
 
     def take(self, keep: np.ndarray) -> _FieldState:
         """The rows at indices or where the bool mask ``keep`` is True."""
@@ -118,14 +123,18 @@ class TrackStore:
     def motion_field(self) -> MotionField | None:
         """The motion field of the last frame (or None).
 
-        Its variance factors and withheld deviations are aligned with the tracks.
+        Its variance factors, withheld deviations and (with a lens) undistorted positions
+        and their Jacobians are aligned with the tracks.
         """
         field = self._motion_field
         if field is None:
             return None
         state = self._field_state
+        lens = field.lens is not None
         return dataclasses.replace(field, variance_factor=state.variance_factor,
-                                   withheld=state.withheld)
+                                   withheld=state.withheld,
+                                   undistorted=state.undistorted if lens else None,
+                                   undistortion_jacobian=state.jacobian if lens else None)
 
     def set_lens(self, camera: PinholeCamera | None) -> None:
         """The camera whose lens distortion the motion field undoes.
@@ -202,18 +211,23 @@ class TrackStore:
                                     state.residuals)
             self.velocities = step.velocities
             withheld = (1.0 - step.kept)[:, None] * step.deviation
+            current, jacobian = state.undistorted, state.jacobian     # NaN: no lens
         else:   # the field in the undistorted image, where it is exact; velocities back
+            before = state.undistorted.copy()    # last frame's, but for tracks new then
+            new = ~np.isfinite(before).all(axis=1)
+            if new.any():
+                before[new] = lens.undistort_px(previous[new])
             current, jacobian = lens.undistort_with_jacobian(self.points)
-            step = self._field.step(lens.undistort_px(previous), current, previous_stamp,
-                                    stamp, shape, state.deviation, state.count,
-                                    state.variance_factor, state.residuals)
+            step = self._field.step(before, current, previous_stamp, stamp, shape,
+                                    state.deviation, state.count, state.variance_factor,
+                                    state.residuals)
             both = np.stack((step.velocities.astype(np.float64),
                              (1.0 - step.kept)[:, None] * step.deviation), axis=2)
             raw = np.linalg.solve(jacobian, both)   # (N, 2, 2): velocity, withheld
             self.velocities = raw[:, :, 0].astype(np.float32)
             withheld = raw[:, :, 1]
         self._field_state = _FieldState(step.deviation, step.count, step.variance_factor,
-                                        step.residuals, withheld)
+                                        step.residuals, withheld, current, jacobian)
         self._motion_field = (None if step.field is None else
                               dataclasses.replace(step.field, lens=lens))
 

@@ -1090,6 +1090,23 @@ class _FitNoise(NamedTuple):
     field_gain: np.ndarray | None
 
 
+def _undistorted_tracks(field: MotionField, lens: PinholeCamera, usable: np.ndarray,
+                       points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The usable tracks' positions ``points`` (raw px) in the lens's undistorted image.
+
+    (n, 2) px and (n, 2, 2) the undistortion's Jacobian there (d undistorted / d raw): the
+    field's own where it carries them (:attr:`MotionField.undistorted`), else computed.
+    """
+    if field.undistorted is None or field.undistortion_jacobian is None:
+        return lens.undistort_with_jacobian(points)
+    undistorted = field.undistorted[usable].astype(np.float64)
+    jacobian = field.undistortion_jacobian[usable].astype(np.float64)
+    missing = ~(np.isfinite(undistorted).all(axis=1) & np.isfinite(jacobian).all(axis=(1, 2)))
+    if missing.any():
+        undistorted[missing], jacobian[missing] = lens.undistort_with_jacobian(points[missing])
+    return undistorted, jacobian
+
+
 def _fit_noise(fit: _Fit, design: np.ndarray, focal: float, field: MotionField | None,
                points_px: np.ndarray | None) -> _FitNoise:
     """The affine fit's least-squares operator on its inliers and its tracks' noise."""
@@ -1436,8 +1453,9 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
     lens = None if field is None else field.lens
     if lens is not None:
         # The tracker's field lives in the lens' undistorted image (TrackStore.set_lens):
-        # the tracks go there too, and from here on the camera has no distortion.
-        points, jacobian = lens.undistort_with_jacobian(points)
+        # the tracks go there too (where the tracker put them, if it says), and from here on
+        # the camera has no distortion.
+        points, jacobian = _undistorted_tracks(field, lens, usable, points)
         velocities = np.einsum("nij,nj->ni", jacobian, velocities)
         camera = lens.pinhole()
     lag, velocities, points, field_variance, line = _evaluation_time(
