@@ -81,7 +81,14 @@ follows are what the model leaves out). The value at the previous stamp (inside 
 intervals: an interpolation) is checked the same way, for its own factor
 (:attr:`MotionFieldVelocity.past_calibration`): the two differ, most at low frame rates
 (15 Hz: 2-12 at the stamp, 1-2 inside), so the stamp's factor made the field through the
-gyro's line 5-10x too wide there. Errors that persist longer than the span are not seen by
+gyro's line 5-10x too wide there. Only evaluations made from degree + 2 intervals are
+checked (just after a start an evaluation's degree is capped by the intervals there are and
+its bias is unknown: one such check held the factors at their cap for seconds at 11 Hz).
+The check needs 4 intervals within half a span of its time: below ~7 Hz with the default
+0.3 s span there are never that many, and the factors stay at their prior (the field's
+variance at the stamp is the model's alone: mean squared z ~70 on a swaying field at 6 Hz;
+widening the check's window to reach 4 intervals measured factors that made frame-loss runs
+wider, not better). Errors that persist longer than the span are not seen by
 it: the tracking error each track keeps while the image turns is one (the field's error from
 it is the same on both sides of the check), so it is measured apart and added unscaled, as a
 covariance of its own (:attr:`MotionField.persistent_covariance`). On a turning flight (yaw
@@ -1146,11 +1153,19 @@ class MotionFieldVelocity:
         previous = _extrapolate(starts, ends, thetas, end - dt, self._degree, noise,
                                 self._weights_cache, rho)
         self._check(end, dt)
-        serials = np.arange(self._serial - starts.shape[0], self._serial, dtype=np.float64)
-        self._pending.append(_Pending(end - dt, serials, previous.weights, previous.theta,
-                                      noise, np.maximum(previous.bias2, 0.0), rho, _AT_PREVIOUS))
-        self._pending.append(_Pending(end, serials, result.weights, result.theta, noise,
-                                      result.bias2, rho, _AT_STAMP, result.degrees))
+        # Checked later are only the evaluations made from as many intervals as the
+        # polynomial wants (degree + 2): with fewer, just after a (re)start, the degree is
+        # capped by the intervals and its bias cannot be estimated (0), so their error says
+        # nothing of the model's calibration. One such check (a constant through 2 intervals,
+        # 53 px/s off, 3200x its modelled variance) held the factors at their cap for
+        # seconds at 11 Hz, where few checks follow to dilute it.
+        if starts.shape[0] >= self._degree + 2:
+            serials = np.arange(self._serial - starts.shape[0], self._serial, dtype=np.float64)
+            self._pending.append(_Pending(end - dt, serials, previous.weights, previous.theta,
+                                          noise, np.maximum(previous.bias2, 0.0), rho,
+                                          _AT_PREVIOUS))
+            self._pending.append(_Pending(end, serials, result.weights, result.theta, noise,
+                                          result.bias2, rho, _AT_STAMP, result.degrees))
         if result.squares is not None:
             keep = math.exp(-dt / _NOISE_TAU_S)
             self._noise_squares = keep * self._noise_squares + result.squares

@@ -242,6 +242,34 @@ def _wavy(t: float) -> np.ndarray:
     return theta
 
 
+def _swaying(t: float) -> np.ndarray:
+    theta = np.zeros(8)
+    theta[0] = 120.0 + 60.0 * math.sin(2.0 * math.pi * 0.6 * t)     # px/s
+    theta[3] = -40.0 + 50.0 * math.cos(2.0 * math.pi * 0.5 * t)
+    return theta
+
+
+@pytest.mark.parametrize("rate", [8.0, 12.0])
+def test_at_a_low_frame_rate_the_stamps_variance_holds_its_error(rate):
+    """8 and 12 Hz (a 30 Hz camera losing most frames), the field swaying at 0.5-0.6 Hz,
+    0.05 px of position noise: the published variance of the field at the stamp holds its
+    error (mean squared z within 0.4-2.5 over 6 draws, measured 1.27 / 0.76 at 8 Hz, 1.24 /
+    1.27 at 12 Hz). The self-check's first check after the start, of a constant through two
+    intervals (its bias unknown), counted ~3000x its modelled variance and held the factors
+    high for seconds where few checks follow: mean squared z 0.13 / 0.34 at 8 Hz, 10x too
+    wide on the first. (Below ~7 Hz no check fits the default 0.3 s span at all; the
+    factors stay at their prior: see the README.)"""
+    z = []
+    for seed in range(6):
+        for end, step in _run_field(np.arange(0.0, 5.0, 1.0 / rate), _swaying,
+                                    position_noise_px=0.05, seed=seed):
+            if end >= 2.0 and step.field is not None:
+                error = (step.field.theta - _swaying(end))[[0, 3]]
+                z.append(error * error / step.field.theta_variance[[0, 3]])
+    mean_square = np.mean(z, axis=0)
+    assert np.all((mean_square > 0.4) & (mean_square < 2.5)), mean_square
+
+
 @pytest.mark.parametrize("rate", [15.0, 30.0])
 def test_the_field_before_the_stamp_has_its_own_degree_and_a_covering_variance(rate):
     """What the ego-velocity takes through the gyro's line: the field one to three frames
