@@ -1095,11 +1095,14 @@ def _undistorted_tracks(field: MotionField, lens: PinholeCamera, usable: np.ndar
     """The usable tracks' positions ``points`` (raw px) in the lens's undistorted image.
 
     (n, 2) px and (n, 2, 2) the undistortion's Jacobian there (d undistorted / d raw): the
-    field's own where it carries them (:attr:`MotionField.undistorted`), else computed.
+    field's own where it carries them aligned with the tracks (``usable``: their bool mask;
+    :attr:`MotionField.undistorted`), else computed.
     """
-    if field.undistorted is None or field.undistortion_jacobian is None:
+    carried = field.undistorted
+    if (carried is None or field.undistortion_jacobian is None
+            or carried.shape[0] != usable.shape[0]):
         return lens.undistort_with_jacobian(points)
-    undistorted = field.undistorted[usable].astype(np.float64)
+    undistorted = carried[usable].astype(np.float64)
     jacobian = field.undistortion_jacobian[usable].astype(np.float64)
     missing = ~(np.isfinite(undistorted).all(axis=1) & np.isfinite(jacobian).all(axis=(1, 2)))
     if missing.any():

@@ -252,13 +252,14 @@ class AccelerationEstimator:
         to_camera = self._orientation.T
         return Acceleration(to_camera @ value, to_camera @ covariance @ to_camera.T)
 
-    def _start(self, when: float, velocity: np.ndarray, noise: np.ndarray) -> None:
+    def _start(self, when: float, velocity: np.ndarray, covariance: np.ndarray) -> None:
+        """Start every model at ``velocity`` (fixed frame) with its (3, 3) ``covariance``."""
         models = len(MODELS)
         self._time = when
         self._state = np.zeros((models, 3, 3))
         self._state[:, :, 0] = velocity
         self._cov = np.zeros((models, 9, 9))
-        self._cov[:, 0::3, 0::3] = noise
+        self._cov[:, 0::3, 0::3] = covariance
         self._cov[:, 1::3, 1::3] = np.where(_ORDERS >= 2, _START_ACCELERATION_VAR,
                                             0.0)[:, None, None] * np.eye(3)
         self._cov[:, 2::3, 2::3] = np.where(_ORDERS >= 3, _START_JERK_VAR,
