@@ -127,9 +127,7 @@ class PinholeCamera:
         if not self.distorted:
             return points.copy()
         n = self.normalize(points)
-        k = self.k
-        return np.column_stack((k[0, 0] * n[:, 0] + k[0, 1] * n[:, 1] + k[0, 2],
-                                k[1, 1] * n[:, 1] + k[1, 2]))
+        return _ray_to_px(self.k, n[:, 0], n[:, 1])
 
     def undistort_with_jacobian(self, points_px: np.ndarray, step_px: float = 0.5
                                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -167,7 +165,7 @@ class PinholeCamera:
         if not self.distorted or points.shape[0] == 0:
             return points.copy()
         k = self.k
-        y = (points[:, 1] - k[1, 2]) / k[1, 1]
+        y = (points[:, 1] - k[1, 2]) / k[1, 1]    # K^-1 (px, 1): _ray_to_px's inverse
         x = (points[:, 0] - k[0, 2] - k[0, 1] * y) / k[0, 0]
         if self.distortion_model in _EQUIDISTANT_MODELS:
             out = cv2.fisheye.distortPoints(np.column_stack((x, y)).reshape(-1, 1, 2), k,
@@ -185,7 +183,12 @@ class PinholeCamera:
                   / (1.0 + r2 * (k4 + r2 * (k5 + r2 * k6))))
         xd = x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
         yd = y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
-        return np.column_stack((k[0, 0] * xd + k[0, 1] * yd + k[0, 2], k[1, 1] * yd + k[1, 2]))
+        return _ray_to_px(k, xd, yd)
+
+
+def _ray_to_px(k: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(N, 2) px of the normalised coordinates (x, y): ``K (x, y, 1)``."""
+    return np.column_stack((k[0, 0] * x + k[0, 1] * y + k[0, 2], k[1, 1] * y + k[1, 2]))
 
 
 def _undistort_points(points: np.ndarray, k: np.ndarray, d: np.ndarray) -> np.ndarray:

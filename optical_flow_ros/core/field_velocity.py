@@ -1159,7 +1159,7 @@ class MotionFieldVelocity:
         # nothing of the model's calibration. One such check (a constant through 2 intervals,
         # 53 px/s off, 3200x its modelled variance) held the factors at their cap for
         # seconds at 11 Hz, where few checks follow to dilute it.
-        if starts.shape[0] >= self._degree + 2:
+        if starts.shape[0] >= self._wanted_intervals:
             serials = np.arange(self._serial - starts.shape[0], self._serial, dtype=np.float64)
             self._pending.append(_Pending(end - dt, serials, previous.weights, previous.theta,
                                           noise, np.maximum(previous.bias2, 0.0), rho,
@@ -1245,15 +1245,20 @@ class MotionFieldVelocity:
         row[10:] = variance
         self._length += 1
 
+    @property
+    def _wanted_intervals(self) -> int:
+        """Intervals the polynomial wants at least: degree + 2 (one to estimate its bias)."""
+        return self._degree + 2
+
     def _recent(self, end: float) -> np.ndarray:
         """The intervals the extrapolation uses (rows of the history).
 
-        Those ending within the span, at least degree + 2 of them when known; older ones
-        are dropped.
+        Those ending within the span, at least :attr:`_wanted_intervals` of them when known;
+        older ones are dropped.
         """
         history = self._history[:self._length]
         within = int(np.count_nonzero(history[:, 1] > end - self._span - 1e-9))
-        keep = min(self._length, max(within, self._degree + 2))
+        keep = min(self._length, max(within, self._wanted_intervals))
         if keep < self._length:
             self._history[:keep] = history[self._length - keep:].copy()
             self._length = keep
