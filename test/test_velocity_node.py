@@ -32,7 +32,11 @@ from sensor_msgs.msg import Imu, PointCloud2, Range
 from std_msgs.msg import Header
 
 from optical_flow_ros.core.sim_camera import R_BODY_OPTICAL
-from optical_flow_ros.core.velocity_estimator import VelocityEstimate, VelocityTiming
+from optical_flow_ros.core.velocity_estimator import (
+    COVARIANCE_TERMS,
+    VelocityEstimate,
+    VelocityTiming,
+)
 from optical_flow_ros.ros.diagnostics import DiagnosticsReporter
 from optical_flow_ros.ros.qos import keep_last_qos
 from optical_flow_ros.ros.velocity_inputs import VelocityInputConfig, VelocityInputs, velocity_msg
@@ -118,6 +122,17 @@ def test_flow_velocity_matches_the_simulated_truth(ros_peer, lens):
     assert np.all((inside_1 >= 0.45) & (inside_1 <= 0.9)), inside_1
     assert np.all(np.mean(np.array(inside)[:, :2], axis=0) >= 0.95), np.mean(inside, axis=0)
     assert 0.6 <= np.median(nees) <= 2.5, np.median(nees)
+    # /diagnostics says how wide the published covariance is and what it is made of
+    values = [{kv.key: kv.value for kv in s.values} for s in listener.status]
+    latest = next(v for v in reversed(values) if "velocity_covariance_sources" in v)
+    sigmas = [math.sqrt(0.5 * (m.twist.covariance[0] + m.twist.covariance[7]))
+              for m in listener.velocity]
+    assert min(sigmas) <= float(latest["velocity_sigma_m_s"]) * (1 + 1e-3)
+    assert float(latest["velocity_sigma_m_s"]) <= max(sigmas) * (1 + 1e-3)
+    shares = dict(part.rsplit(" ", 2)[:2] for part in
+                  latest["velocity_covariance_sources"].split(", "))
+    assert set(shares) <= set(COVARIANCE_TERMS) and "distance" in shares, shares
+    assert 90 <= sum(float(v) for v in shares.values()) <= 101, shares
 
 
 def test_without_camera_info_there_is_no_velocity_and_the_diagnostics_say_why(ros_peer):

@@ -94,6 +94,7 @@ from optical_flow_ros.core.track_types import Tracks
 from optical_flow_ros.core.world_acceleration import Acceleration
 
 __all__ = [
+    "COVARIANCE_TERMS",
     "ROBUST_FITS",
     "STATUSES",
     "UNKNOWN_VARIANCE",
@@ -113,6 +114,18 @@ ROBUST_FITS = ("lmeds", "least_squares")
 #: ``status`` values of :class:`VelocityEstimate`; "ok" is the only valid one.
 STATUSES = ("ok", "no_intrinsics", "too_few_tracks", "too_many_outliers", "degenerate",
             "no_distance", "stalled")
+#: The sources :attr:`VelocityEstimate.covariance_terms` splits the linear velocity's
+#: covariance into: ``tracks``: each track's own noise through the fit (the inliers'
+#: residual scatter, independent between tracks); ``motion_field``: the tracker's motion
+#: field's error (its time model's noise and bias, the tracks' lasting errors), through the
+#: fit and, where the field's rates derotate, through them; ``rotation``: the derotating
+#: rates' error (the gyro's, its fusion with the field's, the tilted plane's share) or, without
+#: a gyro or field rates, ``rate_std_without_gyro``; ``distance``: the distance's relative
+#: variance times the velocity squared; ``line_bias``: the translation's curvature through
+#: the gyro's line (:func:`_line_bias`); ``acceleration``: the world velocity's change over
+#: the lag to the stamp.
+COVARIANCE_TERMS = ("tracks", "motion_field", "rotation", "distance", "line_bias",
+                    "acceleration")
 #: Variance published for a quantity that is not measured (robot_localization's convention
 #: of a huge value, so a filter fusing the message gives it no weight).
 UNKNOWN_VARIANCE = 1e6
@@ -381,6 +394,9 @@ class VelocityEstimate:
             :class:`~optical_flow_ros.core.distance_filter.DistanceFilter` carries the
             range readings forward with.
         distance_rate_variance: its variance, 1/s^2.
+        covariance_terms: where the linear velocity's covariance comes from: (3, 3) parts of
+            ``covariance[:3, :3]`` by source, (m/s)^2, which sum to it (valid estimates
+            only; see :data:`COVARIANCE_TERMS`); None otherwise.
     """
 
     status: str
@@ -400,11 +416,26 @@ class VelocityEstimate:
     line_bias_excess: np.ndarray | None = None
     distance_rate: float = math.nan
     distance_rate_variance: float = math.nan
+    covariance_terms: dict[str, np.ndarray] | None = None
 
     @property
     def valid(self) -> bool:
         """True when the metric velocity and its covariance are valid."""
         return self.status == "ok"
+
+    def horizontal_shares(self) -> dict[str, float] | None:
+        """Each covariance term's share of the variance of (vx, vy) (their trace), 0-1.
+
+        Largest first; None without ``covariance_terms``.
+        """
+        if self.covariance_terms is None:
+            return None
+        total = float(np.trace(self.covariance[:2, :2]))
+        if not total > 0.0:
+            return None
+        shares = {name: float(np.trace(term[:2, :2])) / total
+                  for name, term in self.covariance_terms.items()}
+        return dict(sorted(shares.items(), key=lambda item: -item[1]))
 
 
 class GyroRates(NamedTuple):
@@ -971,6 +1002,9 @@ class _Motion(NamedTuple):
     #: d ln(distance)/dt at the stamp, 1/s, and its variance (see VelocityEstimate),
     #: carried over the lag by the approach alone (the acceleration's share: the caller)
     distance_rate: tuple[float, float] = (math.nan, math.nan)
+    #: the scale-free linear block of ``covariance`` (3, 3) split by source, 1/s^2: the
+    #: tracks' own noise, the derotating rates', the motion field's (they sum to it)
+    linear_parts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def _field_gain(field: MotionField, points_px: np.ndarray, fit_gain: np.ndarray,
@@ -1260,7 +1294,9 @@ def _motion(fit: _Fit, noise: _FitNoise, points_n: np.ndarray, gyro: GyroRates |
     m_rate[3 + rate_axes, np.arange(rate_axes.size)] += 1.0
     direct = np.array([state[6], -state[5], 0.0])[rate_axes]   # the rates' own share in it
     m_rate[6] += direct
-    cov = m_theta @ cov_theta @ m_theta.T + m_rate @ rate_cov @ m_rate.T
+    from_tracks = m_theta @ cov_theta @ m_theta.T
+    from_rates = m_rate @ rate_cov @ m_rate.T
+    from_field = np.zeros_like(from_tracks)
     if field_gain is not None:   # the field's error, through the fit and the rates
         through = m_theta @ field_gain
         if field_rates is not None:
@@ -1268,13 +1304,15 @@ def _motion(fit: _Fit, noise: _FitNoise, points_n: np.ndarray, gyro: GyroRates |
         if fusion is not None:
             through = through + m_rate[:, :2] @ (fusion.field_weight[:, None]
                                                  * fusion.field_gain)
-        cov += through @ field[1] @ through.T
+        from_field = through @ field[1] @ through.T
         through = through[:6]
+    cov = from_tracks + from_rates + from_field
     distance_rate = (float(m_state[6] @ state) + lag * state[4] ** 2, float(cov[6, 6]))
     cov, m_rate = cov[:6, :6], m_rate[:6]
     gains = dict(field_gain=None if field_gain is None else through,
                  rate_gain=None if gyro is None else m_rate * keep,
-                 distance_rate=distance_rate, normal=np.array([state[5], state[6], 1.0]))
+                 distance_rate=distance_rate, normal=np.array([state[5], state[6], 1.0]),
+                 linear_parts=(from_tracks[:3, :3], from_rates[:3, :3], from_field[:3, :3]))
     if gyro is None and field_rates is None:  # roll/pitch not measured: no weight
         cov[3:5, :] = 0.0
         cov[:, 3:5] = 0.0
@@ -1518,16 +1556,22 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
     rel_var = (float(distance_variance) / (d * d)
                if distance_variance is not None and distance_variance > 0.0
                else cfg.distance_rel_std**2)
-    covariance[:3, :3] += rel_var * np.outer(linear, linear)
-    if line_bias2 is not None:
-        covariance[:3, :3] += d * d * np.diag(line_bias2)
+    tracks_part, rotation_part, field_part = motion.linear_parts
+    zero = np.zeros((3, 3))
+    terms = dict(tracks=d * d * tracks_part, motion_field=d * d * field_part,
+                 rotation=d * d * rotation_part,
+                 distance=rel_var * np.outer(linear, linear),
+                 line_bias=zero if line_bias2 is None else d * d * np.diag(line_bias2),
+                 acceleration=zero if lag <= 0.0
+                 else lag * lag * acceleration_covariance(acceleration, cfg))
+    for name in ("distance", "line_bias", "acceleration"):
+        covariance[:3, :3] += terms[name]
     measured = linear
-    if lag > 0.0:   # the world velocity's change over the lag
-        covariance[:3, :3] += lag * lag * acceleration_covariance(acceleration, cfg)
-        if acceleration is not None:
-            linear = linear + lag * acceleration.value
+    if lag > 0.0 and acceleration is not None:   # the world velocity's change over the lag
+        linear = linear + lag * acceleration.value
     if not (np.isfinite(linear).all() and np.isfinite(covariance).all()):
         return VelocityEstimate("degenerate", "the estimate is not finite (an input was not: "
                                 "gyro, distance or the tracks' field)", **common)
     return VelocityEstimate("ok", "", linear=linear, covariance=covariance, distance=d,
-                            measured_linear=measured, lag=lag, **common)
+                            measured_linear=measured, lag=lag, covariance_terms=terms,
+                            **common)

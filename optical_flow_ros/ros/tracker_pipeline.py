@@ -8,6 +8,7 @@ read the same YAML the same way.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -39,6 +40,7 @@ from optical_flow_ros.ros.velocity_inputs import (
     SensorQueueConfig,
     VelocityInputConfig,
     VelocityInputs,
+    covariance_sources,
     velocity_msg,
 )
 
@@ -292,6 +294,9 @@ class TrackerPipeline:
         if estimate.valid:
             self._diag.clear("velocity")
             self._diag.count("velocity_published")
+            sigma = math.sqrt(0.5 * float(np.trace(estimate.covariance[:2, :2])))
+            self._diag.set(velocity_sigma_m_s=f"{sigma:.3g}",   # rms of vx's and vy's
+                           velocity_covariance_sources=covariance_sources(estimate))
             return velocity_msg(estimate, frame.header), estimate
         reason = estimate.reason
         if estimate.status == "no_distance" and why_no_distance:

@@ -71,8 +71,8 @@ from optical_flow_ros.ros.imu_cdr import gyro_fields
 from optical_flow_ros.ros.polled_input import PolledGroup, PolledSubscription
 from optical_flow_ros.ros.qos import keep_last_qos
 
-__all__ = ["SensorQueueConfig", "VelocityInputConfig", "VelocityInputs", "imu_rotation",
-           "velocity_msg"]
+__all__ = ["SensorQueueConfig", "VelocityInputConfig", "VelocityInputs", "covariance_sources",
+           "imu_rotation", "velocity_msg"]
 
 _GYRO_HISTORY = 2000      # samples kept at most (2 s at 1 kHz)
 _GYRO_HISTORY_S = 2.0     # and only this far back from the newest, s
@@ -371,3 +371,16 @@ def velocity_msg(estimate: VelocityEstimate, header: Header) -> TwistWithCovaria
     twist.angular.x, twist.angular.y, twist.angular.z = (float(v) for v in estimate.angular)
     msg.twist.covariance = np.ascontiguousarray(estimate.covariance, np.float64).ravel()
     return msg
+
+
+def covariance_sources(estimate: VelocityEstimate) -> str:
+    """/diagnostics' ``velocity_covariance_sources``: where (vx, vy)'s variance comes from.
+
+    The terms of :attr:`VelocityEstimate.covariance_terms` with at least 1 % of it, largest
+    first, e.g. ``"distance 88 %, motion_field 9 %, rotation 2 %"``; empty without terms.
+    """
+    shares = estimate.horizontal_shares()
+    if shares is None:
+        return ""
+    return ", ".join(f"{name} {100.0 * share:.0f} %" for name, share in shares.items()
+                     if share >= 0.01)
