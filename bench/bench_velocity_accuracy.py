@@ -36,6 +36,7 @@ import dataclasses
 import json
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 import velocity_flights  # noqa: E402
-from velocity_flights import Flight, FlightRecord, GyroStream  # noqa: E402
+from velocity_flights import Flight, FlightRecord, FrameRecord, GyroStream  # noqa: E402
 
 from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator  # noqa: E402
 from optical_flow_ros.core.lk_tracker import TrackerConfig  # noqa: E402
-from optical_flow_ros.core.velocity_estimator import VelocityConfig, gyro_rates  # noqa: E402
+from optical_flow_ros.core.velocity_estimator import (  # noqa: E402
+    VelocityConfig,
+    VelocityEstimate,
+    gyro_rates,
+)
 
 SKIP_S = 0.5          # seconds before tracks and the acceleration are known
 SENSOR_MAX_AGE = 0.2  # tracker_node's default, s
@@ -78,6 +83,36 @@ def track_errors(rec: FlightRecord) -> tuple[float, float, float]:
             float(np.median(np.concatenate(speed))))
 
 
+def ego_estimates(rec: FlightRecord, *, use_gyro: bool, gyro: GyroStream | None = None,
+                  ranges: list[tuple[float, float]] | None = None,
+                  distance_filter: bool | None = None
+                  ) -> Iterator[tuple[FrameRecord, VelocityEstimate | None]]:
+    """Each frame of a recorded flight with its flow/velocity, estimated as tracker_node does.
+
+    Frames before ``SKIP_S`` are estimated (the stream's state needs them) but not given
+    out; a frame whose estimate is not valid comes with None. ``gyro``, ``ranges`` and
+    ``distance_filter``: see :func:`ego_figures`.
+    """
+    config_v = VelocityConfig() if distance_filter is None else VelocityConfig(
+        distance_filter=distance_filter)
+    config = rec.flight.tracker
+    stream = rec.gyro if gyro is None else gyro
+    ego = EgoVelocityEstimator(min(config.velocity_window, config.track_len), config.max_dt,
+                               at_stamp=config.velocity_estimator == "motion_field")
+    for k, f in enumerate(rec.frames):
+        timing = ego.timing(f.t)
+        gyro_in = None
+        gyro_t, gyro_w = stream.received(f.t)
+        if use_gyro and gyro_t.size:
+            gyro_in = gyro_rates(gyro_t, gyro_w, timing, max_age=SENSOR_MAX_AGE,
+                                 covariance=stream.covariance, gyro_std=0.002)
+        distance, variance = (f.range, f.range_variance) if ranges is None else ranges[k]
+        ego.add_range(f.t, distance, variance or None)
+        e = ego.estimate(f.tracks, rec.sim.camera, timing, gyro=gyro_in, config=config_v)
+        if f.t >= SKIP_S:
+            yield f, e if e.valid else None
+
+
 def ego_figures(rec: FlightRecord, *, use_gyro: bool, gyro: GyroStream | None = None,
                 ranges: list[tuple[float, float]] | None = None,
                 distance_filter: bool | None = None) -> dict[str, Any]:
@@ -89,27 +124,10 @@ def ego_figures(rec: FlightRecord, *, use_gyro: bool, gyro: GyroStream | None = 
     its stamp; ``distance_filter``: the VelocityConfig setting (None: its default; off: each
     frame's reading as it is).
     """
-    config_v = VelocityConfig() if distance_filter is None else VelocityConfig(
-        distance_filter=distance_filter)
-    flight = rec.flight
-    config = flight.tracker
-    stream = rec.gyro if gyro is None else gyro
-    ego = EgoVelocityEstimator(min(config.velocity_window, config.track_len), config.max_dt,
-                               at_stamp=config.velocity_estimator == "motion_field")
     errors, speeds, z, nees, invalid = [], [], [], [], 0
-    for k, f in enumerate(rec.frames):
-        timing = ego.timing(f.t)
-        gyro_in = None
-        gyro_t, gyro_w = stream.received(f.t)
-        if use_gyro and gyro_t.size:
-            gyro_in = gyro_rates(gyro_t, gyro_w, timing, max_age=SENSOR_MAX_AGE,
-                                 covariance=stream.covariance, gyro_std=0.002)
-        distance, variance = (f.range, f.range_variance) if ranges is None else ranges[k]
-        ego.add_range(f.t, distance, variance or None)
-        e = ego.estimate(f.tracks, rec.sim.camera, timing, gyro=gyro_in, config=config_v)
-        if f.t < SKIP_S:
-            continue
-        if not e.valid:
+    for f, e in ego_estimates(rec, use_gyro=use_gyro, gyro=gyro, ranges=ranges,
+                              distance_filter=distance_filter):
+        if e is None:
             invalid += 1
             continue
         truth = np.concatenate((f.state.velocity, f.state.angular_velocity))

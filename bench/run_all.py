@@ -38,7 +38,9 @@ Sections (each with its baseline measured in this run):
    noise and without any,
    with and without gyro (one sample per frame, and a 200 Hz IMU), beside the slope
    estimator's RMSE on the same frames; and the per-track estimator's cost (motion_field vs
-   slope).
+   slope). The noisy flights again over three draws of their noise
+   (``bench/velocity_calibration.py``): the median NEES per draw and pooled, the squared z
+   along and across the velocity, and the covariance terms' shares across it.
    Budgets: the issue's bounds.
 
 Writes ``BENCHMARKS.md`` (tables, PASS/FAIL budget lines) and ``bench/results.json`` (raw
@@ -94,6 +96,7 @@ import cv2  # noqa: E402
 import dense_frontier  # noqa: E402
 import e2e_camera  # noqa: E402
 import numpy as np  # noqa: E402
+import velocity_calibration  # noqa: E402
 
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig  # noqa: E402
 
@@ -647,8 +650,18 @@ def section_velocity(quick: bool) -> tuple[dict, list[Check]]:
             log("   " + bench_velocity_accuracy.format_row(rows[-1], "gyro"))
     checks = [(f"7. {text}", ok, figures)
               for text, ok, figures in bench_velocity_accuracy.checks(rows)]
+    draws = 2 if quick else velocity_calibration.DRAWS
+    calibration = []
+    for flight in bench_velocity_accuracy.flights("held_out,fresh,lens,turns", quick):
+        calibration.append(velocity_calibration.measure(flight, draws))
+        log("   " + velocity_calibration.format_row(calibration[-1]))
+    lo, hi = bench_velocity_accuracy.BOUNDS["nees"]
+    pooled = [r["nees"] for r in calibration]
+    checks.append((f"7. median NEES of (vx, vy) {lo:g}-{hi:g} pooled over {draws} draws of the "
+                   "noise (noisy, gyro one sample per frame)", all(lo <= v <= hi for v in pooled),
+                   ", ".join(f"{v:.2f}" for v in pooled)))
     cost = bench_velocity_accuracy.estimator_cost(40 if quick else 90)
-    return {"rows": rows, "cost_ms": cost}, checks
+    return {"rows": rows, "calibration": calibration, "cost_ms": cost}, checks
 
 
 # ---- report ------------------------------------------------------------------------------
@@ -907,8 +920,20 @@ def report(results: dict, checks: list[Check], command: str) -> str:
                 "Last column: with gyro and the range readings filtered over time "
                 "(distance_filter, off by default): RMSE, the lower of vx's and vy's 3 sigma "
                 "shares, median NEES.",
-                "", bench_velocity_accuracy.markdown(s7["rows"]), "",
-                f"Per-track estimator cost (LKTracker.update, 500 tracks, 1 OpenCV thread, "
+                "", bench_velocity_accuracy.markdown(s7["rows"]), ""]
+        if s7.get("calibration"):
+            out += ["### Calibration over draws of the noise, and the covariance's sources", "",
+                    "`bench/velocity_calibration.py`: the noisy flights above with gyro (one "
+                    "sample per frame) flown again with other draws of the same noise (the "
+                    "simulator's seed; the same motion): one flight's median NEES is a noisy "
+                    "figure (its frames' errors are correlated for seconds). Per flight: the "
+                    "median NEES of each draw (the first is the table's above) and of all "
+                    "frames; the mean squared z of the horizontal error along the true velocity "
+                    "(mostly the range's relative error) and across it; the mean share of each "
+                    "source of the published variance across the velocity "
+                    "(`VelocityEstimate.covariance_terms`).", "",
+                    velocity_calibration.markdown(s7["calibration"]), ""]
+        out += [f"Per-track estimator cost (LKTracker.update, 500 tracks, 1 OpenCV thread, "
                 f"median ms/frame): motion_field {cost['motion_field']:.2f}, slope "
                 f"{cost['slope']:.2f}, difference {cost['difference']:.3f} ms."]
     return "\n".join(out) + "\n"
