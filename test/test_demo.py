@@ -13,6 +13,7 @@ import yaml
 from ros_harness import REPO
 from video_files import panning_frames, write_video
 
+from optical_flow_ros.core.velocity_estimator import COVARIANCE_TERMS
 from optical_flow_ros.ros.parameter_table import config_values
 from optical_flow_ros.tools import docs
 from optical_flow_ros.tools.demo import demo_params_file
@@ -52,6 +53,11 @@ def test_demo_runs_the_pipeline_and_writes_checked_outputs(tmp_path):
     assert summary["velocity_estimates"] >= 20, summary
     assert summary["velocity_rmse_pct_of_speed"] <= 3.0
     assert summary["velocity_within_3sigma_pct"] >= 90.0
+    # What the covariance is made of, from the tracker's diagnostics: the simulated range's
+    # 1 % is among its sources, and the shares (of 100 %) name covariance terms.
+    sources = dict(part.rsplit(" ", 2)[:2]
+                   for part in summary["velocity_covariance_sources"].split(", "))
+    assert "distance" in sources and set(sources) <= set(COVARIANCE_TERMS), sources
     for name in ("tracks.png", "dense_hsv.png", "velocity.png"):
         image = cv2.imread(str(out / name))
         assert image is not None and image.std() > 10.0, name

@@ -134,6 +134,9 @@ class DemoListener:
             if status.name.endswith(_TRACKER_STATUS):
                 values = {kv.key: kv.value for kv in status.values}
                 self._velocity_condition = values.get("velocity")
+                sources = values.get("velocity_covariance_sources")
+                if sources:
+                    self.recorder.covariance_sources = sources
 
     def _on_hsv(self, msg: Image) -> None:
         self.recorder.last_hsv = np.array(image_msg_to_array(msg))

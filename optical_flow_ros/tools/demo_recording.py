@@ -29,6 +29,9 @@ class Recorder:
     no_velocity_reasons: Counter[str] = field(default_factory=Counter)  # frames per reason
     last_tracks_image: np.ndarray | None = None
     last_hsv: np.ndarray | None = None
+    #: the tracker's latest /diagnostics ``velocity_covariance_sources`` (what the published
+    #: covariance is made of), None before any
+    covariance_sources: str | None = None
 
     def count_frame(self, no_velocity_reason: str | None) -> None:
         """One annotated frame: with a camera velocity (None), or without it and why."""
@@ -74,6 +77,8 @@ def summarize(rec: Recorder, elapsed: float, nodes_alive: bool) -> dict[str, Any
         summary["velocity_within_3sigma_pct"] = round(
             100 * float((np.abs(z[:, :2]) <= 3.0).all(axis=1).mean()), 1)
         summary["velocity_nees_median"] = round(float(np.median(z[:, 2])), 3)
+        if rec.covariance_sources:
+            summary["velocity_covariance_sources"] = rec.covariance_sources
     if errors.size:   # per-track (vu, vv) against the exact image velocity at the stamp
         summary["track_velocity_error_median_pct"] = round(float(np.median(errors)) * 100, 3)
         summary["track_velocity_error_p90_pct"] = round(float(np.percentile(errors, 90)) * 100,
