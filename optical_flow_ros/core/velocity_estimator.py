@@ -1557,13 +1557,13 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
                if distance_variance is not None and distance_variance > 0.0
                else cfg.distance_rel_std**2)
     tracks_part, rotation_part, field_part = motion.linear_parts
-    zero = np.zeros((3, 3))
     terms = dict(tracks=d * d * tracks_part, motion_field=d * d * field_part,
                  rotation=d * d * rotation_part,
                  distance=rel_var * np.outer(linear, linear),
-                 line_bias=zero if line_bias2 is None else d * d * np.diag(line_bias2),
-                 acceleration=zero if lag <= 0.0
-                 else lag * lag * acceleration_covariance(acceleration, cfg))
+                 line_bias=(np.zeros((3, 3)) if line_bias2 is None
+                            else d * d * np.diag(line_bias2)),
+                 acceleration=(np.zeros((3, 3)) if lag <= 0.0
+                               else lag * lag * acceleration_covariance(acceleration, cfg)))
     for name in ("distance", "line_bias", "acceleration"):
         covariance[:3, :3] += terms[name]
     measured = linear
