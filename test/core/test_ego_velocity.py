@@ -8,16 +8,18 @@ message of a frame arrives just after its image).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
 from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
-from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
+from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig, SimFrame
 from optical_flow_ros.core.velocity_estimator import (
     COVARIANCE_TERMS,
     GyroRates,
     VelocityConfig,
+    VelocityEstimate,
     VelocityTiming,
     estimate_velocity,
     gyro_rates,
@@ -131,24 +133,31 @@ def test_reset_forgets_the_acceleration_and_configure_keeps_it():
     assert after_reset == "v" * MIN_SAMPLES + "A" * (len(after_reset) - MIN_SAMPLES), kinds
 
 
-def _ranged_flight(distance_filter: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(horizontal errors m/s, their 1-sigma, distance errors relative) with range readings
-    given to the stream (add_range), one per frame at its stamp, 1 % noise stated."""
-    sim, tracker, ego = _stream("motion_field", **STEADY, roll_amplitude=0.05,
-                                attitude_period=2.0, altitude_amplitude=0.3,
-                                altitude_period=4.0)
-    velocity = VelocityConfig(distance_filter=distance_filter)
+def _ranged_estimates(velocity: VelocityConfig | None = None, frames: int = 120, **flight: float
+                      ) -> Iterator[tuple[SimFrame, VelocityEstimate]]:
+    """A noisy STEADY flight (with ``flight``'s changes) estimated frame by frame, range
+    readings given to the stream (add_range), one per frame at its stamp, 1 % noise stated;
+    the gyro's samples up to the previous frame."""
+    sim, tracker, ego = _stream("motion_field", **{**STEADY, **flight})
     times: list[float] = []
     rates: list[np.ndarray] = []
-    errors, sigmas, distance_errors = [], [], []
-    for frame in sim.frames(120):
+    for frame in sim.frames(frames):
         times.append(frame.t)
         rates.append(frame.gyro)
         tracks = tracker.update(frame.image, frame.t, sim.camera)
         timing = ego.timing(frame.t)
         gyro = _withheld_newest(sim, times, rates, timing)
         ego.add_range(frame.t, frame.range, sim.range_variance(frame.range))
-        e = ego.estimate(tracks, sim.camera, timing, gyro=gyro, config=velocity)
+        yield frame, ego.estimate(tracks, sim.camera, timing, gyro=gyro, config=velocity)
+
+
+def _ranged_flight(distance_filter: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(horizontal errors m/s, their 1-sigma, distance errors relative) of
+    :func:`_ranged_estimates` climbing and sinking 0.3 m every 4 s."""
+    errors, sigmas, distance_errors = [], [], []
+    for frame, e in _ranged_estimates(VelocityConfig(distance_filter=distance_filter),
+                                      roll_amplitude=0.05, attitude_period=2.0,
+                                      altitude_amplitude=0.3, altitude_period=4.0):
         if frame.t < SKIP_S or not e.valid:
             continue
         errors.append(e.linear[:2] - frame.state.velocity[:2])
@@ -209,19 +218,8 @@ def test_the_covariance_terms_split_the_published_covariance_by_source():
     (chi-square 1: measured mean 0.92 over 90 frames); the rest of the error against the
     published covariance less that term, a 2-dof NEES (chi-square 2: mean 2, median 1.39;
     measured 1.99 and 1.49): the other terms cover the tracks', field's, rates' errors."""
-    sim, tracker, ego = _stream("motion_field", **STEADY, roll_amplitude=0.05,
-                                attitude_period=2.0)
-    times: list[float] = []
-    rates: list[np.ndarray] = []
     z_range, nees_rest = [], []
-    for frame in sim.frames(120):
-        times.append(frame.t)
-        rates.append(frame.gyro)
-        tracks = tracker.update(frame.image, frame.t, sim.camera)
-        timing = ego.timing(frame.t)
-        gyro = _withheld_newest(sim, times, rates, timing)
-        ego.add_range(frame.t, frame.range, sim.range_variance(frame.range))
-        e = ego.estimate(tracks, sim.camera, timing, gyro=gyro)
+    for frame, e in _ranged_estimates(roll_amplitude=0.05, attitude_period=2.0):
         if not e.valid:
             assert e.covariance_terms is None
             continue
