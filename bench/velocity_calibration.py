@@ -9,9 +9,9 @@ One flight's median NEES is a noisy figure: over a 3-6 s flight its frames' erro
 from independent (a track's lasting error lives as long as the track, the acceleration's
 error for a second), so the same flight with another draw of the same noise gives another
 median. Measured on the 36 flights of bench/velocity_flights.py with three draws each: the
-standard deviation of ln(median NEES) between draws of one flight was 0.20 (rms), the flights'
-means spread by 0.22, so about half of a single draw's scatter between flights is the draw's.
-A single draw's ``in 1-2`` count says less about the covariance than it seems.
+standard deviation of ln(median NEES) between draws of one flight was 0.20 (rms), against
+0.26-0.30 between the flights of one draw: about half of that variance is the draw's. A
+single draw's ``in 1-2`` count says less about the covariance than it seems.
 
 Here every flight (the noisy ones of :mod:`velocity_flights`, with gyro, one sample per frame,
 as bench_velocity_accuracy's ``gyro`` column) is flown ``--draws`` times: draw 0 is the flight
