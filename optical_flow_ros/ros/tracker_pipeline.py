@@ -298,6 +298,8 @@ class TrackerPipeline:
             self._diag.set(velocity_sigma_m_s=f"{sigma:.3g}",   # rms of vx's and vy's
                            velocity_covariance_sources=covariance_sources(estimate))
             return velocity_msg(estimate, frame.header), estimate
+        # nothing published: no width to report (the velocity condition says why)
+        self._diag.set(velocity_sigma_m_s="", velocity_covariance_sources="")
         reason = estimate.reason
         if estimate.status == "no_distance" and why_no_distance:
             reason = why_no_distance
