@@ -53,13 +53,17 @@ def test_loop_plays_every_frame_in_order_with_camera_info_at_the_file_rate(ros_p
                   camera_info_url=f"file://{calibration}")
     with NodeProcess(NODE, params=params) as node:
         assert ros_peer.spin_until(lambda: len(images) >= 1, 30.0), node.output()
-        first = len(images)
-        ros_peer.spin_for(3.0)  # rate: frames received in a window, generous bounds
-        in_window = len(images) - first
+        ros_peer.spin_for(3.0)
         assert ros_peer.spin_until(lambda: len(images) >= n + 10, 30.0), node.output()
         assert node.alive(), node.output()
     assert node.proc.returncode == 0, node.output()  # SIGINT: a clean exit
-    assert 0.5 * 3.0 * fps <= in_window <= 3.0 * fps + 6, in_window
+    # The rate: frames stamped within 3 s of the first (the node stamps each frame from its
+    # clock and skips what a late tick missed, below), not the frames this process took in
+    # a 3 s window of its own: a backlog queued before such a window counted inside it (67
+    # at 20 Hz, bound 66, once in CI on a loaded machine).
+    first_ns = _stamp_ns(images[0])
+    in_window = sum(first_ns <= _stamp_ns(m) < first_ns + 3 * 10**9 for m in images)
+    assert 0.5 * 3.0 * fps <= in_window <= 3.0 * fps, in_window
     indices = [match_frame(image_msg_to_array(m), frames) for m in images]
     assert -1 not in indices  # every image is exactly one frame of the file (lossless)
     assert {(m.encoding, m.width, m.height, m.header.frame_id) for m in images} == {
