@@ -179,7 +179,7 @@ def _rmse_by_source(flight: Flight, noisy: dict[str, FlightRecord],
 
 
 def measure(flight: Flight, seed: int = 0, *, slope: bool = True,
-            budget: bool = False) -> dict[str, Any]:
+            budget: bool = False, rec: FlightRecord | None = None) -> dict[str, Any]:
     """All figures of one flight (tracks, ego-velocity with and without gyro).
 
     ``gyro`` and ``no_gyro``: the flight's IMU (one sample per frame in the flights' noise);
@@ -187,9 +187,11 @@ def measure(flight: Flight, seed: int = 0, *, slope: bool = True,
     gyro and the range readings filtered (``distance_filter``); ``slope_rmse`` (with
     ``slope``): the RMSE with gyro of the slope per-track estimator on the same frames and
     noise draws, per frame and at IMU_RATE; ``budget`` (with ``budget``): the RMSE with each
-    noise source alone, both estimators (:func:`_rmse_by_source`).
+    noise source alone, both estimators (:func:`_rmse_by_source`). ``rec``: the flight
+    already recorded with ``seed`` (else recorded here).
     """
-    rec = velocity_flights.record(flight, seed=seed)
+    if rec is None:
+        rec = velocity_flights.record(flight, seed=seed)
     rel, err, speed = track_errors(rec)
     fast = dataclasses.replace(flight.sim, imu_rate=IMU_RATE)
     out = dict(name=flight.name, track_rel=rel, track_err_px_s=err, track_speed_px_s=speed,

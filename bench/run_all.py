@@ -97,6 +97,7 @@ import dense_frontier  # noqa: E402
 import e2e_camera  # noqa: E402
 import numpy as np  # noqa: E402
 import velocity_calibration  # noqa: E402
+import velocity_flights  # noqa: E402
 
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig  # noqa: E402
 
@@ -643,18 +644,18 @@ def section_input_mix(quick: bool, workdir: Path) -> tuple[dict, list[Check]]:
 
 def section_velocity(quick: bool) -> tuple[dict, list[Check]]:
     """Accuracy and calibration of the velocities (see bench/bench_velocity_accuracy.py)."""
-    rows = []
+    rows, calibration = [], []
+    draws = 2 if quick else velocity_calibration.DRAWS
     for flight in bench_velocity_accuracy.flights("held_out,fresh,lens,turns", quick):
+        noisy = velocity_flights.record(flight)   # both tables' first draw
         for variant in (flight, flight.quiet()):
-            rows.append(bench_velocity_accuracy.measure(variant, slope=variant is flight))
+            rows.append(bench_velocity_accuracy.measure(
+                variant, slope=variant is flight, rec=noisy if variant is flight else None))
             log("   " + bench_velocity_accuracy.format_row(rows[-1], "gyro"))
+        calibration.append(velocity_calibration.measure(flight, draws, first=noisy))
+        log("   " + velocity_calibration.format_row(calibration[-1]))
     checks = [(f"7. {text}", ok, figures)
               for text, ok, figures in bench_velocity_accuracy.checks(rows)]
-    draws = 2 if quick else velocity_calibration.DRAWS
-    calibration = []
-    for flight in bench_velocity_accuracy.flights("held_out,fresh,lens,turns", quick):
-        calibration.append(velocity_calibration.measure(flight, draws))
-        log("   " + velocity_calibration.format_row(calibration[-1]))
     lo, hi = bench_velocity_accuracy.BOUNDS["nees"]
     pooled = [r["nees"] for r in calibration]
     checks.append((f"7. median NEES of (vx, vy) {lo:g}-{hi:g} pooled over {draws} draws of the "

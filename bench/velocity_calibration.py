@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import numpy as np  # noqa: E402
 import velocity_flights  # noqa: E402
 from bench_velocity_accuracy import BOUNDS, ego_estimates, flights  # noqa: E402
-from velocity_flights import Flight  # noqa: E402
+from velocity_flights import Flight, FlightRecord  # noqa: E402
 
 from optical_flow_ros.core.velocity_estimator import COVARIANCE_TERMS  # noqa: E402
 
@@ -63,14 +63,13 @@ def draw(flight: Flight, k: int) -> Flight:
         flight.sim, seed=flight.sim.seed + SEED_STEP * k))
 
 
-def frame_figures(flight: Flight) -> dict[str, np.ndarray]:
-    """The flight's valid frames past the start, with gyro (bench_velocity_accuracy's way).
+def frame_figures(rec: FlightRecord) -> dict[str, np.ndarray]:
+    """A recorded flight's valid frames past the start, with gyro (bench_velocity_accuracy's way).
 
     Per frame: NEES of (vx, vy), squared z along and across the true horizontal velocity,
     and each covariance term's share of the variance across it
     ((frames, len(COVARIANCE_TERMS))).
     """
-    rec = velocity_flights.record(flight, seed=0)
     nees, along, across, shares = [], [], [], []
     for f, e in ego_estimates(rec, use_gyro=True):
         if e is None or e.covariance_terms is None:
@@ -93,9 +92,16 @@ def frame_figures(flight: Flight) -> dict[str, np.ndarray]:
                 shares=np.array(shares).reshape(-1, len(COVARIANCE_TERMS)))
 
 
-def measure(flight: Flight, draws: int = DRAWS) -> dict[str, Any]:
-    """The flight's figures over ``draws`` draws of its noise (see the module docstring)."""
-    per_draw = [frame_figures(draw(flight, k)) for k in range(draws)]
+def measure(flight: Flight, draws: int = DRAWS, *,
+            first: FlightRecord | None = None) -> dict[str, Any]:
+    """The flight's figures over ``draws`` draws of its noise (see the module docstring).
+
+    ``first``: draw 0 already recorded (``velocity_flights.record(flight)``), else recorded
+    here.
+    """
+    records = (velocity_flights.record(draw(flight, k)) if k or first is None else first
+               for k in range(draws))
+    per_draw = [frame_figures(rec) for rec in records]
     pooled = {key: np.concatenate([d[key] for d in per_draw]) for key in per_draw[0]}
     return dict(
         name=flight.name, draws=draws, frames=int(pooled["nees"].size),
