@@ -173,6 +173,12 @@ def _spin(executor: SingleThreadedExecutor) -> None:
         executor.spin()
     except ExternalShutdownException:
         pass
+    except Exception:
+        # A signal shuts the context down from its own thread: between the executor's check
+        # of the context and its next wait set, that wait set fails to initialise (RCLError
+        # "the given context is not valid"). That is the stop, not a fault.
+        if executor.context.ok():
+            raise
 
 
 def main(argv: list[str] | None = None) -> int:
