@@ -1023,7 +1023,8 @@ def _field_covariance(field: MotionField, variance: np.ndarray) -> np.ndarray:
     """(8, 8) covariance of the field's parameters: ``variance`` (8,) with their correlation.
 
     The tracks' lasting errors' part (:attr:`MotionField.persistent_covariance`, the same at
-    every time) with its own measured correlation, the rest with the fit's (``correlation``).
+    every time) with its own measured correlation, the rest with the self-check's measured
+    one (``correlation``).
     """
     if field.correlation is None:
         return np.diag(variance)

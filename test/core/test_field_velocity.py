@@ -23,7 +23,11 @@ from optical_flow_ros.core.field_velocity import (
 )
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
-from optical_flow_ros.core.velocity_estimator import _stamp_field_variance, estimate_velocity
+from optical_flow_ros.core.velocity_estimator import (
+    _field_covariance,
+    _stamp_field_variance,
+    estimate_velocity,
+)
 
 SHAPE = (480, 640)
 CENTRE = np.array([319.5, 239.5])
@@ -611,6 +615,56 @@ def test_field_inside_its_span_is_calibrated_under_position_noise():
     independent = float(np.mean(z2[False]))
     assert 0.6 < with_correlation < 1.6, (with_correlation, independent)
     assert independent < 0.5 * with_correlation, (with_correlation, independent)
+
+
+def _fit_correlation(points: np.ndarray) -> np.ndarray:
+    """(8, 8) the correlation of one interval's least-squares field at ``points`` (N, 2) px,
+    the tracks' errors independent and alike."""
+    bu, bv = field_basis(points, CENTRE, SCALE)
+    inverse = np.linalg.inv(bu.T @ bu + bv.T @ bv)
+    std = np.sqrt(np.diagonal(inverse))
+    return inverse / np.outer(std, std)
+
+
+def test_the_parameters_errors_correlation_is_the_self_checks_not_the_fits():
+    """Every interval's tracks share one error e (1 + x^2, x y) px/s (e drawn per interval,
+    0.5 px/s std): it moves the constant term of u' and the quadratic one by the same e, so
+    their errors' correlation is +1, where one interval's fit (independent track errors)
+    gives them 0.24. The published correlation is the self-check's measured one (median
+    over the last second of 10 seeds: 0.96); through it the variance of u' at the image's
+    corners, where the two errors add up, holds its error (mean z^2 0.79; 0.34-1.6 per seed,
+    each a few draws of e), and with the fit's correlation it did not (1.26)."""
+    times = np.arange(121) / 30.0
+    constant = np.zeros(8)
+    constant[0], constant[3] = 60.0, -20.0
+    corners = np.array([[0.0, 0.0], [639.0, 0.0], [0.0, 479.0], [639.0, 479.0]])
+    bu, _ = field_basis(corners, CENTRE, SCALE)                      # (4, 8) rows of u'
+    z2 = {"published": [], "fit": []}
+    correlations = []
+    for seed in range(10):
+        rng = np.random.default_rng(100 + seed)
+
+        def shared(points, rng=rng):
+            x, y = ((points - CENTRE) / SCALE).T
+            return rng.normal(0.0, 0.5) * np.stack((1.0 + x * x, x * y), axis=1)
+
+        positions: list = []
+        steps = _run_field(times, lambda t: constant, n=200, noise_px=0.002, seed=seed,
+                           own=shared, positions=positions)
+        for k in range(90, len(steps)):
+            field = steps[k][1].field
+            correlations.append(field.correlation[0, 6])
+            error = bu @ (field.theta - constant)
+            std = np.sqrt(field.theta_variance - field.persistent_variance)
+            fit = (_fit_correlation(positions[k]) * np.outer(std, std)
+                   + field.persistent_covariance)
+            for name, cov in (("published", _field_covariance(field, field.theta_variance)),
+                              ("fit", fit)):
+                z2[name].append(error**2 / np.einsum("ij,jk,ik->i", bu, cov, bu))
+    published, fitted = float(np.mean(z2["published"])), float(np.mean(z2["fit"]))
+    assert float(np.median(correlations)) > 0.8
+    assert 0.5 < published < 1.3, (published, fitted)
+    assert fitted > 1.3 * published, (published, fitted)
 
 
 @pytest.mark.parametrize(("mixing", "expected_ratio"), [(-0.8, 0.12), (0.3, 1.64)])
