@@ -978,17 +978,18 @@ class MotionFieldVelocity:
         weight = float(self._ratio_weight.sum())
         if weight <= 0.0:
             return fitted
-        measured = _correlation(self._error_products.sum(axis=0))
-        return (weight * measured + _PRIOR_WEIGHT * fitted) / (weight + _PRIOR_WEIGHT)
+        return (weight * self._measured_correlation + _PRIOR_WEIGHT * fitted) / (
+            weight + _PRIOR_WEIGHT)
 
     def _factor(self, kind: int) -> np.ndarray:
         return self._factors[kind]
 
     def _update_factors(self) -> None:
-        """Recompute the factors from the checks' sums (they change only in :meth:`_check`)."""
+        """Recompute the factors and the errors' correlation (both change only in _check)."""
         factors = ((self._ratio_sum + _PRIOR_WEIGHT * _PRIOR_FACTOR)
                    / (self._ratio_weight[:, None] + _PRIOR_WEIGHT))
         self._factors = np.minimum(np.maximum(factors, _FACTOR_RANGE[0]), _FACTOR_RANGE[1])
+        self._measured_correlation = _correlation(self._error_products.sum(axis=0))
 
     def step(self, previous: np.ndarray, current: np.ndarray, start: float, end: float,
              shape: tuple[int, int], deviation: np.ndarray, count: np.ndarray,

@@ -19,6 +19,7 @@ import pytest
 from optical_flow_ros.core.field_velocity import (
     MIN_FIELD_TRACKS,
     MotionFieldVelocity,
+    _correlation,
     field_basis,
 )
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
@@ -621,9 +622,7 @@ def _fit_correlation(points: np.ndarray) -> np.ndarray:
     """(8, 8) the correlation of one interval's least-squares field at ``points`` (N, 2) px,
     the tracks' errors independent and alike."""
     bu, bv = field_basis(points, CENTRE, SCALE)
-    inverse = np.linalg.inv(bu.T @ bu + bv.T @ bv)
-    std = np.sqrt(np.diagonal(inverse))
-    return inverse / np.outer(std, std)
+    return _correlation(np.linalg.inv(bu.T @ bu + bv.T @ bv))
 
 
 def test_the_parameters_errors_correlation_is_the_self_checks_not_the_fits():
