@@ -27,9 +27,9 @@ import numpy as np
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.client import Client
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
-from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
 from optical_flow_ros.core.flow_drawing import draw_hsv
@@ -39,8 +39,8 @@ from optical_flow_ros.ros.image_input import stamp_to_seconds
 from optical_flow_ros.ros.image_messages import compressed_msg_to_array, image_msg_to_array
 from optical_flow_ros.ros.qos import VIEW_IMAGE_DEPTH, keep_last_qos
 
-__all__ = ["DENSE_OUTPUTS", "VIEW_QOS", "DenseOutput", "FeedStatus", "ImageFeed", "ViewerNode",
-           "to_display"]
+__all__ = ["ANSWER_TIMEOUT_S", "DENSE_OUTPUTS", "VIEW_QOS", "DenseOutput", "FeedStatus",
+           "ImageFeed", "ViewerNode", "to_display"]
 
 _STALE_S = 2.0  # no message for this long: rate 0, track count unknown
 
@@ -55,6 +55,9 @@ VIEW_QOS = keep_last_qos("reliable", VIEW_IMAGE_DEPTH)
 #: ... and for a topic with a best-effort-only publisher, which a reliable reader cannot match.
 BEST_EFFORT = keep_last_qos("best_effort", 1)
 _DENSE_POLL_S = 0.5
+#: A parameter call unanswered this long is given up (the request or its answer was lost, or
+#: the node is stuck): the key can be pressed again and the polling goes on.
+ANSWER_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,7 @@ class ViewerNode(Node):
         self._show_dense = show_dense
         self._dense_name = self._resolve_node(dense_node)
         self._dense: dict[str, bool] | None = None  # parameter name -> value, once known
-        self._pending: set[str] = set()
+        self._pending: set[str] = set()  # "get" or a parameter name: a call awaits its answer
         self._message = ""
         self._message_time = 0.0
         self._tracks: tuple[int, float] | None = None  # (count, monotonic time received)
@@ -284,14 +287,34 @@ class ViewerNode(Node):
             return
         if not self._get_params.service_is_ready():
             return
-        self._pending.add("get")
         names = [out.parameter for out in DENSE_OUTPUTS.values()]
-        future = self._get_params.call_async(GetParameters.Request(names=names))
-        future.add_done_callback(lambda f: self._on_dense_params(names, f))
+        self._call(self._get_params, GetParameters.Request(names=names), "get",
+                   lambda reply: self._on_dense_params(names, reply))
 
-    def _on_dense_params(self, names: list[str], future: Future) -> None:
-        self._pending.discard("get")
-        reply = future.result()
+    def _call(self, client: Client, request: object, key: str,
+              on_answer: Callable[[object | None], None]) -> None:
+        """Call a service: ``on_answer(reply)`` on its answer.
+
+        ``on_answer(None)`` after :data:`ANSWER_TIMEOUT_S` without one; a later answer is
+        dropped. ``key`` is in ``_pending`` meanwhile.
+        """
+        self._pending.add(key)
+        future = client.call_async(request)
+
+        def finish(reply: object | None) -> None:
+            self.destroy_timer(timer)
+            self._pending.discard(key)
+            on_answer(reply)
+
+        def timed_out() -> None:
+            if not future.done():
+                client.remove_pending_request(future)  # not cancel(): that runs `answered`
+                finish(None)
+
+        timer = self.create_timer(ANSWER_TIMEOUT_S, timed_out)
+        future.add_done_callback(lambda f: finish(f.result()))
+
+    def _on_dense_params(self, names: list[str], reply: GetParameters.Response | None) -> None:
         if reply is None or len(reply.values) != len(names):
             return  # not the dense node, or it went away: poll again
         values = {n: v.bool_value for n, v in zip(names, reply.values, strict=True)}
@@ -308,21 +331,26 @@ class ViewerNode(Node):
             self.say(f"{self._dense_name} not found: cannot switch {out.parameter}")
             return
         if out.parameter in self._pending:
+            self.say(f"{out.parameter}: still waiting for {self._dense_name} to answer")
             return
         on = not self._dense[out.parameter]
-        self._pending.add(out.parameter)
         value = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=on)
         request = SetParameters.Request(parameters=[ParameterMsg(name=out.parameter,
                                                                  value=value)])
-        future = self._set_params.call_async(request)
-        future.add_done_callback(lambda f: self._on_toggled(out, on, f))
+        self.say(f"{out.parameter}: asking {self._dense_name} to switch it "
+                 f"{'on' if on else 'off'}")
+        self._call(self._set_params, request, out.parameter,
+                   lambda reply: self._on_toggled(out, on, reply))
 
-    def _on_toggled(self, out: DenseOutput, on: bool, future: Future) -> None:
-        self._pending.discard(out.parameter)
-        reply = future.result()
-        result = reply.results[0] if reply is not None and reply.results else None
+    def _on_toggled(self, out: DenseOutput, on: bool,
+                    reply: SetParameters.Response | None) -> None:
+        if reply is None:
+            self.say(f"{self._dense_name} did not answer in {ANSWER_TIMEOUT_S:.0f} s: "
+                     f"{out.parameter} unchanged, press again")
+            return
+        result = reply.results[0] if reply.results else None
         if result is None or not result.successful:
-            reason = result.reason if result is not None else "no answer"
+            reason = result.reason if result is not None else "no result"
             self.say(f"{self._dense_name} refused {out.parameter}={on}: {reason}")
             return
         with self._lock:
