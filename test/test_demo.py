@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import pytest
@@ -23,22 +24,33 @@ from optical_flow_ros.tools.video_writer import DEFAULT_MAX_KBPS
 pytestmark = pytest.mark.dds
 
 
-def test_demo_runs_the_pipeline_and_writes_checked_outputs(tmp_path):
-    out = tmp_path / "demo"
+def _run_demo(folder: Path, duration_s: float) -> tuple[Path, dict]:
+    """The demo's outputs folder and summary; the README's pictures go to ``folder/docs``."""
+    out = folder / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "optical_flow_ros", "demo", "--duration", "6", "--out",
-         str(out), "--pictures", str(tmp_path / "docs")],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "optical_flow_ros", "demo", "--duration", str(duration_s),
+         "--out", str(out), "--pictures", str(folder / "docs")],
+        cwd=REPO, capture_output=True, text=True, timeout=60 + 10 * duration_s,
         env=dict(os.environ, PYTHONPATH=str(REPO)),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[demo] summary" in result.stdout
     # The domain the suite exported (conftest), not one of the demo's own.
     assert f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} " in result.stdout
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["nodes_alive_at_end"]
+    return out, json.loads((out / "summary.json").read_text())
+
+
+def test_demo_runs_the_pipeline_and_writes_checked_outputs(tmp_path):
+    run = tmp_path / "short"
+    out, summary = _run_demo(run, 6)
     # Enough frames for the statistics below; not a throughput bound (that is bench/'s job:
-    # the count follows the machine's load, 26-177 of 180 seen on 2 shared cores).
+    # the count follows the machine's load, 26-177 of 180 seen on 2 shared cores, and 2
+    # frames in 1.4 s while CI shared the machine). A run the machine starved of frames says
+    # nothing of the figures, so it is run once more, longer.
+    if summary["frames_tracked"] < 30 or summary.get("velocity_estimates", 0) < 20:
+        run = tmp_path / "long"
+        out, summary = _run_demo(run, 15)
+    assert summary["nodes_alive_at_end"]
     assert summary["frames_tracked"] >= 30
     assert summary["tracks_alive_median"] >= 200
     # Track velocities (px/s) against the simulator's exact motion field.
@@ -81,9 +93,9 @@ def test_demo_runs_the_pipeline_and_writes_checked_outputs(tmp_path):
             >= 0.7 * summary["video_frames"]), summary
     # The README's pictures, web-sized.
     for name in ("demo_tracks.jpg", "demo_dense_hsv.png", "demo_velocity.png"):
-        picture = cv2.imread(str(tmp_path / "docs" / name))
+        picture = cv2.imread(str(run / "docs" / name))
         assert picture is not None and picture.shape[1] <= 640, name
-    assert (tmp_path / "docs" / "demo_tracks.jpg").stat().st_size < 200_000
+    assert (run / "docs" / "demo_tracks.jpg").stat().st_size < 200_000
 
 
 def test_demo_plays_a_video_file_through_the_same_pipeline(tmp_path):
