@@ -592,6 +592,8 @@ def main() -> int:
                 peer.wait(10)
             except subprocess.TimeoutExpired:
                 peer.kill()
+        peer_log.close()
+        os.unlink(peer_log.name)
     print(f"\nall: {'PASS' if passed else 'FAIL'} (node (a) overhead <= {TARGET_OVERHEAD_MS} ms "
           f"at p50)  ({time.perf_counter() - t_start:.0f} s)")
     return 0

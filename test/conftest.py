@@ -6,8 +6,10 @@ suite starts can reach the network or another run's nodes.
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
+import shutil
 import signal
 import tempfile
 from pathlib import Path
@@ -19,7 +21,9 @@ os.environ["ROS_DOMAIN_ID"] = os.environ.get(
     "OPTICAL_FLOW_ROS_TEST_DOMAIN", str(random.SystemRandom().randint(20, 120))
 )
 os.environ["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
-os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="optical_flow_ros_test_logs_"))
+if not os.environ.get("ROS_LOG_DIR"):  # the nodes' ROS log files, removed when the suite ends
+    os.environ["ROS_LOG_DIR"] = tempfile.mkdtemp(prefix="optical_flow_ros_test_logs_")
+    atexit.register(shutil.rmtree, os.environ["ROS_LOG_DIR"], ignore_errors=True)
 
 # A suite started in the background by a non-interactive shell (`cmd &`, as CI runners may do)
 # inherits SIGINT and SIGQUIT ignored, and so does every process it starts (SIG_IGN survives

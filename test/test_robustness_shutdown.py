@@ -437,7 +437,8 @@ def test_installed_executables_stop_cleanly_from_spawn(colcon_install, tmp_path)
                 else:
                     args = ["--ros-args", "-r", f"__ns:=/s{len(cases)}",
                             *(a for kv in params for a in ("-p", kv))]
-                start, output = _tool(name, args, argv=[str(executable(colcon_install, name))],
+                start, output = _tool(name, args, tmp_path,
+                                      argv=[str(executable(colcon_install, name))],
                                       env=workspace_env(colcon_install, PYTHONUNBUFFERED="1"))
                 cases.append(lambda n=name, s=start, o=output, st=stop:
                              run_case(f"installed {n}", s, st, None, o))
@@ -449,13 +450,14 @@ def test_installed_executables_stop_cleanly_from_spawn(colcon_install, tmp_path)
 
 # ----- tools ------------------------------------------------------------------------------------
 
-def _tool(name: str, args: list[str], *, env: dict[str, str] | None = None,
+def _tool(name: str, args: list[str], log_dir: Path, *, env: dict[str, str] | None = None,
           group: bool = False, argv: list[str] | None = None,
           ) -> tuple[Callable[[], subprocess.Popen], Callable[[], str]]:
     """start() and output() of executable NAME with ARGS, started as its launcher starts it
-    (``argv``: the launcher file itself; ``env``: the whole environment then)."""
+    (``argv``: the launcher file itself; ``env``: the whole environment then); its output
+    goes to a file in ``log_dir``."""
     holder: dict[str, subprocess.Popen] = {}
-    fd, path = tempfile.mkstemp(prefix=f"{name}_", suffix=".log")
+    fd, path = tempfile.mkstemp(prefix=f"{name}_", suffix=".log", dir=log_dir)
     os.close(fd)
     log = Path(path)
     full_env = (env if argv else
@@ -487,7 +489,7 @@ def test_bag_tools_stop_cleanly_under_any_signals(watcher, tmp_path):
         folder.mkdir()
         out = folder / "out"
         start, output = _tool("process_bag", [str(source), str(out), "--dense", "--draw",
-                                              "--quiet"])
+                                              "--quiet"], tmp_path)
         cases.append(lambda s=start, o=output, st=stop, f=folder:
                      run_case("process_bag", s, st, _partial_in(f), o))
 
@@ -505,7 +507,7 @@ def test_bag_tools_stop_cleanly_under_any_signals(watcher, tmp_path):
     for i, stop in enumerate(stops(rng, "startup", 1) + stops(rng, "busy", 2)):
         folder = tmp_path / f"sample{i}"
         folder.mkdir()
-        start, output = _tool("sample_bag", [str(folder / "out"), "--frames", "3000"])
+        start, output = _tool("sample_bag", [str(folder / "out"), "--frames", "3000"], tmp_path)
         cases.append(lambda s=start, o=output, st=stop, f=folder:
                      run_case("sample_bag", s, st, _partial_in(f), o))
         checks.append(lambda f=folder: f"sample_bag left {sorted(p.name for p in f.iterdir())}"
@@ -515,7 +517,7 @@ def test_bag_tools_stop_cleanly_under_any_signals(watcher, tmp_path):
         bag = tmp_path / f"play{i}"
         assert sample_bag.main([str(bag), "--frames", "30", "--namespace", f"p{i}",
                                 "--image-width", "160", "--image-height", "120"]) == 0
-        start, output = _tool("play_bag", [str(bag), "--loop"])
+        start, output = _tool("play_bag", [str(bag), "--loop"], tmp_path)
         busy = watcher.count(f"/p{i}/image") if stop.when == "busy" else None
         cases.append(lambda s=start, o=output, st=stop, b=busy:
                      run_case("play_bag", s, st, b, o))
@@ -544,7 +546,7 @@ def test_viewer_stops_cleanly_under_any_signals(watcher, feed, tmp_path):
             ns = f"/v{i}"
             start, output = _tool("view", ["image", "--ros-args", "-r", f"__ns:={ns}", "-r",
                                            f"image:={feed}/image"],
-                                  env={"DISPLAY": f":{number}"})
+                                  tmp_path, env={"DISPLAY": f":{number}"})
             busy = watcher.subscribed(f"{feed}/image", ns)
             cases.append(lambda s=start, o=output, st=stop, b=busy:
                          run_case("view", s, st, lambda p, b=b: b(p) and _after(p, 0.5), o))
@@ -572,7 +574,8 @@ def test_demo_and_its_nodes_stop_cleanly(tmp_path, to_group):
     outcomes = []
     for i, stop in enumerate(stops(rng, "startup", 1) + stops(rng, "busy", 1)):
         out = tmp_path / f"demo{i}"
-        start, output = _tool("demo", ["--duration", "60", "--out", str(out)], group=True)
+        start, output = _tool("demo", ["--duration", "60", "--out", str(out)], tmp_path,
+                              group=True)
         outcome = run_case(f"demo ({'process group' if to_group else 'demo alone'})", start,
                            stop, lambda _p, o=output: _FRAMES_TRACKED.search(o()) is not None,
                            output, group=True, signal_group=to_group)

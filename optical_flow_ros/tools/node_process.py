@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -109,6 +110,9 @@ class NodeProcess:
             cmd += ["-p", f"{key}:={_ros_arg_value(value)}"]
         self.cmd = cmd
         self._log = tempfile.NamedTemporaryFile(prefix="node_", suffix=".log", delete=False)
+        # Removed once this object is gone or the interpreter exits, however the process
+        # ended: a demo or a test suite would otherwise leave a file per node in /tmp.
+        weakref.finalize(self, _remove, self._log.name)
         pythonpath = os.pathsep.join(p for p in (str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH"))
                                      if p)
         env = dict(os.environ, PYTHONPATH=pythonpath, PYTHONUNBUFFERED="1")
@@ -139,6 +143,10 @@ class NodeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _remove(path: str) -> None:
+    Path(path).unlink(missing_ok=True)
 
 
 def stop_all(processes: Sequence[NodeProcess], sig: int = signal.SIGINT,
