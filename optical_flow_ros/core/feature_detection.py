@@ -58,11 +58,18 @@ def close_pairs(points: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarr
 
     Points are bucketed into cells of ``radius``; each point meets the points of its 3 x 3
     cell block through ranges of the cell-sorted order (ragged ranges expanded with
-    ``np.repeat``), so the cost grows with the pairs found, not with N squared.
+    ``np.repeat``), so the cost grows with the pairs found, not with N squared. None with a
+    radius of 0 (``min_distance`` 0); a radius far below the points' extent takes cells of
+    1/2^20 of it (no two points closer than that cell are missed; the cell indices then fit
+    int64).
     """
     n = points.shape[0]
-    cx = np.floor(points[:, 0] / radius).astype(np.int64)
-    cy = np.floor(points[:, 1] / radius).astype(np.int64)
+    if radius <= 0.0 or n == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    extent = float(np.ptp(points, axis=0).max())
+    cell = max(float(radius), extent / 2.0**20)
+    cx = np.floor(points[:, 0] / cell).astype(np.int64)
+    cy = np.floor(points[:, 1] / cell).astype(np.int64)
     cx -= cx.min() - 1
     cy -= cy.min() - 1
     gw = int(cx.max()) + 2

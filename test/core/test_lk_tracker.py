@@ -18,6 +18,7 @@ from optical_flow_ros.core.config_fields import field_specs
 from optical_flow_ros.core.errors import ConfigError
 from optical_flow_ros.core.feature_detection import (
     clear_discs,
+    close_pairs,
     priority_rank,
     suppress_crowded,
 )
@@ -600,6 +601,17 @@ def test_clear_discs_matches_cv2_circle_loop() -> None:
     for x, y in np.rint(pts).astype(int):
         cv2.circle(ref, (int(x), int(y)), 7, 0, -1)
     np.testing.assert_array_equal(ours, ref)
+
+
+@pytest.mark.filterwarnings("error")   # no division by 0, no overflowing cell index
+def test_close_pairs_with_a_zero_or_tiny_radius() -> None:
+    pts = np.array([[0.0, 0.0], [5.0, 0.0], [5.0, 0.0], [1e4, 3e3]], np.float32)
+    i, j = close_pairs(pts, 0.0)   # min_distance 0: nothing is closer than 0
+    assert i.size == 0 and j.size == 0
+    i, j = close_pairs(pts, 1e-9)   # only the duplicate, both ways
+    assert sorted(zip(i.tolist(), j.tolist(), strict=True)) == [(1, 2), (2, 1)]
+    keep = suppress_crowded(pts, np.arange(4), 0.0)
+    assert keep.all()
 
 
 def test_suppress_crowded_keeps_older_and_never_two_close() -> None:
