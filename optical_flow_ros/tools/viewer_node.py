@@ -308,7 +308,7 @@ class ViewerNode(Node):
 
         def timed_out() -> None:
             if not future.done():
-                client.remove_pending_request(future)  # not cancel(): that runs `answered`
+                client.remove_pending_request(future)  # not cancel(): it runs the callback
                 finish(None)
 
         timer = self.create_timer(ANSWER_TIMEOUT_S, timed_out)
