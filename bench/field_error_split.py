@@ -1,0 +1,167 @@
+"""Diagnostic: the motion field's share of flow/velocity's error, against the term stating it.
+
+Run from the repository root::
+
+    .venv/bin/python bench/field_error_split.py [--set held_out,fresh,turns] [--only NAME]
+        [--draws 2]
+
+bench/velocity_calibration.py says how the whole covariance fits the error, along and across
+the true velocity; when it is off, this says whether the motion field's term is (the largest
+across the velocity on most flights). Each flight (the noisy ones of :mod:`velocity_flights`,
+with gyro, one sample per frame, estimated as bench_velocity_accuracy does) is estimated twice
+per draw: as tracker_node does, and with the field through the gyro's line
+(``velocity_estimator._field_through_line``, what the ego-velocity takes from the tracks'
+field) replaced by the exact one: the simulator's image velocities of the ground, fitted with
+the field's own basis (exact for a plane), through the same line weights and sample times.
+The two estimates differ by the field's error alone. Per flight and over all draws:
+
+* ``field z^2 across / along``: the mean squared difference across (along) the true
+  horizontal velocity over the mean of the ``motion_field`` covariance term there (1: the
+  term is calibrated; below 1 too wide, above too narrow);
+* ``share``: that term's share of the published variance across the velocity;
+* ``per parameter``: for each of the field's 8 parameters (u: th0, th1 x, th2 y; v: th3,
+  th4 x, th5 y; th6, th7 the quadratic terms), the mean squared error of its value through
+  the line over its stated variance (the diagonal of what the term is made of).
+
+Lens flights are left out: the field lives in the undistorted image, the simulator's velocities
+in the distorted one.
+
+Measured (2026-12-07, the 26 flights of the default sets, 2 draws, ~70 s): field z^2 across
+0.29-2.35 (median 1.09, 20 of 26 in 0.5-2), along 0.26-5.41; per parameter 0.17-7.8. The
+term is right on average but off by up to 3x on a flight either way: too wide across on the
+turns over gravel (0.29 / 0.39, the lasting tracking errors' covariance is most of the term
+there; the quadratic terms th6 / th7, which carry the field's roll and pitch rates and weigh
+most in the velocity, 0.41-0.44), too narrow along on the rocket turn (5.4) and the camera
+tilt (3.9).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import numpy as np  # noqa: E402
+import velocity_flights  # noqa: E402
+from bench_velocity_accuracy import ego_estimates, flights  # noqa: E402
+from velocity_calibration import draw  # noqa: E402
+
+from optical_flow_ros.core import velocity_estimator  # noqa: E402
+from optical_flow_ros.core.field_velocity import field_basis  # noqa: E402
+from optical_flow_ros.core.sim_camera import SimCamera  # noqa: E402
+
+DRAWS = 2
+SETS = "held_out,fresh,turns"
+PARAMETERS = ("th0", "th1", "th2", "th3", "th4", "th5", "th6", "th7")
+
+
+def exact_theta(sim: SimCamera, t: float, centre: np.ndarray, scale: float) -> np.ndarray:
+    """(8,) the field's parameters of the simulator's exact image motion at ``t`` s, px/s."""
+    h, w = sim.camera.height, sim.camera.width
+    gx, gy = np.meshgrid(np.linspace(0.03 * w, 0.97 * w, 16), np.linspace(0.03 * h, 0.97 * h, 12))
+    grid = np.column_stack([gx.ravel(), gy.ravel()])
+    bu, bv = field_basis(grid, centre, scale)
+    velocity = sim.pixel_velocity(grid, t)
+    return np.linalg.lstsq(np.vstack([bu, bv]), velocity.T.reshape(-1), rcond=None)[0]
+
+
+@contextlib.contextmanager
+def _line_hook(sim: SimCamera, exact: bool, seen: list[Any]) -> Iterator[None]:
+    """Record each frame's field through the line, its variance and its exact value.
+
+    With ``exact`` the estimate takes the exact value instead.
+    """
+    original = velocity_estimator._field_through_line
+
+    def hook(field: Any, gyro: Any) -> Any:
+        line = original(field, gyro)
+        weights = gyro.line_weights()
+        if weights is None:
+            return line
+        truth = sum(w * exact_theta(sim, t, field.centre, field.scale)
+                    for w, t in zip(weights, gyro.sample_times, strict=True))
+        seen.append((line.theta, line.variance, truth))
+        return line._replace(theta=truth) if exact else line
+
+    velocity_estimator._field_through_line = hook
+    try:
+        yield
+    finally:
+        velocity_estimator._field_through_line = original
+
+
+def _draw_rows(job: tuple[str, str, int]) -> np.ndarray:
+    """One draw of one flight: a row per valid frame with a line.
+
+    The squared field part and the motion_field term across and along the velocity, the
+    term's share across, and the 8 parameters' squared error over their variance.
+    """
+    which, name, k = job
+    flight = {f.name: f for f in flights(which, quick=False)}[name]
+    rec = velocity_flights.record(draw(flight, k))
+    runs = []
+    for exact in (False, True):
+        seen: list[Any] = []
+        frames = {}
+        with _line_hook(rec.sim, exact, seen):
+            for f, e in ego_estimates(rec, use_gyro=True):
+                line = seen.pop() if seen else None
+                seen.clear()
+                if e is not None and line is not None and e.covariance_terms is not None:
+                    frames[f.t] = (f, e, line)
+        runs.append(frames)
+    rows = []
+    for t, (f, e, line) in runs[0].items():
+        if t not in runs[1]:
+            continue
+        truth = f.state.velocity[:2]
+        speed = float(np.linalg.norm(truth))
+        if speed <= 0.0:
+            continue
+        along = truth / speed
+        across = np.array([-along[1], along[0]])
+        part = e.linear[:2] - runs[1][t][1].linear[:2]
+        term = e.covariance_terms["motion_field"][:2, :2]
+        total = e.covariance[:2, :2]
+        theta, variance, exact = line
+        rows.append([(across @ part) ** 2, across @ term @ across, (along @ part) ** 2,
+                     along @ term @ along, across @ term @ across / (across @ total @ across),
+                     *((theta - exact) ** 2 / np.maximum(variance, 1e-30))])
+    return np.array(rows).reshape(-1, 5 + len(PARAMETERS))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", default=SETS, help="flight sets (default: %(default)s)")
+    parser.add_argument("--only", default="", help="flights whose name contains this")
+    parser.add_argument("--draws", type=int, default=DRAWS)
+    args = parser.parse_args()
+    which = ",".join(s for s in args.set.split(",") if s != "lens")
+    names = [f.name for f in flights(which, quick=False) if args.only in f.name]
+    jobs = [(which, n, k) for n in names for k in range(args.draws)]
+    with Pool(2) as pool:
+        rows = pool.map(_draw_rows, jobs, chunksize=1)
+    print(f"| flight | frames | field z^2 across | along | share across | per parameter "
+          f"{' '.join(PARAMETERS)} |")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        r = np.concatenate([x for (_, n, _), x in zip(jobs, rows, strict=True) if n == name])
+        if not r.size:
+            print(f"| {name} | 0 | - | - | - | - |")
+            continue
+        m = r.mean(axis=0)
+        print(f"| {name} | {len(r)} | {m[0] / m[1]:.2f} | {m[2] / m[3]:.2f} | {m[4]:.2f} | "
+              f"{' '.join(f'{v:.2f}' for v in m[5:])} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
