@@ -74,8 +74,8 @@ def exact_theta(sim: SimCamera, t: float, centre: np.ndarray, scale: float) -> n
 
 
 @contextlib.contextmanager
-def _line_hook(sim: SimCamera, exact: bool, seen: list[Any]) -> Iterator[None]:
-    """Record each frame's field through the line, its variance and its exact value.
+def _line_hook(sim: SimCamera, exact: bool, seen: dict[float, Any]) -> Iterator[None]:
+    """Record each frame's field through the line, its variance and exact value, by stamp.
 
     With ``exact`` the estimate takes the exact value instead.
     """
@@ -88,7 +88,7 @@ def _line_hook(sim: SimCamera, exact: bool, seen: list[Any]) -> Iterator[None]:
             return line
         truth = sum(w * exact_theta(sim, t, field.centre, field.scale)
                     for w, t in zip(weights, gyro.sample_times, strict=True))
-        seen.append((line.theta, line.variance, truth))
+        seen[field.stamp] = (line.theta, line.variance, truth)
         return line._replace(theta=truth) if exact else line
 
     velocity_estimator._field_through_line = hook
@@ -109,12 +109,11 @@ def _draw_rows(job: tuple[str, str, int]) -> np.ndarray:
     rec = velocity_flights.record(draw(flight, k))
     runs = []
     for exact in (False, True):
-        seen: list[Any] = []
+        seen: dict[float, Any] = {}
         frames = {}
         with _line_hook(rec.sim, exact, seen):
             for f, e in ego_estimates(rec, use_gyro=True):
-                line = seen.pop() if seen else None
-                seen.clear()
+                line = seen.pop(f.t, None)
                 if e is not None and line is not None and e.covariance_terms is not None:
                     frames[f.t] = (f, e, line)
         runs.append(frames)
