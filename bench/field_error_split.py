@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import numpy as np  # noqa: E402
 import velocity_flights  # noqa: E402
 from bench_velocity_accuracy import ego_estimates, flights  # noqa: E402
-from velocity_calibration import draw  # noqa: E402
+from velocity_calibration import draw, velocity_axes  # noqa: E402
 
 from optical_flow_ros.core import velocity_estimator  # noqa: E402
 from optical_flow_ros.core.field_velocity import field_basis  # noqa: E402
@@ -121,12 +121,10 @@ def _draw_rows(job: tuple[str, str, int]) -> np.ndarray:
     for t, (f, e, line) in runs[0].items():
         if t not in runs[1]:
             continue
-        truth = f.state.velocity[:2]
-        speed = float(np.linalg.norm(truth))
-        if speed <= 0.0:
+        axes = velocity_axes(f.state.velocity[:2])
+        if axes is None:
             continue
-        along = truth / speed
-        across = np.array([-along[1], along[0]])
+        along, across = axes
         part = e.linear[:2] - runs[1][t][1].linear[:2]
         term = e.covariance_terms["motion_field"][:2, :2]
         total = e.covariance[:2, :2]

@@ -63,6 +63,15 @@ def draw(flight: Flight, k: int) -> Flight:
         flight.sim, seed=flight.sim.seed + SEED_STEP * k))
 
 
+def velocity_axes(velocity: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Unit vectors along and across (to its left) a horizontal velocity (2,); None at rest."""
+    speed = float(np.linalg.norm(velocity))
+    if speed <= 0.0:
+        return None
+    along = velocity / speed
+    return along, np.array([-along[1], along[0]])
+
+
 def frame_figures(rec: FlightRecord) -> dict[str, np.ndarray]:
     """A recorded flight's valid frames past the start, with gyro (bench_velocity_accuracy's way).
 
@@ -75,11 +84,10 @@ def frame_figures(rec: FlightRecord) -> dict[str, np.ndarray]:
         if e is None or e.covariance_terms is None:
             continue
         truth = f.state.velocity[:2]
-        speed = float(np.linalg.norm(truth))
-        if speed <= 0.0:
+        axes = velocity_axes(truth)
+        if axes is None:
             continue
-        u = truth / speed
-        n = np.array([-u[1], u[0]])
+        u, n = axes
         err = e.linear[:2] - truth
         cov = e.covariance[:2, :2]
         nees.append(float(err @ np.linalg.solve(cov, err)))
