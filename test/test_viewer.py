@@ -21,7 +21,6 @@ import ground_truth as gt
 import numpy as np
 import pytest
 from rcl_interfaces.srv import GetParameters
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from ros_harness import REPO, NodeProcess
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
@@ -372,35 +371,27 @@ def test_an_unanswered_switch_is_given_up_and_the_key_works_again(ros_peer):
     dense = Node("stalled_dense", context=ros_peer.context)
     for output in DENSE_OUTPUTS.values():
         dense.declare_parameter(output.parameter, False)
-    dense_executor = SingleThreadedExecutor(context=ros_peer.context)
-    dense_executor.add_node(dense)
     viewer = ViewerNode([], dense_node="/stalled_dense", context=ros_peer.context)
     ros_peer.executor.add_node(viewer)
-
-    def spin_both_until(done, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while not done() and time.monotonic() < end:
-            ros_peer.executor.spin_once(timeout_sec=0.02)
-            dense_executor.spin_once(timeout_sec=0.02)
-        return done()
-
+    ros_peer.executor.add_node(dense)
     try:
-        assert spin_both_until(lambda: "2 warp off" in viewer.footer(), 20.0), viewer.footer()
+        assert ros_peer.spin_until(lambda: "2 warp off" in viewer.footer(), 20.0), viewer.footer()
+        ros_peer.executor.remove_node(dense)   # stalled: its requests wait unanswered
         viewer.toggle("warp")
         start = time.monotonic()
         assert ros_peer.spin_until(lambda: "did not answer" in viewer.footer(), 20.0)
         assert time.monotonic() - start >= ANSWER_TIMEOUT_S - 0.1
         assert "2 warp off" in viewer.footer() and viewer.feeds() == []
         # The stalled request is answered now (and set); the viewer no longer waits for it.
-        dense_executor.spin_once(timeout_sec=1.0)
-        ros_peer.spin_for(0.5)
+        ros_peer.executor.add_node(dense)
+        ros_peer.spin_for(1.0)
         assert "2 warp off" in viewer.footer() and viewer.feeds() == []
         viewer.toggle("warp")
-        assert spin_both_until(lambda: "2 warp on" in viewer.footer(), 20.0), viewer.footer()
+        assert ros_peer.spin_until(lambda: "2 warp on" in viewer.footer(), 20.0), viewer.footer()
         assert [feed.topic for feed in viewer.feeds()] == ["/flow/dense/warp"]
         assert dense.get_parameter("publish_warp").value is True
     finally:
         ros_peer.executor.remove_node(viewer)
+        ros_peer.executor.remove_node(dense)
         viewer.destroy_node()
-        dense_executor.shutdown()
         dense.destroy_node()
