@@ -30,7 +30,7 @@ from optical_flow_ros.tools.demo_overlay import (
 from optical_flow_ros.tools.demo_recording import Recorder, normalised_errors
 from optical_flow_ros.tools.video_writer import VideoWriter
 
-__all__ = ["DemoListener"]
+__all__ = ["DemoListener", "track_velocity_errors"]
 
 _TRACKER_STATUS = ": lk_tracker"  # ending of tracker_node's diagnostics status name
 
@@ -153,29 +153,15 @@ class DemoListener:
         self._poses[_stamp(msg)] = msg
 
     def _score(self) -> None:
-        """Per frame: track velocities (age >= 5) against the exact motion field.
-
-        Each track's depth is that of the ground plane along its ray, from the true pose
-        (sim/pose): the rangefinder's reading is noisy (1 % in config/demo.yaml), and one
-        depth for every track left that much error in the truth itself.
-        """
+        """Per frame: track velocities (age >= 5) against the exact motion field."""
         camera = self._camera
         if camera is None:
             return
-        focal = np.array(camera.focal_px)
         for stamp, tracks in self._tracks:
             twist, pose = self._twists.get(stamp), self._poses.get(stamp)
-            old = tracks[tracks["age"] >= 5]
-            if twist is None or pose is None or not len(old):
-                continue
-            lin, ang = twist.twist.linear, twist.twist.angular
-            rays = camera.normalize(np.column_stack((old["u"], old["v"])))
-            depth = _ground_depth(rays, pose)
-            truth = motion_field(rays, np.array([lin.x, lin.y, lin.z]),
-                                 np.array([ang.x, ang.y, ang.z]), depth) * focal
-            est = np.column_stack((old["vu"], old["vv"]))
-            rel = np.linalg.norm(est - truth, axis=1) / np.linalg.norm(truth, axis=1)
-            self.recorder.speed_errors.append(rel)
+            if twist is not None and pose is not None:
+                self.recorder.speed_errors.append(
+                    track_velocity_errors(tracks, camera, twist, pose))
 
     def _score_velocity(self) -> None:
         """Camera velocity (flow/velocity) against sim/twist at the same stamps."""
@@ -293,6 +279,31 @@ def _plot_normalised(rows: np.ndarray, size: tuple[int, int]) -> np.ndarray:
                 "covariance is right", (left, h - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                 (0, 0, 0), 1, cv2.LINE_AA)
     return img
+
+
+def track_velocity_errors(tracks: np.ndarray, camera: PinholeCamera, twist: TwistStamped,
+                          pose: PoseStamped) -> np.ndarray:
+    """Relative errors |v - v_true| / |v_true| of one frame's track velocities (vu, vv px/s).
+
+    ``tracks`` is the frame's flow/tracks as :func:`cloud_to_array` reads it; ``twist`` and
+    ``pose`` are the simulator's truth at its stamp. Tracks of age >= 5 whose velocity is
+    known are scored: a velocity is NaN (unknown) on a track's first frame and for every
+    track on the frame after a time gap (max_dt), which a loaded machine produces. Each
+    track's depth is that of the ground plane along its ray, from the true pose: the
+    rangefinder's reading is noisy (1 % in config/demo.yaml), and one depth for every track
+    left that much error in the truth itself.
+    """
+    scored = tracks[(tracks["age"] >= 5) & np.isfinite(tracks["vu"]) & np.isfinite(tracks["vv"])]
+    if not len(scored):
+        return np.zeros(0)
+    lin, ang = twist.twist.linear, twist.twist.angular
+    rays = camera.normalize(np.column_stack((scored["u"], scored["v"])))
+    truth = motion_field(rays, np.array([lin.x, lin.y, lin.z]), np.array([ang.x, ang.y, ang.z]),
+                         _ground_depth(rays, pose)) * np.array(camera.focal_px)
+    est = np.column_stack((scored["vu"], scored["vv"]))
+    speed = np.linalg.norm(truth, axis=1)
+    moving = speed > 0.0     # a still point has no relative error
+    return np.linalg.norm(est - truth, axis=1)[moving] / speed[moving]
 
 
 def _ground_depth(rays: np.ndarray, pose: PoseStamped) -> np.ndarray:
