@@ -40,7 +40,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
@@ -135,22 +135,34 @@ def _draw_rows(job: tuple[str, str, int]) -> np.ndarray:
     return np.array(rows).reshape(-1, 5 + len(PARAMETERS))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", default=SETS, help="flight sets (default: %(default)s)")
+def rows_by_flight(description: str, sets: str, draws: int,
+                   draw_rows: Callable[[tuple[str, str, int]], np.ndarray]
+                   ) -> dict[str, np.ndarray]:
+    """Each flight's rows over all its draws, by ``draw_rows`` in two processes.
+
+    The flights and draws the command line names (``--set``, ``--only``, ``--draws``); lens
+    flights are left out (see the module docstring).
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--set", default=sets, help="flight sets (default: %(default)s)")
     parser.add_argument("--only", default="", help="flights whose name contains this")
-    parser.add_argument("--draws", type=int, default=DRAWS)
+    parser.add_argument("--draws", type=int, default=draws)
     args = parser.parse_args()
     which = ",".join(s for s in args.set.split(",") if s != "lens")
     names = [f.name for f in flights(which, quick=False) if args.only in f.name]
     jobs = [(which, n, k) for n in names for k in range(args.draws)]
     with Pool(2) as pool:
-        rows = pool.map(_draw_rows, jobs, chunksize=1)
+        rows = pool.map(draw_rows, jobs, chunksize=1)
+    return {name: np.concatenate([x for (_, n, _), x in zip(jobs, rows, strict=True)
+                                  if n == name]) for name in names}
+
+
+def main() -> int:
+    flights_rows = rows_by_flight(__doc__.splitlines()[0], SETS, DRAWS, _draw_rows)
     print(f"| flight | frames | field z^2 across | along | share across | per parameter "
           f"{' '.join(PARAMETERS)} |")
     print("|---|---|---|---|---|---|")
-    for name in names:
-        r = np.concatenate([x for (_, n, _), x in zip(jobs, rows, strict=True) if n == name])
+    for name, r in flights_rows.items():
         if not r.size:
             print(f"| {name} | 0 | - | - | - | - |")
             continue
@@ -158,7 +170,6 @@ def main() -> int:
         print(f"| {name} | {len(r)} | {m[0] / m[1]:.2f} | {m[2] / m[3]:.2f} | {m[4]:.2f} | "
               f"{' '.join(f'{v:.2f}' for v in m[5:])} |", flush=True)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -30,10 +30,8 @@ chelsea tilt whose share is the largest, 11 mrad/s). ``_PLANE_REL_STD`` is the l
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
-from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +42,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import numpy as np  # noqa: E402
 import velocity_flights  # noqa: E402
 from bench_velocity_accuracy import ego_estimates, flights  # noqa: E402
-from field_error_split import exact_theta  # noqa: E402
+from field_error_split import exact_theta, rows_by_flight  # noqa: E402
 from velocity_calibration import draw  # noqa: E402
 
 from optical_flow_ros.core import velocity_estimator  # noqa: E402
@@ -89,21 +87,11 @@ def _draw_rows(job: tuple[str, str, int]) -> np.ndarray:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", default=SETS, help="flight sets (default: %(default)s)")
-    parser.add_argument("--only", default="", help="flights whose name contains this")
-    parser.add_argument("--draws", type=int, default=DRAWS)
-    args = parser.parse_args()
-    which = ",".join(s for s in args.set.split(",") if s != "lens")
-    names = [f.name for f in flights(which, quick=False) if args.only in f.name]
-    jobs = [(which, n, k) for n in names for k in range(args.draws)]
-    with Pool(2) as pool:
-        rows = pool.map(_draw_rows, jobs, chunksize=1)
+    flights_rows = rows_by_flight(__doc__.splitlines()[0], SETS, DRAWS, _draw_rows)
     print("| flight | axis | share rms mrad/s | error rms mrad/s | relative |")
     print("|---|---|---|---|---|")
     relative = []
-    for name in names:
-        r = np.concatenate([x for (_, n, _), x in zip(jobs, rows, strict=True) if n == name])
+    for name, r in flights_rows.items():
         if not r.size:
             continue
         share = np.sqrt(np.mean(r[:, 2:] ** 2, axis=0))
