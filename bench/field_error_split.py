@@ -171,5 +171,6 @@ def main() -> int:
               f"{' '.join(f'{v:.2f}' for v in m[5:])} |", flush=True)
     return 0
 
+
 if __name__ == "__main__":
     raise SystemExit(main())

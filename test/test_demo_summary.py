@@ -42,20 +42,16 @@ def test_summary_reports_coverage_and_median_nees():
 def test_the_truth_of_the_track_velocities_takes_each_rays_depth_from_the_true_pose():
     """The demo's per-track truth: the ground's depth along each ray from sim/pose, as the
     simulator renders it (here tilted 5 deg and yawed, so depths differ across the image)."""
-    from geometry_msgs.msg import PoseStamped
+    from std_msgs.msg import Header
 
     from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
+    from optical_flow_ros.nodes.sim_camera_node import pose_msg
     from optical_flow_ros.tools.demo_listener import _ground_depth
 
     sim = SimCamera(SimCameraConfig(altitude=3.0, yaw=0.7, roll_amplitude=np.radians(5.0),
                                     pitch_amplitude=np.radians(4.0)))
     t = 0.37
-    state = sim.state(t)
-    pose = PoseStamped()
-    p = pose.pose.position
-    p.x, p.y, p.z = map(float, state.position)
-    q = pose.pose.orientation
-    q.x, q.y, q.z, q.w = map(float, state.quaternion)
+    pose = pose_msg(Header(), sim.state(t))   # what sim_camera_node publishes
     points = np.array([[5.0, 5.0], [320.0, 240.0], [630.0, 470.0], [100.0, 400.0]])
     np.testing.assert_allclose(_ground_depth(sim.normalize(points), pose),
                                sim.depth(points, t), rtol=1e-9)
@@ -65,11 +61,11 @@ def test_track_velocity_errors_score_known_velocities_and_leave_out_unknown_ones
     """Each scored track's error is its relative distance from the simulator's exact image
     velocity; tracks younger than 5 frames and velocities the tracker does not know (NaN: a
     track's first frame, every track after a time gap) are left out, not scored as NaN."""
-    from geometry_msgs.msg import PoseStamped, TwistStamped
     from std_msgs.msg import Header
 
     from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
     from optical_flow_ros.core.track_types import Tracks
+    from optical_flow_ros.nodes.sim_camera_node import pose_msg, twist_msg
     from optical_flow_ros.ros.track_cloud import cloud_to_array, tracks_to_cloud
     from optical_flow_ros.tools.demo_listener import track_velocity_errors
 
@@ -86,15 +82,6 @@ def test_track_velocity_errors_score_known_velocities_and_leave_out_unknown_ones
     tracks = Tracks(ids=np.arange(5), points=points, velocities=velocities, ages=ages,
                     fb_errors=np.zeros(5, np.float32), stamp=t, motion_field=None)
     cloud = cloud_to_array(tracks_to_cloud(tracks, Header(), sim.camera))
-    twist = TwistStamped()
-    twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = map(
-        float, state.velocity)
-    twist.twist.angular.x, twist.twist.angular.y, twist.twist.angular.z = map(
-        float, state.angular_velocity)
-    pose = PoseStamped()
-    pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = map(
-        float, state.position)
-    q = pose.pose.orientation
-    q.x, q.y, q.z, q.w = map(float, state.quaternion)
-    errors = track_velocity_errors(cloud, sim.camera, twist, pose)
+    errors = track_velocity_errors(cloud, sim.camera, twist_msg(Header(), state),
+                                   pose_msg(Header(), state))
     np.testing.assert_allclose(errors, off[:3], atol=1e-5)
