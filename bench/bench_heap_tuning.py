@@ -29,9 +29,10 @@ _WORKER = """
 import json, resource, sys, time
 sys.path.insert(0, "bench")
 from bench_velocity import FLIGHT
+from optical_flow_ros.core.fit_window import FitWindow
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import SimCamera
-from optical_flow_ros.core.velocity_estimator import FitWindow, estimate_velocity
+from optical_flow_ros.core.velocity_estimator import estimate_velocity
 from optical_flow_ros.ros.compute_config import ComputeConfig
 
 frames_n, retain = int(sys.argv[1]), int(sys.argv[2])

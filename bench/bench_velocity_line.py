@@ -37,10 +37,10 @@ import numpy as np  # noqa: E402
 from test_gyro_rates import _reference_through_line  # noqa: E402
 
 from optical_flow_ros.core import velocity_estimator  # noqa: E402
+from optical_flow_ros.core.fit_window import FitWindow  # noqa: E402
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig  # noqa: E402
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig  # noqa: E402
 from optical_flow_ros.core.velocity_estimator import (  # noqa: E402
-    FitWindow,
     VelocityConfig,
     _best_instant,
     estimate_velocity,

@@ -17,7 +17,7 @@ from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Imu
 from std_msgs.msg import Header
 
-from optical_flow_ros.core.velocity_estimator import VelocityTiming
+from optical_flow_ros.core.fit_window import VelocityTiming
 from optical_flow_ros.ros.diagnostics import Counts
 from optical_flow_ros.ros.imu_cdr import gyro_fields
 from optical_flow_ros.ros.velocity_inputs import VelocityInputConfig, VelocityInputs

@@ -26,9 +26,9 @@ from rclpy.parameter import Parameter
 from ros_harness import NodeProcess, RosPeer, stamp_msg
 from sensor_msgs.msg import CameraInfo, Image, Imu, PointCloud2, Range
 
+from optical_flow_ros.core.fit_window import VelocityTiming
 from optical_flow_ros.core.textures import load_texture
 from optical_flow_ros.core.track_types import Tracks
-from optical_flow_ros.core.velocity_estimator import VelocityTiming
 from optical_flow_ros.nodes.dense_flow_node import DenseFlowNode
 from optical_flow_ros.nodes.sim_camera_node import SimCameraNode
 from optical_flow_ros.nodes.tracker_node import TrackerNode

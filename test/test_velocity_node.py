@@ -31,12 +31,9 @@ from ros_harness import NodeProcess, stamp_msg
 from sensor_msgs.msg import Imu, PointCloud2, Range
 from std_msgs.msg import Header
 
+from optical_flow_ros.core.fit_window import VelocityTiming
 from optical_flow_ros.core.sim_camera import R_BODY_OPTICAL
-from optical_flow_ros.core.velocity_estimator import (
-    COVARIANCE_TERMS,
-    VelocityEstimate,
-    VelocityTiming,
-)
+from optical_flow_ros.core.velocity_estimator import COVARIANCE_TERMS, VelocityEstimate
 from optical_flow_ros.ros.diagnostics import DiagnosticsReporter
 from optical_flow_ros.ros.qos import keep_last_qos
 from optical_flow_ros.ros.velocity_inputs import VelocityInputConfig, VelocityInputs, velocity_msg

@@ -6,7 +6,7 @@ Frames and units as :func:`~optical_flow_ros.core.velocity_estimator.estimate_ve
 :func:`~optical_flow_ros.core.velocity_estimator.estimate_velocity` is one frame's estimate
 from that frame's tracks and sensors. A stream also keeps, from frame to frame:
 
-* the timing of the tracks' velocities (:class:`~.velocity_estimator.FitWindow`: which stamps
+* the timing of the tracks' velocities (:class:`~.fit_window.FitWindow`: which stamps
   they rest on, and the stalls), which the gyro's rates are matched to;
 * the camera's acceleration from its recent estimates
   (:class:`~optical_flow_ros.core.world_acceleration.AccelerationEstimator`): what the
@@ -46,13 +46,12 @@ import numpy as np
 
 from optical_flow_ros.core.camera_model import PinholeCamera
 from optical_flow_ros.core.distance_filter import DistanceFilter, FilteredDistance
+from optical_flow_ros.core.fit_window import FitWindow, VelocityTiming
 from optical_flow_ros.core.track_types import Tracks
 from optical_flow_ros.core.velocity_estimator import (
-    FitWindow,
     GyroRates,
     VelocityConfig,
     VelocityEstimate,
-    VelocityTiming,
     acceleration_covariance,
     estimate_velocity,
 )
@@ -147,7 +146,7 @@ class EgoVelocityEstimator:
         """The velocity at ``tracks.stamp``; it feeds the acceleration and the line bias.
 
         ``timing``: from :meth:`timing` (or the caller's own
-        :class:`~.velocity_estimator.FitWindow`: a stall drops the acceleration here too;
+        :class:`~.fit_window.FitWindow`: a stall drops the acceleration here too;
         None: the velocities are taken as instantaneous at the stamp). ``distance`` (m) and
         ``distance_variance`` (m^2) given: used as they are; else the range readings
         (:meth:`add_range`), filtered or the newest (``distance_filter``), if the newest is

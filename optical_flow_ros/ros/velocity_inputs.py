@@ -52,6 +52,7 @@ from sensor_msgs.msg import Imu, Range
 from std_msgs.msg import Header
 
 from optical_flow_ros.core.config_fields import setting, validate_fields
+from optical_flow_ros.core.fit_window import VelocityTiming
 from optical_flow_ros.core.flow_sensor import (
     MAV_DISTANCE_SENSOR_INFRARED,
     MAV_DISTANCE_SENSOR_ULTRASOUND,
@@ -59,12 +60,7 @@ from optical_flow_ros.core.flow_sensor import (
     RangeSample,
     integrate_rates,
 )
-from optical_flow_ros.core.velocity_estimator import (
-    GyroRates,
-    VelocityEstimate,
-    VelocityTiming,
-    gyro_rates,
-)
+from optical_flow_ros.core.velocity_estimator import GyroRates, VelocityEstimate, gyro_rates
 from optical_flow_ros.ros.diagnostics import CountSink
 from optical_flow_ros.ros.image_input import stamp_to_seconds
 from optical_flow_ros.ros.imu_cdr import gyro_fields

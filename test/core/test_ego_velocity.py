@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator
+from optical_flow_ros.core.fit_window import VelocityTiming
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig, SimFrame
 from optical_flow_ros.core.velocity_estimator import (
@@ -20,7 +21,6 @@ from optical_flow_ros.core.velocity_estimator import (
     GyroRates,
     VelocityConfig,
     VelocityEstimate,
-    VelocityTiming,
     estimate_velocity,
     gyro_rates,
 )
