@@ -28,9 +28,10 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from optical_flow_ros.core.fit_window import FitWindow  # noqa: E402
+from optical_flow_ros.core.gyro_rates import gyro_rates  # noqa: E402
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig  # noqa: E402
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig  # noqa: E402
-from optical_flow_ros.core.velocity_estimator import estimate_velocity, gyro_rates  # noqa: E402
+from optical_flow_ros.core.velocity_estimator import estimate_velocity  # noqa: E402
 
 TARGET_RATIO = 0.5
 FLIGHT = SimCameraConfig(altitude=2.0, velocity_x=1.0, velocity_y=0.3, yaw_rate=0.3,

@@ -49,12 +49,9 @@ import velocity_flights  # noqa: E402
 from velocity_flights import Flight, FlightRecord, FrameRecord, GyroStream  # noqa: E402
 
 from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator  # noqa: E402
+from optical_flow_ros.core.gyro_rates import gyro_rates  # noqa: E402
 from optical_flow_ros.core.lk_tracker import TrackerConfig  # noqa: E402
-from optical_flow_ros.core.velocity_estimator import (  # noqa: E402
-    VelocityConfig,
-    VelocityEstimate,
-    gyro_rates,
-)
+from optical_flow_ros.core.velocity_estimator import VelocityConfig, VelocityEstimate  # noqa: E402
 
 SKIP_S = 0.5          # seconds before tracks and the acceleration are known
 SENSOR_MAX_AGE = 0.2  # tracker_node's default, s

@@ -38,13 +38,13 @@ from test_gyro_rates import _reference_through_line  # noqa: E402
 
 from optical_flow_ros.core import velocity_estimator  # noqa: E402
 from optical_flow_ros.core.fit_window import FitWindow  # noqa: E402
+from optical_flow_ros.core.gyro_rates import gyro_rates  # noqa: E402
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig  # noqa: E402
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig  # noqa: E402
 from optical_flow_ros.core.velocity_estimator import (  # noqa: E402
     VelocityConfig,
     _best_instant,
     estimate_velocity,
-    gyro_rates,
 )
 
 FLIGHT = SimCameraConfig(altitude=2.0, velocity_x=1.0, velocity_y=0.3, yaw_rate=0.3,

@@ -16,7 +16,7 @@ from sensor_msgs.msg import Imu
 from std_msgs.msg import Header
 
 from optical_flow_ros.core.fit_window import VelocityTiming
-from optical_flow_ros.core.velocity_estimator import gyro_rates
+from optical_flow_ros.core.gyro_rates import gyro_rates
 from optical_flow_ros.ros.diagnostics import Counts
 from optical_flow_ros.ros.velocity_inputs import VelocityInputConfig, VelocityInputs, imu_rotation
 

@@ -47,9 +47,9 @@ import numpy as np
 from optical_flow_ros.core.camera_model import PinholeCamera
 from optical_flow_ros.core.distance_filter import DistanceFilter, FilteredDistance
 from optical_flow_ros.core.fit_window import FitWindow, VelocityTiming
+from optical_flow_ros.core.gyro_rates import GyroRates
 from optical_flow_ros.core.track_types import Tracks
 from optical_flow_ros.core.velocity_estimator import (
-    GyroRates,
     VelocityConfig,
     VelocityEstimate,
     acceleration_covariance,

@@ -27,7 +27,7 @@ Both queues hold what arrives between two polls (imu: ``imu_depth``; range: 10, 
 The range readings since the last frame and a short history of gyro samples are cached with
 their header stamps; each frame filters the readings (or, with ``distance_filter`` off, takes
 the newest) and takes the gyro samples of the tracks' velocity
-window (:func:`~optical_flow_ros.core.velocity_estimator.gyro_rates`), both only within
+window (:func:`~optical_flow_ros.core.gyro_rates.gyro_rates`), both only within
 ``sensor_max_age`` of the image stamp. No message synchronisation is needed.
 
 The IMU rotation parameters are the rotation of the IMU frame relative to the camera optical
@@ -60,7 +60,8 @@ from optical_flow_ros.core.flow_sensor import (
     RangeSample,
     integrate_rates,
 )
-from optical_flow_ros.core.velocity_estimator import GyroRates, VelocityEstimate, gyro_rates
+from optical_flow_ros.core.gyro_rates import GyroRates, gyro_rates
+from optical_flow_ros.core.velocity_estimator import VelocityEstimate
 from optical_flow_ros.ros.diagnostics import CountSink
 from optical_flow_ros.ros.image_input import stamp_to_seconds
 from optical_flow_ros.ros.imu_cdr import gyro_fields

@@ -14,15 +14,14 @@ import numpy as np
 
 from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator
 from optical_flow_ros.core.fit_window import VelocityTiming
+from optical_flow_ros.core.gyro_rates import GyroRates, gyro_rates
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig, SimFrame
 from optical_flow_ros.core.velocity_estimator import (
     COVARIANCE_TERMS,
-    GyroRates,
     VelocityConfig,
     VelocityEstimate,
     estimate_velocity,
-    gyro_rates,
 )
 from optical_flow_ros.core.world_acceleration import MIN_SAMPLES
 

@@ -18,10 +18,10 @@ import pytest
 
 from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator
 from optical_flow_ros.core.fit_window import FitWindow
+from optical_flow_ros.core.gyro_rates import GyroRates, gyro_rates
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import CameraState, SimCamera, SimCameraConfig
 from optical_flow_ros.core.track_types import Tracks
-from optical_flow_ros.core.velocity_estimator import GyroRates, gyro_rates
 
 NOISE = dict(image_noise_std=2.0, gyro_noise_std=0.005, range_noise_std=0.01)
 TILT = math.radians(5.0)

@@ -21,15 +21,14 @@ import pytest
 from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator
 from optical_flow_ros.core.field_velocity import _extrapolate, noise_gain
 from optical_flow_ros.core.fit_window import FitWindow
+from optical_flow_ros.core.gyro_rates import GyroRates, gyro_rates
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
 from optical_flow_ros.core.velocity_estimator import (
-    GyroRates,
     VelocityConfig,
     _field_through_line,
     _FieldLine,
     _line_nodes,
-    gyro_rates,
 )
 
 FRAME_RATE = 30.0

@@ -33,16 +33,15 @@ from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator
 from optical_flow_ros.core.errors import ConfigError
 from optical_flow_ros.core.field_velocity import field_basis
 from optical_flow_ros.core.fit_window import FitWindow, VelocityTiming
+from optical_flow_ros.core.gyro_rates import GyroRates, gyro_rates
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import CameraState, SimCamera, SimCameraConfig
 from optical_flow_ros.core.textures import load_texture
 from optical_flow_ros.core.track_types import Tracks, frozen_copy
 from optical_flow_ros.core.velocity_estimator import (
-    GyroRates,
     VelocityConfig,
     VelocityEstimate,
     estimate_velocity,
-    gyro_rates,
 )
 
 FRAMES = 75
