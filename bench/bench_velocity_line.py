@@ -7,14 +7,14 @@ Run from the repository root::
 A simulated flight (bench_velocity's: 640x480, f = 500 px, 30 fps, 2 m over gravel, 1 m/s
 with yaw and a +/-5 deg coning motion; gyro 0.005 rad/s at the simulator's 200 Hz) is tracked
 once; then, per frame, the evaluation of the field through the gyro's line that
-``estimate_velocity`` makes (``_field_through_line``, for the tracks' velocities and the
+``estimate_velocity`` makes (``field_through_line``, for the tracks' velocities and the
 gyro/field fusion) is timed with the batched ``MotionField.evaluate_many`` (new) and with the
 per-time evaluation it replaced (old: ``evaluate`` in a loop over the line's nodes, kept in
 test/core/test_gyro_rates.py, where the two are checked equal), alternating old and new on
 every frame of every round, one thread. Then the whole ``estimate_velocity`` per frame with
-each (old: the module's ``_field_through_line`` swapped for the reference). Prints per-frame
-medians (over frames of the per-round medians' median), new vs old, and their ratio, and the
-largest difference of the results relative to each array's largest element.
+each (old: ``field_through_line`` swapped for the reference where it is called). Prints
+per-frame medians (over frames of the per-round medians' median), new vs old, and their
+ratio, and the largest difference of the results relative to each array's largest element.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from test_gyro_rates import _reference_through_line  # noqa: E402
 
-from optical_flow_ros.core import velocity_estimator  # noqa: E402
+from optical_flow_ros.core import field_gyro_fusion, velocity_estimator  # noqa: E402
 from optical_flow_ros.core.fit_window import FitWindow  # noqa: E402
 from optical_flow_ros.core.gyro_rates import gyro_rates  # noqa: E402
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig  # noqa: E402
@@ -47,6 +47,9 @@ from optical_flow_ros.core.velocity_estimator import (  # noqa: E402
     estimate_velocity,
 )
 
+#: Where estimate_velocity calls field_through_line: for the tracks' velocities, and in the
+#: fusion when it is not given the line.
+LINE_CALLERS = (velocity_estimator, field_gyro_fusion)
 FLIGHT = SimCameraConfig(altitude=2.0, velocity_x=1.0, velocity_y=0.3, yaw_rate=0.3,
                          roll_amplitude=math.radians(5.0), pitch_amplitude=math.radians(5.0),
                          gyro_noise_std=0.005, imu_rate=200.0)
@@ -56,7 +59,7 @@ FLIGHT = SimCameraConfig(altitude=2.0, velocity_x=1.0, velocity_y=0.3, yaw_rate=
 class _Frame:
     tracks: Any
     gyro: Any           # what estimate_velocity is given
-    at_instant: Any     # the gyro moved to its best instant (what _field_through_line sees)
+    at_instant: Any     # the gyro moved to its best instant (what field_through_line sees)
     timing: Any
     distance: float
 
@@ -118,7 +121,7 @@ def main() -> int:
     args = parser.parse_args()
     cv2.setNumThreads(1)
     frames = _frames(args.frames)
-    new_line = velocity_estimator._field_through_line
+    new_line = field_gyro_fusion.field_through_line
     line_diff = max(_relative(a, b) for f in frames for a, b in zip(
         new_line(f.tracks.motion_field, f.at_instant),
         _reference_through_line(f.tracks.motion_field, f.at_instant), strict=True))
@@ -128,11 +131,13 @@ def main() -> int:
     camera = SimCamera(FLIGHT).camera
 
     def old_estimate(frame: _Frame) -> Any:
-        velocity_estimator._field_through_line = _reference_through_line
+        for module in LINE_CALLERS:
+            module.field_through_line = _reference_through_line
         try:
             return _estimate(frame, camera)
         finally:
-            velocity_estimator._field_through_line = new_line
+            for module in LINE_CALLERS:
+                module.field_through_line = new_line
 
     whole = _per_frame(frames, args.rounds, {"old": old_estimate,
                                               "new": lambda f: _estimate(f, camera)})

@@ -10,7 +10,7 @@ the true velocity; when it is off, this says whether the motion field's term is 
 across the velocity on most flights). Each flight (the noisy ones of :mod:`velocity_flights`,
 with gyro, one sample per frame, estimated as bench_velocity_accuracy does) is estimated twice
 per draw: as tracker_node does, and with the field through the gyro's line
-(``velocity_estimator._field_through_line``, what the ego-velocity takes from the tracks'
+(``field_gyro_fusion.field_through_line``, what the ego-velocity takes from the tracks'
 field) replaced by the exact one: the simulator's image velocities of the ground, fitted with
 the field's own basis (exact for a plane), through the same line weights and sample times.
 The two estimates differ by the field's error alone. Per flight and over all draws:
@@ -54,13 +54,16 @@ import velocity_flights  # noqa: E402
 from bench_velocity_accuracy import ego_estimates, flights  # noqa: E402
 from velocity_calibration import draw, velocity_axes  # noqa: E402
 
-from optical_flow_ros.core import velocity_estimator  # noqa: E402
+from optical_flow_ros.core import field_gyro_fusion, velocity_estimator  # noqa: E402
 from optical_flow_ros.core.field_velocity import field_basis  # noqa: E402
 from optical_flow_ros.core.sim_camera import SimCamera  # noqa: E402
 
 DRAWS = 2
 SETS = "held_out,fresh,turns"
 PARAMETERS = ("th0", "th1", "th2", "th3", "th4", "th5", "th6", "th7")
+#: Where estimate_velocity calls field_through_line: for the tracks' velocities, and in the
+#: fusion when it is not given the line.
+LINE_CALLERS = (velocity_estimator, field_gyro_fusion)
 
 
 def exact_theta(sim: SimCamera, t: float, centre: np.ndarray, scale: float) -> np.ndarray:
@@ -79,7 +82,7 @@ def _line_hook(sim: SimCamera, exact: bool, seen: dict[float, Any]) -> Iterator[
 
     With ``exact`` the estimate takes the exact value instead.
     """
-    original = velocity_estimator._field_through_line
+    original = field_gyro_fusion.field_through_line
 
     def hook(field: Any, gyro: Any) -> Any:
         line = original(field, gyro)
@@ -91,11 +94,13 @@ def _line_hook(sim: SimCamera, exact: bool, seen: dict[float, Any]) -> Iterator[
         seen[field.stamp] = (line.theta, line.variance, truth)
         return line._replace(theta=truth) if exact else line
 
-    velocity_estimator._field_through_line = hook
+    for module in LINE_CALLERS:
+        module.field_through_line = hook
     try:
         yield
     finally:
-        velocity_estimator._field_through_line = original
+        for module in LINE_CALLERS:
+            module.field_through_line = original
 
 
 def _draw_rows(job: tuple[str, str, int]) -> np.ndarray:

@@ -7,8 +7,8 @@ Run from the repository root::
 
 Where the gyro's rates are fused with the motion field's (``gyro_field_fusion``), the field's
 second-order terms are the rates plus a climbing plane's share ``s (beta, gamma)``, which
-``velocity_estimator._fusion`` removes with the plane the frame's affine fit sees
-(``_plane_rate_terms``). Beyond the fit's noise, the published covariance takes that share to
+``field_gyro_fusion.fuse_rates`` removes with the plane the frame's affine fit sees
+(``plane_rate_terms``). Beyond the fit's noise, the published covariance takes that share to
 be known to ``_PLANE_REL_STD`` of its size. This measures the share's error against the exact
 one: the simulator's rates minus the rates of its exact field (its image velocities of the
 ground fitted with the field's basis), both through the gyro's line (the same weights and
@@ -45,7 +45,7 @@ from bench_velocity_accuracy import ego_estimates, flights  # noqa: E402
 from field_error_split import exact_theta, rows_by_flight  # noqa: E402
 from velocity_calibration import draw  # noqa: E402
 
-from optical_flow_ros.core import velocity_estimator  # noqa: E402
+from optical_flow_ros.core import field_gyro_fusion, velocity_estimator  # noqa: E402
 
 DRAWS = 2
 SETS = "train,held_out,fresh,turns"
@@ -60,7 +60,7 @@ def _draw_rows(job: tuple[str, str, int]) -> np.ndarray:
     rec = velocity_flights.record(draw(flight, k))
     sim = rec.sim
     rows: list[np.ndarray] = []
-    original = velocity_estimator._fusion
+    original = velocity_estimator.fuse_rates   # hooked where estimate_velocity calls it
 
     def hook(field: Any, gyro: Any, focal: float, theta: np.ndarray, theta_cov: np.ndarray,
              *rest: Any) -> Any:
@@ -70,19 +70,19 @@ def _draw_rows(job: tuple[str, str, int]) -> np.ndarray:
                         for w, t in zip(weights, times, strict=True))
             rates = sum(w * sim.state(float(t)).angular_velocity
                         for w, t in zip(weights, times, strict=True))[:2]
-            field_rates, _ = velocity_estimator._field_rates(
+            field_rates, _ = field_gyro_fusion.rates_from_field(
                 dataclasses.replace(field, theta=exact), focal)
             eps = float(theta_cov[0, 0] + theta_cov[3, 3])
-            estimated = velocity_estimator._plane_rate_terms(theta.ravel(order="F"), eps)
+            estimated = field_gyro_fusion.plane_rate_terms(theta.ravel(order="F"), eps)
             rows.append(np.concatenate([estimated, rates - field_rates]))
         return original(field, gyro, focal, theta, theta_cov, *rest)
 
-    velocity_estimator._fusion = hook
+    velocity_estimator.fuse_rates = hook
     try:
         for _ in ego_estimates(rec, use_gyro=True):
             pass
     finally:
-        velocity_estimator._fusion = original
+        velocity_estimator.fuse_rates = original
     return np.array(rows).reshape(-1, 4)
 
 
@@ -107,7 +107,7 @@ def main() -> int:
         print(f"\n{rel.size} axes: relative error rms {np.sqrt(np.mean(rel ** 2)):.3f}, "
               f"median {np.median(rel):.3f}, 90 % {np.quantile(rel, 0.9):.3f}, "
               f"max {rel.max():.3f} (the covariance's _PLANE_REL_STD: "
-              f"{velocity_estimator._PLANE_REL_STD})")
+              f"{field_gyro_fusion._PLANE_REL_STD})")
     return 0
 
 

@@ -949,7 +949,7 @@ class MotionFieldVelocity:
         :meth:`_check`), shrunk towards :attr:`calibration` (the factor over all degrees,
         with :data:`_PRIOR_WEIGHT` checks' weight) while few came in. One factor for every
         degree mixes a high degree's noise with a low degree's bias that the degree choice
-        leaves uncounted (see velocity_estimator's ``_stamp_field_variance``).
+        leaves uncounted (see :func:`~.field_gyro_fusion.stamp_field_variance`).
         """
         rows = np.clip(np.asarray(degrees, np.int64), 0, _MAX_CHECKED_DEGREE)
         columns = np.arange(8)

@@ -46,10 +46,12 @@ independent error sources:
   errors are not independent), plus ``flow_model_std`` px/s of error common to all tracks;
 * the rates: the gyro's covariance (from the IMU message, else ``gyro_std``) through the
   derotation (with ``gyro_field_fusion``, combined by their variances with the field's
-  rates, the climbing plane's share removed as below); without a gyro the roll/pitch rates
+  rates, the climbing plane's share removed as below:
+  :mod:`~optical_flow_ros.core.field_gyro_fusion`); without a gyro the roll/pitch rates
   from the field's second-order terms (``rates_from_field``), the climbing plane's share
-  ``s (beta, gamma)`` removed (:func:`_plane_rate_terms`), their error being the field's
-  (measured online by the tracker's self-check, :mod:`~optical_flow_ros.core.field_velocity`);
+  ``s (beta, gamma)`` removed (:func:`~.field_gyro_fusion.plane_rate_terms`), their error
+  being the field's (measured online by the tracker's self-check,
+  :mod:`~optical_flow_ros.core.field_velocity`);
   or ``rate_std_without_gyro`` for roll/pitch rates taken as zero, whose angular variances
   are published as :data:`UNKNOWN_VARIANCE` (not measured);
 * the distance: a relative error ``distance_rel_std`` along the linear velocity;
@@ -67,7 +69,6 @@ rotation included: ``(wx - vy / d, wy + vx / d)``).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -85,7 +86,18 @@ from optical_flow_ros.core.affine_flow_fit import (
 from optical_flow_ros.core.camera_model import PinholeCamera, same_lens
 from optical_flow_ros.core.config_fields import setting, validate_fields
 from optical_flow_ros.core.errors import ConfigError
-from optical_flow_ros.core.field_velocity import STALL_RATIO, MotionField, field_basis, noise_gain
+from optical_flow_ros.core.field_gyro_fusion import (
+    FieldLine,
+    Fusion,
+    field_covariance,
+    field_through_line,
+    fuse_rates,
+    plane_rate_jacobian,
+    plane_rate_terms,
+    rates_from_field,
+    stamp_field_variance,
+)
+from optical_flow_ros.core.field_velocity import STALL_RATIO, MotionField, field_basis
 from optical_flow_ros.core.fit_window import STALLED_FRAMES, VelocityTiming
 from optical_flow_ros.core.gyro_rates import GyroRates
 from optical_flow_ros.core.motion_field import rotational_basis, rotational_field
@@ -125,20 +137,6 @@ UNKNOWN_VARIANCE = 1e6
 
 _MIN_SCALE_PX_S = 0.1     # residual scale floor, px/s (far below tracking noise)
 _MIN_DISAGREEMENT_PX_S = 5.0   # velocity_max_residual_ratio never refuses below this, px/s
-#: The tilted plane's share of the field's roll/pitch rates (_fusion) is known to this fraction
-#: of its size beyond the fit's noise (std). Measured against the exact share through the
-#: gyro's line (bench/plane_share_error.py: the simulator's rates minus its exact field's) on
-#: the TRAIN, held-out, fresh and turn flights of bench/velocity_flights.py, 2 draws, on the
-#: 22 axes where the share is above 0.4 mrad/s rms: its error over its size, the fit's noise
-#: included, rms 0.135, median 0.11, 90 % 0.21, largest 0.25 (a 60 Hz rocket tilt; 0.21 on the
-#: 1.2 m chelsea tilt, the largest share, 11 mrad/s). The largest is taken: at the rms (0.15)
-#: and at 0.2 that chelsea flight's velocity came out too narrow across its direction (3 sigma
-#: 96 %). 0.5 before, from a measure that took the field's own rate error (counted in the
-#: motion_field term) for the share's: this term was then 4-15x the gyro's own share of the
-#: rotation term on tilting flights drawn afresh, and their velocity 1.6-3x too wide across
-#: (median NEES 0.72-0.91 on 7 of 12; with 0.25: 8 of 12 in 1-2 instead of 5; the 28 default
-#: flights 21 instead of 20, 3 sigma >= 97.6 %; RMSE unchanged).
-_PLANE_REL_STD = 0.25
 
 
 @dataclass(frozen=True)
@@ -430,87 +428,22 @@ def _best_instant(gyro: GyroRates, end: float, distance: float | None,
     return gyro.line_at(min(max(instant, gyro.time), end))
 
 
-def _line_nodes(field: MotionField, gyro: GyroRates) -> tuple[np.ndarray, np.ndarray] | None:
-    """The nodes of the field through the gyro's line and their weights; None without a line.
-
-    ``field.max_degree + 1`` times over the gyro samples' span, and the weights ``c`` with
-    which ``sum_j c_j theta(t_j)`` is the line's operator applied to a polynomial ``theta``
-    of that degree. None with one sample or one distinct time.
-    """
-    weights = gyro.line_weights()
-    if weights is None:
-        return None
-    times = gyro.sample_times
-    nodes = np.linspace(float(times[0]), float(times[-1]), field.max_degree + 1)
-    if nodes.size == 1 or nodes[-1] <= nodes[0]:
-        return None
-    centre, half = 0.5 * (nodes[0] + nodes[-1]), 0.5 * (nodes[-1] - nodes[0])
-    vander = np.vander((nodes - centre) / half, increasing=True)
-    basis = np.vander((times - centre) / half, nodes.size, increasing=True)  # (n, k + 1)
-    return nodes, np.linalg.solve(vander.T, basis.T @ weights)
-
-
-class _FieldLine(NamedTuple):
-    """The field's parameters through the gyro's line (:func:`_field_through_line`)."""
-
-    theta: np.ndarray             # (8,) px/s
-    variance: np.ndarray          # (8,) their error variance, (px/s)^2
-    #: the field at the gyro's time itself (:meth:`MotionField.evaluate`): theta (8,) px/s
-    #: and its variance (8,) (px/s)^2; None without a line (one gyro sample)
-    instant: tuple[np.ndarray, np.ndarray] | None = None
-
-
-def _field_through_line(field: MotionField, gyro: GyroRates) -> _FieldLine:
-    """The field's parameters through the gyro's line, and their error variance.
-
-    ``sum_i w_i theta(t_i)`` over the gyro's sample times ``t_i`` with its line weights (the
-    same operator as the rate). ``theta(t)`` (:meth:`MotionField.evaluate`: the degree
-    chosen per parameter at ``t``) is evaluated at ``field.max_degree + 1`` nodes over the
-    samples' span and interpolated by a polynomial, so the value is ``sum_j c_j theta(t_j)``
-    and, each ``theta(t_j)`` being linear in the intervals' parameters, its noise variance is
-    exact under the field's model (each interval with ``field.noise``, consecutive ones
-    correlated by ``field.noise_correlation``: :func:`~.field_velocity.noise_gain`), scaled
-    at each node by the self-check's factor there (:meth:`MotionField.factor_at`); the nodes'
-    estimated biases add up in the worst case (``(sum_j |c_j| b_j)^2``).
-
-    The old bound (the nodes' mean variance times ``(sum |w_i|)^2``, as if the errors at all
-    times were one) was 2-10x the error measured against the simulator's exact field on the
-    TRAIN flights of bench/velocity_flights.py (one gyro sample per frame).
-    Without a line (one sample): the field at the gyro's time.
-    """
-    line = _line_nodes(field, gyro)
-    if line is None:
-        return _FieldLine(*field.theta_at(gyro.time))
-    nodes, node_weights = line
-    # All nodes, and the gyro's time itself (for _line_bias), in one batch.
-    times = np.append(nodes, gyro.time)
-    values, variances, interval_weights, bias2 = field.evaluate_many(times)
-    k = nodes.size
-    theta = node_weights @ values[:k]
-    scaled = node_weights[:, None] * np.sqrt(field.factors_at(nodes))   # (k + 1, 8)
-    combined = np.einsum("kj,kjn->jn", scaled, interval_weights[:k])
-    bias = np.abs(node_weights) @ np.sqrt(bias2[:k])
-    persistent = node_weights.sum() ** 2 * field.persistent_variance   # the same at every node
-    noise = noise_gain(combined, field.noise_correlation) * field.noise
-    return _FieldLine(theta, noise + bias * bias + persistent, (values[k], variances[k]))
-
-
 def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
                      gyro: GyroRates | None, velocities: np.ndarray, points: np.ndarray
                      ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray | None,
-                                _FieldLine | None]:
+                                FieldLine | None]:
     """When the velocity is estimated, and the usable tracks then.
 
     Returns (the lag before the stamp s, the tracks' velocities px/s and positions px then,
     the field's error variance then or None, the field through the gyro's line when it was
-    taken there (:func:`_field_through_line`) or None).
+    taken there (:func:`field_through_line`) or None).
 
     Slope velocities describe the motion ``timing.lag`` before the stamp, at the track's
     mean position. Velocities at the stamp with a gyro and the tracker's motion field: at
     the gyro's best instant (:func:`_best_instant`), where the tracks' velocities are the
     field's plus their own deviation. The gyro rate there is a least-squares line through its
     samples, so the field is taken through the same line over the same sample times
-    (:func:`_field_through_line`): flow and rotation then describe the same average and a
+    (:func:`field_through_line`): flow and rotation then describe the same average and a
     curving rate leaves no bias (the field at the instant against the gyro line there was
     off by the line's curvature bias: 3.8 % of the speed in a noise-free 8 m hover).
     Otherwise at the stamp.
@@ -524,7 +457,7 @@ def _evaluation_time(field: MotionField | None, timing: VelocityTiming | None,
         return 0.0, velocities, points, variance, None
     lag = timing.end - gyro.time
     then = points - lag * velocities
-    line = _field_through_line(field, gyro)
+    line = field_through_line(field, gyro)
     bu, bv = field_basis(points, field.centre, field.scale)
     tu, tv = field_basis(then, field.centre, field.scale)
     change = np.column_stack((tu @ line.theta - bu @ field.theta,
@@ -560,101 +493,6 @@ def _field_gain(field: MotionField, points_px: np.ndarray, fit_gain: np.ndarray,
     """
     bu, bv = field_basis(points_px, field.centre, field.scale)
     return np.concatenate((fit_gain @ bu, fit_gain @ bv)) / focal
-
-
-def _field_covariance(field: MotionField, variance: np.ndarray) -> np.ndarray:
-    """(8, 8) covariance of the field's parameters: ``variance`` (8,) with their correlation.
-
-    The tracks' lasting errors' part (:attr:`MotionField.persistent_covariance`, the same at
-    every time) with its own measured correlation, the rest with the self-check's measured
-    one (``correlation``).
-    """
-    if field.correlation is None:
-        return np.diag(variance)
-    persistent = field.persistent_covariance
-    if persistent is None:
-        std = np.sqrt(variance)
-        return field.correlation * np.outer(std, std)
-    std = np.sqrt(np.maximum(variance - np.diagonal(persistent), 0.0))
-    return field.correlation * np.outer(std, std) + persistent
-
-
-def _field_rates(field: MotionField, focal: float) -> tuple[np.ndarray, np.ndarray]:
-    """Roll and pitch rates (wx, wy) rad/s from the field's second-order terms.
-
-    Returns them and their gain (2, 8) from the field's parameters.
-
-    A plane seen while turning gives (normalised) ``x'`` the terms ``(s beta - wy) x^2 +
-    (s gamma + wx) x y``; with the field's coordinates ``(u - c) / scale`` these
-    coefficients are ``theta[6] f / scale^2`` and ``theta[7] f / scale^2``. The plane's
-    ``s beta`` terms (climb rate over distance times tilt) are left in (see the module
-    docstring).
-    """
-    k = np.zeros((2, 8))
-    unit = focal / field.scale**2
-    k[0, 7] = unit
-    k[1, 6] = -unit
-    return k @ field.theta, k
-
-
-def _stamp_field_variance(field: MotionField) -> np.ndarray:
-    """(8,) the field's error variance at the stamp as the rates from the field take it, (px/s)^2.
-
-    Without gyro the roll/pitch rates are the field's second-order terms at the stamp, and
-    their error is most of the (vx, vy) error. The self-check's one factor per parameter
-    (``calibration``) mixes two errors, so here each part gets its own: the noise part the
-    factor measured for the degree the parameter chose (``degree_calibration``), the bias
-    part the chosen degree's squared bias estimated without the degree choice's threshold
-    (``unbiased_bias2``, not scaled: it is measured, not modelled). Measured with the exact
-    field on the TRAIN flights of bench/velocity_flights.py: the second-order terms' error
-    was 1.7-4.7x their published variance where degree <= 1 was chosen (every 3-sigma miss
-    of the field's part came from those frames) and 0.2-0.5x where >= 2; the field's part of
-    (vx, vy) went from 0.19-2.6x its published variance to 0.1-1.0x, its 3-sigma misses
-    from up to 6 % of frames to up to 5 % (one flight) and 1 %.
-    """
-    if (field.calibration is None or field.degree_calibration is None
-            or field.unbiased_bias2 is None):
-        return field.theta_variance
-    persistent = field.persistent_variance
-    noise = (field.theta_variance - persistent - field.bias_variance) / field.calibration
-    bias2 = np.maximum(field.unbiased_bias2, field.bias_variance / field.calibration)
-    return noise * field.degree_calibration + bias2 + persistent
-
-
-def _plane_rate_terms(theta: np.ndarray, eps: float) -> np.ndarray:
-    """(2,) rad/s: what a plane seen while climbing adds to the field's roll/pitch rates.
-
-    The field's second-order terms are ``(s beta - wy)`` and ``(s gamma + wx)``
-    (:func:`_field_rates`), so the rates are the field's plus ``(-s gamma, s beta)``. ``s``
-    and ``t = beta + i gamma`` from the affine fit ``theta`` (6,) as in
-    :func:`~.affine_flow_fit.decompose`
-    (``s t = s tau t conj(tau) / (|tau|^2 + eps)``: faded out where the translation's
-    direction is noise, the tilt then being unobservable).
-    """
-    a, c1, c2, b, c3, c4 = theta
-    tau = a + 1j * b
-    tau_t = -(c1 - c4) - 1j * (c2 + c3)
-    tilt = tau_t * np.conj(tau) / (abs(tau) ** 2 + eps)
-    s = 0.5 * (c1 + c4 + (tilt * np.conj(tau)).real)
-    return np.array([-s * tilt.imag, s * tilt.real])
-
-
-def _plane_rate_jacobian(theta: np.ndarray, eps: float) -> np.ndarray:
-    """(2, 6) derivative of :func:`_plane_rate_terms` by central differences."""
-    step = 1e-6 * max(float(np.abs(theta).max()), 1e-3)
-    columns = [(_plane_rate_terms(theta + step * e, eps) - _plane_rate_terms(theta - step * e,
-                                                                           eps)) / (2 * step)
-               for e in np.eye(6)]
-    return np.column_stack(columns)
-
-
-class _Fusion(NamedTuple):
-    """Roll/pitch rates from the gyro and from the field, combined (see :func:`_fusion`)."""
-
-    shift: np.ndarray        # (3,) fused rates minus the gyro's, rad/s
-    field_weight: np.ndarray  # (2,) weight of the field's wx, wy
-    field_gain: np.ndarray   # (2, 8) the field rates' gain from the field's parameters
-    bias_var: np.ndarray     # (2,) variance of the field rates' plane correction, (rad/s)^2
 
 
 class _FitNoise(NamedTuple):
@@ -706,56 +544,11 @@ def _fit_noise(fit: AffineFit, design: np.ndarray, focal: float, field: MotionFi
     return _FitNoise(normal_inv, x_in, independent, field_gain)
 
 
-def _fusion(field: MotionField, gyro: GyroRates, focal: float, theta: np.ndarray,
-            theta_cov: np.ndarray, line: _FieldLine | None = None) -> _Fusion:
-    """Combine the gyro's roll/pitch rates with the field's, both through the gyro's line.
-
-    The field's rates are taken with the same operator as the gyro's rate
-    (:func:`_field_through_line`: the line's weights on the samples' times), as the tracks'
-    flow is, so that the two differ by their errors only and not by the rates' curvature
-    over the window (the field at an instant against the line there left that bias, and
-    made the covariance too narrow on held-out flights: median NEES 8.0 and 5.1 on two of
-    13, measured with bench_velocity_accuracy's flights, one gyro sample per frame).
-
-    The field's second-order terms are the rates plus a climbing plane's ``s (beta,
-    gamma)`` (:func:`_field_rates`); that share is removed (:func:`_plane_rate_terms` of the
-    affine fit ``theta`` (3, 2), derotated by the gyro, whose covariance is ``theta_cov``
-    (6, 6)), as without a gyro. Its variance: the fit's noise through it, plus
-    :data:`_PLANE_REL_STD` of its size (it is first order in the tilt, from one frame's
-    fit). Before, the share was only counted (its square as a variance) and the fused rates
-    kept it: on the TRAIN flights of bench/velocity_flights.py (one gyro sample per frame)
-    the 5 deg tilting flight's horizontal RMSE goes 1.22 -> 1.07 %, the creeping one's 1.43
-    -> 1.56 %, the median NEES as close to 1.39 as before (sum of |ln(NEES / 1.39)| 2.55 ->
-    2.46).
-
-    Inverse-variance weights per axis: the gyro's variance (its line's), and the field
-    rates' (the field's parameter variance through their gain, plus the plane share's).
-    ``line``: the field through the gyro's line when already known.
-    """
-    line = line if line is not None else _field_through_line(field, gyro)
-    theta_t, variance = line.theta, line.variance
-    moved = dataclasses.replace(field, theta=theta_t)
-    rates, gain = _field_rates(moved, focal)
-    flat = theta.ravel(order="F")
-    eps = float(theta_cov[0, 0] + theta_cov[3, 3])
-    plane = _plane_rate_terms(flat, eps)
-    jacobian = _plane_rate_jacobian(flat, eps)
-    bias_var = (np.einsum("ij,jk,ik->i", jacobian, theta_cov, jacobian)
-                + (_PLANE_REL_STD * plane) ** 2)
-    field_var = (np.einsum("ij,jk,ik->i", gain, _field_covariance(field, variance), gain)
-                 + bias_var)
-    gyro_var = np.diag(gyro.mean_cov)[:2]
-    weight = gyro_var / np.maximum(gyro_var + field_var, 1e-30)
-    shift = np.zeros(3)
-    shift[:2] = weight * (rates + plane - gyro.mean[:2])
-    return _Fusion(shift, weight, gain, bias_var)
-
-
 def _motion(fit: AffineFit, noise: _FitNoise, points_n: np.ndarray, gyro: GyroRates | None,
             lag: float, focal: float, cfg: VelocityConfig, *,
             field: tuple[MotionField, np.ndarray] | None = None,
             field_rates: tuple[np.ndarray, np.ndarray] | None = None,
-            fusion: _Fusion | None = None) -> _Motion:
+            fusion: Fusion | None = None) -> _Motion:
     """Camera motion and its covariance (without the distance) from the affine fit.
 
     Error sources: the tracks' own (independent: the inlier residuals), one common to all
@@ -784,7 +577,7 @@ def _motion(fit: AffineFit, noise: _FitNoise, points_n: np.ndarray, gyro: GyroRa
     elif gyro is not None:
         rate_axes, rate_cov = np.arange(3), gyro.mean_cov
     elif field_rates is not None:   # from the field (its error is added below, `through`),
-        # the climbing plane's terms removed (_plane_rate_terms)
+        # the climbing plane's terms removed (plane_rate_terms)
         rate_axes, rate_cov = np.arange(2), np.zeros((2, 2))
     else:  # roll/pitch rates taken as zero; the yaw rate is fitted (c2, c3)
         rate_axes, rate_cov = np.arange(2), np.eye(2) * cfg.rate_std_without_gyro**2
@@ -804,8 +597,8 @@ def _motion(fit: AffineFit, noise: _FitNoise, points_n: np.ndarray, gyro: GyroRa
                      + field_gain[3] @ field[1] @ field_gain[3])
     plane, plane_jacobian = np.zeros(2), None
     if gyro is None and field_rates is not None:
-        plane = _plane_rate_terms(theta, eps)
-        plane_jacobian = _plane_rate_jacobian(theta, eps)
+        plane = plane_rate_terms(theta, eps)
+        plane_jacobian = plane_rate_jacobian(theta, eps)
         theta = theta + g_rate @ plane
     state = decompose(theta, eps)
     if gyro is not None:
@@ -873,14 +666,14 @@ def _motion(fit: AffineFit, noise: _FitNoise, points_n: np.ndarray, gyro: GyroRa
     return _Motion(propagate @ state[:3], gyro.latest.copy(), cov, **gains)
 
 
-def _line_bias(field: MotionField, line: _FieldLine, samples: GyroRates, gyro: GyroRates,
+def _line_bias(field: MotionField, line: FieldLine, samples: GyroRates, gyro: GyroRates,
                motion: _Motion) -> np.ndarray | None:
     """(3,) measured squared bias of the linear velocity per distance through the gyro's line.
 
     1/s^2, signed: the squared bias where positive (the covariance adds its positive part,
     or the recent frames' median when that is larger: ``line_bias_floor``).
 
-    Through the gyro's line (:func:`_field_through_line`) a curving rotation rate cancels,
+    Through the gyro's line (:func:`field_through_line`) a curving rotation rate cancels,
     but the translation's curvature does not: the line's value near its end is off by about
     ``-T'' L^2 / 12`` (``L`` the samples' span), which no other term counted (a velocity
     turning a 0.5 m/s circle every 2 s: median NEES 4.7, 3 sigma 95 %). So the same instant
@@ -907,7 +700,7 @@ def _line_bias(field: MotionField, line: _FieldLine, samples: GyroRates, gyro: G
     shift, extra = samples.curvature_terms(float(gyro.time))
     delta = (motion.field_gain @ (theta - line.theta) - motion.rate_gain @ shift)[:3]
     gain = motion.field_gain[:3]
-    both = _field_covariance(field, line.variance) + _field_covariance(field, variance)
+    both = field_covariance(field, line.variance) + field_covariance(field, variance)
     # The line's variance at the instant (``gyro``'s), and ``samples.at``'s there: the
     # same plus the curvature step's.
     rate_var = 2.0 * np.diagonal(gyro.mean_cov) + extra
@@ -1058,7 +851,7 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
     if gyro is not None:
         flow = flow - rotational_field(points_n, gyro.mean)
     elif field is not None and cfg.rates_from_field:
-        rates = _field_rates(field, focal)
+        rates = rates_from_field(field, focal)
         flow = flow - rotational_field(points_n, np.array([rates[0][0], rates[0][1], 0.0]))
     design = design_matrix(points_n)
     fit = robust_fit(design, flow, cfg, _MIN_SCALE_PX_S / focal)
@@ -1070,13 +863,13 @@ def estimate_velocity(tracks: Tracks, camera: PinholeCamera | None, *,
         return refused
 
     if rates is not None and field_variance is not None:   # no gyro: rates from the field
-        field_variance = _stamp_field_variance(field)
-    field_cov = None if field is None else (field, _field_covariance(field, field_variance))
+        field_variance = stamp_field_variance(field)
+    field_cov = None if field is None else (field, field_covariance(field, field_variance))
     noise = _fit_noise(fit, design, focal, field, points)
     fusion = None
     if field_cov is not None and gyro is not None and cfg.gyro_field_fusion:
         theta_cov = noise.independent + noise.field_gain @ field_cov[1] @ noise.field_gain.T
-        fusion = _fusion(field, gyro, focal, fit.theta, theta_cov, line)
+        fusion = fuse_rates(field, gyro, focal, fit.theta, theta_cov, line)
     motion = _motion(fit, noise, points_n, gyro, lag, focal, cfg, field=field_cov,
                      field_rates=rates, fusion=fusion)
     v, w = motion.scale_free, motion.angular

@@ -16,6 +16,7 @@ import sys
 import numpy as np
 import pytest
 
+from optical_flow_ros.core.field_gyro_fusion import field_covariance, stamp_field_variance
 from optical_flow_ros.core.field_velocity import (
     MIN_FIELD_TRACKS,
     MotionFieldVelocity,
@@ -24,11 +25,7 @@ from optical_flow_ros.core.field_velocity import (
 )
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
-from optical_flow_ros.core.velocity_estimator import (
-    _field_covariance,
-    _stamp_field_variance,
-    estimate_velocity,
-)
+from optical_flow_ros.core.velocity_estimator import estimate_velocity
 
 SHAPE = (480, 640)
 CENTRE = np.array([319.5, 239.5])
@@ -512,7 +509,7 @@ def test_over_a_plane_the_shrinkage_takes_most_of_the_tracking_noise_out(flight)
 
 def test_the_stamp_variance_the_rates_take_covers_low_degree_choices():
     """Without gyro the roll/pitch rates are the field at the stamp with the variance of
-    velocity_estimator's ``_stamp_field_variance``: a factor per chosen degree and the low
+    field_gyro_fusion's ``stamp_field_variance``: a factor per chosen degree and the low
     degrees' bias counted without the choice's threshold. On the wavy course with 0.1 px
     noise at 15 and 30 Hz, frames whose parameter chose degree 0-1 had 83-92 % of their
     errors inside 3 sigma of the field's one-factor variance; with the stamp variance 97-100 %
@@ -525,7 +522,7 @@ def test_the_stamp_variance_the_rates_take_covers_low_degree_choices():
                 if step.field is None or end < 0.5:
                     continue
                 error2 = ((step.field.theta - _wavy(end)) ** 2)[[0, 3]]
-                z2.append(error2 / _stamp_field_variance(step.field)[[0, 3]])
+                z2.append(error2 / stamp_field_variance(step.field)[[0, 3]])
                 low.append(step.field.degrees[[0, 3]] <= 1)
     z2, low = np.array(z2), np.array(low)
     assert np.mean(z2[low] <= 9.0) >= 0.96, np.sqrt(z2[low].max())
@@ -657,7 +654,7 @@ def test_the_parameters_errors_correlation_is_the_self_checks_not_the_fits():
             std = np.sqrt(field.theta_variance - field.persistent_variance)
             fit = (_fit_correlation(positions[k]) * np.outer(std, std)
                    + field.persistent_covariance)
-            for name, cov in (("published", _field_covariance(field, field.theta_variance)),
+            for name, cov in (("published", field_covariance(field, field.theta_variance)),
                               ("fit", fit)):
                 z2[name].append(error**2 / np.einsum("ij,jk,ik->i", bu, cov, bu))
     published, fitted = float(np.mean(z2["published"])), float(np.mean(z2["fit"]))

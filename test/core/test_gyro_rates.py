@@ -19,17 +19,13 @@ import numpy as np
 import pytest
 
 from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator
+from optical_flow_ros.core.field_gyro_fusion import FieldLine, _line_nodes, field_through_line
 from optical_flow_ros.core.field_velocity import _extrapolate, noise_gain
 from optical_flow_ros.core.fit_window import FitWindow
 from optical_flow_ros.core.gyro_rates import GyroRates, gyro_rates
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
-from optical_flow_ros.core.velocity_estimator import (
-    VelocityConfig,
-    _field_through_line,
-    _FieldLine,
-    _line_nodes,
-)
+from optical_flow_ros.core.velocity_estimator import VelocityConfig
 
 FRAME_RATE = 30.0
 STD = 0.005
@@ -154,11 +150,11 @@ def _reference_evaluate(field, t: float) -> tuple[np.ndarray, np.ndarray, np.nda
             factor * np.maximum(result.bias2, 0.0)), factor
 
 
-def _reference_through_line(field, gyro: GyroRates) -> _FieldLine:
-    """_field_through_line as it was before evaluate_many (a Python loop over the nodes)."""
+def _reference_through_line(field, gyro: GyroRates) -> FieldLine:
+    """field_through_line as it was before evaluate_many (a Python loop over the nodes)."""
     line = _line_nodes(field, gyro)   # the same nodes and weights; only the evaluation differs
     if line is None:
-        return _FieldLine(*field.theta_at(gyro.time))
+        return FieldLine(*field.theta_at(gyro.time))
     nodes, node_weights = line
     theta = np.zeros(8)
     combined = np.zeros((8, field.intervals.shape[0]))
@@ -169,14 +165,14 @@ def _reference_through_line(field, gyro: GyroRates) -> _FieldLine:
         combined += c * np.sqrt(factor)[:, None] * interval_weights
         bias += abs(c) * np.sqrt(bias2)
     (value, variance, _, _), _ = _reference_evaluate(field, float(gyro.time))
-    return _FieldLine(theta, noise_gain(combined, field.noise_correlation) * field.noise
-                      + bias * bias + np.sum(node_weights) ** 2 * field.persistent_variance,
-                      (value, variance))
+    return FieldLine(theta, noise_gain(combined, field.noise_correlation) * field.noise
+                     + bias * bias + np.sum(node_weights) ** 2 * field.persistent_variance,
+                     (value, variance))
 
 
 @pytest.mark.parametrize("imu_rate", [200.0, 0.0])
 def test_the_batched_field_through_the_line_equals_the_per_time_evaluation(imu_rate):
-    """MotionField.evaluate_many (all times in one batch) and _field_through_line built on it
+    """MotionField.evaluate_many (all times in one batch) and field_through_line built on it
     give what one evaluation per time gave, to 1e-12 relative, on a seeded noisy flight
     (320x240, 15 fps, image noise 2 grey levels, gyro 0.005 rad/s): at the line's nodes, at
     every gyro sample time and at the stamp, frame after frame."""
@@ -200,7 +196,7 @@ def test_the_batched_field_through_the_line_equals_the_per_time_evaluation(imu_r
             continue
         for at in (gyro.time, 0.5 * (gyro.time + t)):
             moved = gyro.line_at(at)
-            for new, old in zip(_field_through_line(field, moved),
+            for new, old in zip(field_through_line(field, moved),
                                 _reference_through_line(field, moved), strict=True):
                 np.testing.assert_allclose(new, old, rtol=1e-12, atol=0.0)
         nodes = np.linspace(gyro.sample_times[0], gyro.sample_times[-1], field.max_degree + 1)

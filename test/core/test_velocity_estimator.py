@@ -31,6 +31,13 @@ from optical_flow_ros.core import velocity_estimator
 from optical_flow_ros.core.camera_model import PinholeCamera
 from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator
 from optical_flow_ros.core.errors import ConfigError
+from optical_flow_ros.core.field_gyro_fusion import (
+    _PLANE_REL_STD,
+    field_through_line,
+    fuse_rates,
+    plane_rate_terms,
+    rates_from_field,
+)
 from optical_flow_ros.core.field_velocity import field_basis
 from optical_flow_ros.core.fit_window import FitWindow, VelocityTiming
 from optical_flow_ros.core.gyro_rates import GyroRates, gyro_rates
@@ -690,33 +697,28 @@ def test_the_tilted_planes_share_is_known_to_its_stated_fraction(monkeypatch, na
     rates with it removed are far closer to the exact rates than without."""
     cam, records = flight(ROLL_PITCH_FLIGHTS[name])
     rows = []
-    fusion = velocity_estimator._fusion
 
     def measured(field, gyro, focal, theta, theta_cov, line=None):
-        result = fusion(field, gyro, focal, theta, theta_cov, line)
-        through = line if line is not None else velocity_estimator._field_through_line(
-            field, gyro)
-        rates, _ = velocity_estimator._field_rates(
-            dataclasses.replace(field, theta=through.theta), focal)
-        share = velocity_estimator._plane_rate_terms(theta.ravel(order="F"),
-                                                     float(theta_cov[0, 0] + theta_cov[3, 3]))
+        result = fuse_rates(field, gyro, focal, theta, theta_cov, line)
+        through = line if line is not None else field_through_line(field, gyro)
+        rates, _ = rates_from_field(dataclasses.replace(field, theta=through.theta), focal)
+        share = plane_rate_terms(theta.ravel(order="F"), float(theta_cov[0, 0] + theta_cov[3, 3]))
         weights = gyro.line_weights()
         exact = weights @ np.array(
             [cam.state(float(t)).angular_velocity[:2] for t in gyro.sample_times])
         exact_field = weights @ np.array([_exact_field(cam, float(t), field.centre, field.scale)
                                           for t in gyro.sample_times])
-        exact_rates, _ = velocity_estimator._field_rates(
-            dataclasses.replace(field, theta=exact_field), focal)
+        exact_rates, _ = rates_from_field(dataclasses.replace(field, theta=exact_field), focal)
         rows.append(np.concatenate((share - (exact - exact_rates), exact - exact_rates,
                                     rates + share - exact, rates - exact)))
         return result
 
-    monkeypatch.setattr(velocity_estimator, "_fusion", measured)
+    monkeypatch.setattr(velocity_estimator, "fuse_rates", measured)   # where it is called
     run(cam, records, use_gyro=True)
     rms = np.sqrt(np.mean(np.square(rows[SKIP:]), axis=0)).reshape(4, 2)
     share_error, share, removed, kept = rms
     assert np.all(share > 1e-3), share                          # rad/s: a real share
-    assert np.all(share_error <= velocity_estimator._PLANE_REL_STD * share), share_error / share
+    assert np.all(share_error <= _PLANE_REL_STD * share), share_error / share
     assert np.all(removed < 0.4 * kept), removed / kept
 
 
