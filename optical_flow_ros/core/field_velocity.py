@@ -151,7 +151,7 @@ _AT_STAMP, _AT_PREVIOUS = 0, 1
 _MAX_CHECKED_DEGREE = 3     # the self-check's factor per degree: higher ones share this one's
 #: An interval above this many times the longest of the recent ones is a stall (the tracker
 #: got no frame for a while: a node busy or paused); the field restarts after it (see
-#: :meth:`MotionFieldVelocity.step`). The ego-velocity's window (velocity_estimator's
+#: :meth:`MotionFieldVelocity.step`). The ego-velocity's window (fit_window's
 #: FitWindow) takes the same ratio against the mean of its intervals, so it flags every stall
 #: the field restarts on, and a few more: more than three frames dropped in a row in a steady
 #: stream, or frames uneven by far more than a camera's jitter.

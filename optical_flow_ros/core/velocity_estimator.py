@@ -20,11 +20,11 @@ field ``(-a + c1 x + c2 y, -b + c3 x + c4 y)`` (dropping the ``s beta x^2``-size
 ``(a, b)`` are its value at the principal point, where the depth is exactly the measured
 distance whatever the tilt, and ``s`` and ``wz`` follow from ``c1..c4`` with the tilt
 eliminated (:func:`~optical_flow_ros.core.affine_flow_fit.decompose`; the robust fit of the
-tracks' normalised flow: :mod:`~optical_flow_ros.core.affine_flow_fit`).
-For a scene facing the camera this is the flat model
-(``c1 = c4 = s``, ``c2 = -c3 = wz``); the tilt terms keep ``vz`` and ``wz`` unbiased under
-+/-5 deg of roll/pitch (the flat model is off by ``|v| tan(tilt) / 2`` in ``vz`` there), and
-``(vx, vy)`` unbiased when outliers leave the inliers off-centre.
+tracks' normalised flow: :mod:`~optical_flow_ros.core.affine_flow_fit`). For a scene facing
+the camera this is the flat model (``c1 = c4 = s``, ``c2 = -c3 = wz``); the tilt terms keep
+``vz`` and ``wz`` unbiased under +/-5 deg of roll/pitch (the flat model is off by
+``|v| tan(tilt) / 2`` in ``vz`` there), and ``(vx, vy)`` unbiased when outliers leave the
+inliers off-centre.
 
 Timing. The tracks' velocities describe the motion ``lag`` seconds before the image, at the
 tracks' positions ``p - v lag`` then (:mod:`~optical_flow_ros.core.fit_window`). Given the
@@ -51,9 +51,9 @@ independent error sources:
   from the field's second-order terms (``rates_from_field``), the climbing plane's share
   ``s (beta, gamma)`` removed (:func:`~.field_gyro_fusion.plane_rate_terms`), their error
   being the field's (measured online by the tracker's self-check,
-  :mod:`~optical_flow_ros.core.field_velocity`);
-  or ``rate_std_without_gyro`` for roll/pitch rates taken as zero, whose angular variances
-  are published as :data:`UNKNOWN_VARIANCE` (not measured);
+  :mod:`~optical_flow_ros.core.field_velocity`); or ``rate_std_without_gyro`` for roll/pitch
+  rates taken as zero, whose angular variances are published as :data:`UNKNOWN_VARIANCE`
+  (not measured);
 * the distance: a relative error ``distance_rel_std`` along the linear velocity;
 * the lag: ``(acceleration_std * lag)^2`` per linear axis for the constant-velocity step;
 * with a gyro and the tracker's motion field, the bias the translation's curvature leaves
