@@ -30,9 +30,9 @@ changing, so a moving object covering a third of the image does not bend the fie
 * The field at the stamp: ``th(t)`` is the value at the newest stamp of a polynomial in time
   (degree ``velocity_field_degree``) whose averages over the recent intervals (those ending
   within ``velocity_field_span`` of the stamp, at least degree + 1 of them) match the fitted
-  parameters in the least-squares sense. Interval averages, not samples, so uneven intervals
-  and dropped frames are exact. Each ``th`` averages hundreds of tracks, so extrapolating it to
-  the stamp costs little noise.
+  parameters in the least-squares sense (:mod:`~optical_flow_ros.core.interval_polynomial`).
+  Interval averages, not samples, so uneven intervals and dropped frames are exact. Each
+  ``th`` averages hundreds of tracks, so extrapolating it to the stamp costs little noise.
 * Each track's deviation, its mean velocity minus the field, per interval, is averaged with a
   time constant ``velocity_deviation_tau`` (a running mean while the track is younger).
 * ``velocity = field(p(t), th(t)) + kept * deviation``: ``kept`` (0-1) is how much of its
@@ -115,11 +115,19 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from optical_flow_ros.core.interval_polynomial import BIAS_KAPPA, interval_rows_at, noise_gain
+
+# MotionFieldVelocity calls these by the private names they had when they were defined here.
+from optical_flow_ros.core.interval_polynomial import Extrapolation as _Extrapolation
+from optical_flow_ros.core.interval_polynomial import Weights as _Weights
+from optical_flow_ros.core.interval_polynomial import extrapolate as _extrapolate
+from optical_flow_ros.core.interval_polynomial import nested_weights as _nested_weights
+
 if TYPE_CHECKING:
     from optical_flow_ros.core.camera_model import PinholeCamera
 
 __all__ = ["COMMON_SHIFT_PX", "MIN_FIELD_TRACKS", "STALL_RATIO", "FieldStep", "MotionField",
-           "MotionFieldVelocity", "field_basis", "noise_gain"]
+           "MotionFieldVelocity", "field_basis"]
 
 #: Fewest tracks followed over an interval for the field to be fitted (8 parameters, 2 equations
 #: per track: 3x over-determined); with fewer the field restarts.
@@ -129,7 +137,6 @@ _TRIM_ROUNDS = 3            # refits at most, until the tracks left out do not c
 _RAYLEIGH_MEDIAN = math.sqrt(2.0 * math.log(2.0))   # median |r| / sigma of a 2-D Gaussian r
 _MAX_INTERVALS = 64         # field history kept at most (very high frame rates)
 _MIN_SCALE_PX_S = 1e-3      # floor of the robust scale (exact synthetic data)
-BIAS_KAPPA = 4.0
 _NOISE_TAU_S = 1.0          # forgetting time of the per-interval noise estimate, s
 _MIN_NOISE_DOF = 10.0       # degrees of freedom before the measured noise is trusted
 #: Largest error of one interval's displacement shared by all tracks, px: the sub-pixel bias
@@ -190,22 +197,6 @@ _PERSISTENT_EVERY_S = 0.1
 #: (:attr:`MotionField.noise_correlation`): -0.5 is a tracking error of each frame's position
 #: alone (it enters two consecutive displacements with opposite signs), 0 independent intervals.
 _CORRELATION_RANGE = (-0.5, 0.5)
-
-
-def _lag_sums(weights: np.ndarray) -> np.ndarray:
-    """Sums of the products of consecutive weights along the last axis (``sum w_k w_k+1``)."""
-    return (weights[..., :-1] * weights[..., 1:]).sum(axis=-1)
-
-
-def noise_gain(weights: np.ndarray, correlation: float | np.ndarray) -> np.ndarray:
-    """Variance of ``weights @ intervals`` in units of one interval's noise variance.
-
-    ``weights`` (..., n) of consecutive intervals (oldest first) whose errors have unit
-    variance and ``correlation`` (a number, or an array broadcast against ``weights``'
-    leading axes) between neighbours, none beyond: ``sum w_k^2 + 2 correlation sum w_k
-    w_k+1``.
-    """
-    return (weights * weights).sum(axis=-1) + 2.0 * correlation * _lag_sums(weights)
 
 
 @dataclass(frozen=True)
@@ -347,8 +338,8 @@ class MotionField:
         """
         t = np.asarray(times, np.float64).reshape(-1)
         starts, ends, thetas = self.intervals[:, 0], self.intervals[:, 1], self.intervals[:, 2:]
-        top = min(self.max_degree, max(starts.shape[0] - 2, 0))   # as _extrapolate
-        q, r = np.linalg.qr(_interval_rows_at(starts, ends, t, top))   # (M, n, top + 1)
+        top = min(self.max_degree, max(starts.shape[0] - 2, 0))   # as extrapolate
+        q, r = np.linalg.qr(interval_rows_at(starts, ends, t, top))   # (M, n, top + 1)
         weights = np.cumsum(q * np.linalg.inv(r)[:, :1, :], axis=2).transpose(0, 2, 1)
         rho = self.noise_correlation
         gains = noise_gain(weights[:, :, None, :], rho)                 # (M, top + 1, 8)
@@ -499,141 +490,6 @@ def _median(values: np.ndarray) -> float:
         return float(np.partition(values, half)[half])
     part = np.partition(values, (half - 1, half))
     return 0.5 * float(part[half - 1] + part[half])
-
-
-def _interval_rows(starts: np.ndarray, ends: np.ndarray, t: float, degree: int, *,
-                   reference: float | None = None) -> np.ndarray:
-    """(n, degree + 1): the average over each interval of ``((t' - t) / span)^k``.
-
-    The span runs from the first start to ``reference`` (default ``t``).
-    """
-    span = max((t if reference is None else reference) - float(starts.min()), 1e-9)
-    s, e = (starts - t) / span, (ends - t) / span
-    powers = np.arange(1, degree + 2)
-    return (e[:, None] ** powers - s[:, None] ** powers) / (powers * (e - s)[:, None])
-
-
-def _interval_rows_at(starts: np.ndarray, ends: np.ndarray, times: np.ndarray,
-                     degree: int) -> np.ndarray:
-    """(M, n, degree + 1): :func:`_interval_rows` at each of ``times`` (M,), s."""
-    span = np.maximum(times - float(starts.min()), 1e-9)[:, None]   # (M, 1)
-    s, e = (starts - times[:, None]) / span, (ends - times[:, None]) / span   # (M, n)
-    powers = np.arange(1, degree + 2)
-    return ((e[..., None] ** powers - s[..., None] ** powers)
-            / (powers * (e - s)[..., None]))
-
-
-_WEIGHTS_CACHE_SIZE = 64
-
-
-class _Weights(NamedTuple):
-    """Extrapolation of interval means to a time, for every degree up to ``top``."""
-
-    weights: np.ndarray      # (top + 1, n): row p gives degree p's value at the time
-    gains: np.ndarray        # (top + 1,): sums of squared weights (noise gains)
-    lag_gains: np.ndarray    # (top + 1,): sums of products of consecutive weights
-    # (top + 1,): the same two for weights[top] - weights[p] (the difference's noise gain,
-    # times BIAS_KAPPA)
-    excess: np.ndarray
-    lag_excess: np.ndarray
-    residual: np.ndarray | None   # (n, n) projector onto degree top's residuals
-    dof: int                 # n - top - 1
-    residual_lag: float      # sum of the projector's first off-diagonal
-
-    def noise_gains(self, correlation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(gains, excess), (top + 1, 8), for intervals correlated by ``correlation`` (8,)."""
-        rho = 2.0 * correlation[None, :]
-        return (self.gains[:, None] + rho * self.lag_gains[:, None],
-                self.excess[:, None] + rho * self.lag_excess[:, None])
-
-
-def _nested_weights(starts: np.ndarray, ends: np.ndarray, t: float, top: int,
-                    cache: dict[tuple[int, bytes], _Weights]) -> _Weights:
-    """The :class:`_Weights` of intervals ``[starts, ends]`` at ``t`` up to degree ``top``.
-
-    Nested least squares from one QR of the interval-averaged powers: degree p uses
-    ``q[:, :p+1]`` and the leading block of ``r``, whose inverse is the leading block of
-    ``r``'s inverse; the value at ``t`` is the first coefficient. Cached (in ``cache``) by
-    the intervals' times relative to ``t`` in microseconds, which repeat at a steady rate.
-    """
-    relative = np.rint(np.concatenate((starts, ends)) * 1e6 - t * 1e6)
-    key = (top, relative.tobytes())
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    q, r = np.linalg.qr(_interval_rows(starts, ends, t, top))
-    weights = np.cumsum(q * np.linalg.inv(r)[0], axis=1).T
-    gains = (weights * weights).sum(axis=1)
-    n = starts.shape[0]
-    dof = n - top - 1
-    residual = np.eye(n) - q @ q.T if dof > 0 else None
-    residual_lag = 0.0 if residual is None else float(np.trace(residual, offset=1))
-    difference = weights[top] - weights
-    result = _Weights(weights, gains, _lag_sums(weights),
-                      BIAS_KAPPA * (difference * difference).sum(axis=1),
-                      BIAS_KAPPA * _lag_sums(difference), residual, dof, residual_lag)
-    if len(cache) >= _WEIGHTS_CACHE_SIZE:
-        cache.clear()
-    cache[key] = result
-    return result
-
-
-class _Extrapolation(NamedTuple):
-    theta: np.ndarray        # (8,) the field's parameters at the stamp
-    variance: np.ndarray     # (8,) their error variance (noise + estimated bias), (px/s)^2
-    squares: np.ndarray | None   # (8,) squared residuals of the per-interval parameters
-    #                              about the polynomial of degree max_degree, summed, (px/s)^2
-    #: (8,) their expected sum in units of one interval's noise variance (the degrees of
-    #: freedom, and what the correlation of consecutive intervals adds; 0: none)
-    dof: np.ndarray | float
-    degrees: np.ndarray      # (8,) the chosen degree per parameter
-    bias2: np.ndarray        # (8,) the chosen degree's estimated squared bias
-    weights: np.ndarray      # (8, n) each parameter's weights of the intervals' values
-    #: (8,) the chosen degree's squared bias estimated without the choice's threshold
-    #: (``BIAS_KAPPA``): ``max((e_p - e_P)^2 - (V_P - V_p), 0)``, (px/s)^2
-    unbiased_bias2: np.ndarray | None = None
-
-
-def _extrapolate(starts: np.ndarray, ends: np.ndarray, thetas: np.ndarray, t: float,
-                 max_degree: int, noise_var: np.ndarray,
-                 cache: dict[tuple[int, bytes], _Weights],
-                 correlation: np.ndarray) -> _Extrapolation:
-    """Each parameter's value at ``t``, from the degree with the least estimated error.
-
-    Degrees up to ``max_degree``; the error is the mean squared error estimated below.
-
-    ``noise_var`` (8,) is the variance of one interval's parameters about the true curve,
-    ``correlation`` (8,) that of consecutive intervals' errors (:func:`noise_gain`; zeros:
-    independent).
-    Without enough intervals for degree ``max_degree`` and one more, the degree is lowered.
-    ``var(e_P - e_p)`` of nested least-squares polynomials is the noise gain of their
-    weights' difference (``V_P - V_p`` for independent intervals), so ``(e_p - e_P)^2 -
-    var(e_P - e_p)`` estimates degree p's squared bias against the highest degree P; it
-    counts only beyond ``BIAS_KAPPA`` times that variance (a bias hidden in the noise is not
-    worth the lower degree's noise), and ``MSE_p = bias_p^2 + V_p``.
-    """
-    n = starts.shape[0]
-    top = min(max_degree, max(n - 2, 0))      # one interval more than coefficients
-    w = _nested_weights(starts, ends, t, top, cache)
-    gains, excess = w.noise_gains(correlation)
-    estimates = w.weights @ thetas                                # (top + 1, 8)
-    mse = (estimates - estimates[top]) ** 2
-    unbiased = np.maximum(mse - (excess / BIAS_KAPPA) * noise_var, 0.0)
-    mse -= excess * noise_var
-    np.maximum(mse, 0.0, out=mse)
-    mse += gains * noise_var
-    best = np.argmin(mse, axis=0)                                 # (8,)
-    columns = _COLUMNS[:thetas.shape[1]]
-    squares = None
-    if top == max_degree and w.residual is not None:   # a lower degree's misfit isn't noise
-        squares = ((w.residual @ thetas) ** 2).sum(axis=0)
-    # E[squares] = noise * trace(residual projector @ the intervals' correlation matrix)
-    dof = (np.maximum(w.dof + 2.0 * correlation * w.residual_lag, 0.0)
-           if squares is not None else 0.0)
-    return _Extrapolation(estimates[best, columns], mse[best, columns], squares, dof, best,
-                          mse[best, columns] - gains[best, columns] * noise_var,
-                          w.weights[best],
-                          unbiased[best, columns])
 
 
 def _interval_noise(innovation: np.ndarray, variance_factor: np.ndarray, followed: np.ndarray,
