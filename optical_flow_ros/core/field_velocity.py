@@ -12,7 +12,8 @@ neighbours: for a camera over the ground, all of it.
 Model. Between two frames (stamps ``t0 < t1``) a track moves by ``d`` px, so ``d / (t1 - t0)``
 is its mean velocity over the interval. The mean velocities of all tracks are fitted (least
 squares, twice, the second time without tracks beyond :data:`_TRIM` robust standard deviations)
-with the 8-parameter planar motion field at each track's mid-interval position::
+with the 8-parameter planar motion field at each track's mid-interval position
+(:mod:`~optical_flow_ros.core.planar_field`)::
 
     u' = th0 + th1 x + th2 y + th6 x^2 + th7 x y
     v' = th3 + th4 x + th5 y + th6 x y + th7 y^2
@@ -115,23 +116,20 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+# The underscored aliases: the names MotionFieldVelocity calls these by (defined here before).
 from optical_flow_ros.core.interval_polynomial import BIAS_KAPPA, interval_rows_at, noise_gain
-
-# MotionFieldVelocity calls these by the private names they had when they were defined here.
 from optical_flow_ros.core.interval_polynomial import Extrapolation as _Extrapolation
 from optical_flow_ros.core.interval_polynomial import Weights as _Weights
 from optical_flow_ros.core.interval_polynomial import extrapolate as _extrapolate
 from optical_flow_ros.core.interval_polynomial import nested_weights as _nested_weights
+from optical_flow_ros.core.planar_field import MIN_FIELD_TRACKS, basis_rows
+from optical_flow_ros.core.planar_field import monomials as _monomials
 
 if TYPE_CHECKING:
     from optical_flow_ros.core.camera_model import PinholeCamera
 
-__all__ = ["COMMON_SHIFT_PX", "MIN_FIELD_TRACKS", "STALL_RATIO", "FieldStep", "MotionField",
-           "MotionFieldVelocity", "field_basis"]
+__all__ = ["COMMON_SHIFT_PX", "STALL_RATIO", "FieldStep", "MotionField", "MotionFieldVelocity"]
 
-#: Fewest tracks followed over an interval for the field to be fitted (8 parameters, 2 equations
-#: per track: 3x over-determined); with fewer the field restarts.
-MIN_FIELD_TRACKS = 12
 _TRIM = 3.0                 # tracks beyond this many robust stds (per component) are not fitted
 _TRIM_ROUNDS = 3            # refits at most, until the tracks left out do not change
 _RAYLEIGH_MEDIAN = math.sqrt(2.0 * math.log(2.0))   # median |r| / sigma of a 2-D Gaussian r
@@ -404,39 +402,6 @@ class FieldStep(NamedTuple):
     residuals: np.ndarray | None = None
 
 
-def field_basis(points: np.ndarray, centre: np.ndarray, scale: float) -> tuple[np.ndarray,
-                                                                                 np.ndarray]:
-    """Rows of the planar field for u' and v' at ``points`` (N, 2) px: two (N, 8) arrays.
-
-    ``(bu @ theta, bv @ theta)`` is the field's velocity there, px/s.
-    """
-    rows = _basis_rows(_monomials(np.asarray(points, np.float64).T, centre, scale))
-    return rows[:, 0], rows[:, 1]
-
-
-def _basis_rows(monomials: np.ndarray) -> np.ndarray:
-    """(N, 2, 8) the field's rows for u' and v' from the monomials (6, N) of :func:`_monomials`."""
-    rows = np.zeros((monomials.shape[1], 2, 8))
-    rows[:, 0, [0, 1, 2, 6, 7]] = monomials[:5].T
-    rows[:, 1, [3, 4, 5, 6, 7]] = monomials[[0, 1, 2, 4, 5]].T
-    return rows
-
-
-def _monomials(points: np.ndarray, centre: np.ndarray, scale: float,
-               out: np.ndarray | None = None) -> np.ndarray:
-    """(6, N) ``1, x, y, x^2, x y, y^2`` of the field's coordinates at ``points`` (2, N) px.
-
-    Written into ``out`` when given.
-    """
-    d = np.empty((6, points.shape[1])) if out is None else out
-    d[0] = 1.0
-    np.subtract(points, centre[:, None], out=d[1:3])
-    d[1:3] *= 1.0 / scale
-    np.multiply(d[1:3], d[1], out=d[3:5])
-    np.multiply(d[2], d[2], out=d[5])
-    return d
-
-
 # The field in monomials: u' = d @ C[:, 0], v' = d @ C[:, 1] with C = theta_ext[_COEFF]
 # (theta_ext: theta with a 0 appended). The normal equations come from the moments of the
 # monomials and velocities, M = d^T [d, u', v'] padded with a zero row 6 and a zero column 8:
@@ -602,7 +567,7 @@ def _local_persistent(points: np.ndarray, monomials: np.ndarray, inverse: np.nda
     index = np.flatnonzero(used)
     if index.size < MIN_FIELD_TRACKS:
         return None
-    weights = _basis_rows(monomials) @ inverse              # (N, 2, 8)
+    weights = basis_rows(monomials) @ inverse               # (N, 2, 8)
     norms = np.einsum("icj,icj->i", weights, weights)
     share = float(norms[fitted].sum()) / max(float(norms[index].sum()), 1e-30)
     w = weights[index].reshape(-1, 16)                      # (n, u' then v')

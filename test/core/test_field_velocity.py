@@ -17,13 +17,9 @@ import numpy as np
 import pytest
 
 from optical_flow_ros.core.field_gyro_fusion import field_covariance, stamp_field_variance
-from optical_flow_ros.core.field_velocity import (
-    MIN_FIELD_TRACKS,
-    MotionFieldVelocity,
-    _correlation,
-    field_basis,
-)
+from optical_flow_ros.core.field_velocity import MotionFieldVelocity, _correlation
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
+from optical_flow_ros.core.planar_field import MIN_FIELD_TRACKS, field_basis
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
 from optical_flow_ros.core.velocity_estimator import estimate_velocity
 

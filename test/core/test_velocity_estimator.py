@@ -38,10 +38,10 @@ from optical_flow_ros.core.field_gyro_fusion import (
     plane_rate_terms,
     rates_from_field,
 )
-from optical_flow_ros.core.field_velocity import field_basis
 from optical_flow_ros.core.fit_window import FitWindow, VelocityTiming
 from optical_flow_ros.core.gyro_rates import GyroRates, gyro_rates
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
+from optical_flow_ros.core.planar_field import field_basis
 from optical_flow_ros.core.sim_camera import CameraState, SimCamera, SimCameraConfig
 from optical_flow_ros.core.textures import load_texture
 from optical_flow_ros.core.track_types import Tracks, frozen_copy
