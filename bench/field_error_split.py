@@ -55,7 +55,7 @@ from bench_velocity_accuracy import ego_estimates, flights  # noqa: E402
 from velocity_calibration import draw, velocity_axes  # noqa: E402
 
 from optical_flow_ros.core import field_gyro_fusion, velocity_estimator  # noqa: E402
-from optical_flow_ros.core.field_velocity import field_basis  # noqa: E402
+from optical_flow_ros.core.planar_field import field_basis  # noqa: E402
 from optical_flow_ros.core.sim_camera import SimCamera  # noqa: E402
 
 DRAWS = 2

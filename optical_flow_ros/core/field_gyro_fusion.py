@@ -27,8 +27,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from optical_flow_ros.core.field_velocity import MotionField, noise_gain
+from optical_flow_ros.core.field_velocity import MotionField
 from optical_flow_ros.core.gyro_rates import GyroRates
+from optical_flow_ros.core.interval_polynomial import noise_gain
 
 __all__ = ["FieldLine", "Fusion", "field_covariance", "field_through_line", "fuse_rates",
            "plane_rate_jacobian", "plane_rate_terms", "rates_from_field", "stamp_field_variance"]
@@ -88,7 +89,7 @@ def field_through_line(field: MotionField, gyro: GyroRates) -> FieldLine:
     samples' span and interpolated by a polynomial, so the value is ``sum_j c_j theta(t_j)``
     and, each ``theta(t_j)`` being linear in the intervals' parameters, its noise variance is
     exact under the field's model (each interval with ``field.noise``, consecutive ones
-    correlated by ``field.noise_correlation``: :func:`~.field_velocity.noise_gain`), scaled
+    correlated by ``field.noise_correlation``: :func:`~.interval_polynomial.noise_gain`), scaled
     at each node by the self-check's factor there (:meth:`MotionField.factor_at`); the nodes'
     estimated biases add up in the worst case (``(sum_j |c_j| b_j)^2``).
 

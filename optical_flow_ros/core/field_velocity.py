@@ -12,7 +12,8 @@ neighbours: for a camera over the ground, all of it.
 Model. Between two frames (stamps ``t0 < t1``) a track moves by ``d`` px, so ``d / (t1 - t0)``
 is its mean velocity over the interval. The mean velocities of all tracks are fitted (least
 squares, twice, the second time without tracks beyond :data:`_TRIM` robust standard deviations)
-with the 8-parameter planar motion field at each track's mid-interval position::
+with the 8-parameter planar motion field at each track's mid-interval position
+(:mod:`~optical_flow_ros.core.planar_field`)::
 
     u' = th0 + th1 x + th2 y + th6 x^2 + th7 x y
     v' = th3 + th4 x + th5 y + th6 x y + th7 y^2
@@ -30,15 +31,17 @@ changing, so a moving object covering a third of the image does not bend the fie
 * The field at the stamp: ``th(t)`` is the value at the newest stamp of a polynomial in time
   (degree ``velocity_field_degree``) whose averages over the recent intervals (those ending
   within ``velocity_field_span`` of the stamp, at least degree + 1 of them) match the fitted
-  parameters in the least-squares sense. Interval averages, not samples, so uneven intervals
-  and dropped frames are exact. Each ``th`` averages hundreds of tracks, so extrapolating it to
-  the stamp costs little noise.
+  parameters in the least-squares sense (:mod:`~optical_flow_ros.core.interval_polynomial`).
+  Interval averages, not samples, so uneven intervals and dropped frames are exact. Each
+  ``th`` averages hundreds of tracks, so extrapolating it to the stamp costs little noise.
 * Each track's deviation, its mean velocity minus the field, per interval, is averaged with a
-  time constant ``velocity_deviation_tau`` (a running mean while the track is younger).
+  time constant ``velocity_deviation_tau`` (a running mean while the track is younger; what
+  the deviations say: :mod:`~optical_flow_ros.core.track_deviation`).
 * ``velocity = field(p(t), th(t)) + kept * deviation``: ``kept`` (0-1) is how much of its
   averaged deviation a track's velocity keeps, an empirical-Bayes shrinkage by what the
-  scene shows of its deviations (:func:`_shrinkage`, ``velocity_deviation_shrink``): over a
-  plane they are tracking noise and shrink away, a moving object's stand out and stay.
+  scene shows of its deviations (:func:`~.track_deviation.shrinkage`,
+  ``velocity_deviation_shrink``): over a plane they are tracking noise and shrink away, a
+  moving object's stand out and stay.
 
 A track's velocity is known once it has been followed over one interval (NaN on its first
 frame); a time gap, a stall (an interval above :data:`STALL_RATIO` times the longest recent
@@ -116,21 +119,31 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+# The underscored aliases: the names MotionFieldVelocity calls these by (defined here before).
+from optical_flow_ros.core.interval_polynomial import BIAS_KAPPA, interval_rows_at, noise_gain
+from optical_flow_ros.core.interval_polynomial import Extrapolation as _Extrapolation
+from optical_flow_ros.core.interval_polynomial import Weights as _Weights
+from optical_flow_ros.core.interval_polynomial import extrapolate as _extrapolate
+from optical_flow_ros.core.interval_polynomial import nested_weights as _nested_weights
+from optical_flow_ros.core.planar_field import MIN_FIELD_TRACKS
+from optical_flow_ros.core.planar_field import monomials as _monomials
+from optical_flow_ros.core.track_deviation import MIN_SCALE_PX_S as _MIN_SCALE_PX_S
+from optical_flow_ros.core.track_deviation import RAYLEIGH_MEDIAN as _RAYLEIGH_MEDIAN
+from optical_flow_ros.core.track_deviation import TRIM as _TRIM
+from optical_flow_ros.core.track_deviation import interval_noise as _interval_noise
+from optical_flow_ros.core.track_deviation import local_persistent as _local_persistent
+from optical_flow_ros.core.track_deviation import median as _median
+from optical_flow_ros.core.track_deviation import neighbour_pairs as _neighbour_pairs
+from optical_flow_ros.core.track_deviation import persistent_variance as _persistent_variance
+from optical_flow_ros.core.track_deviation import shrinkage as _shrinkage
+
 if TYPE_CHECKING:
     from optical_flow_ros.core.camera_model import PinholeCamera
 
-__all__ = ["COMMON_SHIFT_PX", "MIN_FIELD_TRACKS", "STALL_RATIO", "FieldStep", "MotionField",
-           "MotionFieldVelocity", "field_basis", "noise_gain"]
+__all__ = ["COMMON_SHIFT_PX", "STALL_RATIO", "FieldStep", "MotionField", "MotionFieldVelocity"]
 
-#: Fewest tracks followed over an interval for the field to be fitted (8 parameters, 2 equations
-#: per track: 3x over-determined); with fewer the field restarts.
-MIN_FIELD_TRACKS = 12
-_TRIM = 3.0                 # tracks beyond this many robust stds (per component) are not fitted
 _TRIM_ROUNDS = 3            # refits at most, until the tracks left out do not change
-_RAYLEIGH_MEDIAN = math.sqrt(2.0 * math.log(2.0))   # median |r| / sigma of a 2-D Gaussian r
 _MAX_INTERVALS = 64         # field history kept at most (very high frame rates)
-_MIN_SCALE_PX_S = 1e-3      # floor of the robust scale (exact synthetic data)
-BIAS_KAPPA = 4.0
 _NOISE_TAU_S = 1.0          # forgetting time of the per-interval noise estimate, s
 _MIN_NOISE_DOF = 10.0       # degrees of freedom before the measured noise is trusted
 #: Largest error of one interval's displacement shared by all tracks, px: the sub-pixel bias
@@ -164,49 +177,20 @@ STALL_RATIO = 4.0
 #: error 3.1-4.2 % -> 4.5-6.4 %, ego RMSE 1.8-2.0 % -> 4.8-6.4 % on the two tilting ones).
 #: A steady stream's stall is judged as with the mean (its intervals are equal).
 _STALL_INTERVALS = 4
-#: Shrinkage of the tracks' deviations (see _shrinkage): tracks averaged over fewer intervals
-#: than this do not inform the scene's statistics; a track keeps its own deviation beyond this
-#: many times its noise (a 2-D Gaussian noise passes it with probability exp(-3) = 5 %; 2 and
-#: 5 measured alike on the TRAIN flights); the grid's cells across the larger image side.
-_SHRINK_MIN_COUNT = 2
-_SHRINK_KEEP = 3.0
-_SHRINK_CELLS = 8
-_LN2 = math.log(2.0)
-#: The lasting tracking errors' covariance (:func:`_local_persistent`): tracks in the same or
-#: adjacent cells of this size, px, are summed as pairs (32-64 px apart at most: Lucas-Kanade's
-#: windows, 21 px at full resolution and 2-4x that on the coarser levels, overlap there; on
-#: the simulated turns of bench/velocity_flights.py the errors' correlation is measurable out
-#: to 30-45 px and ~0 beyond), and the forgetting time of its average, s (the self-check's:
-#: an effect that lasts seconds). Neither is critical: on the 36 flights of
-#: bench/velocity_flights.py (one gyro sample per frame) the median NEES was in 1-2 on 24, 24,
-#: 25 of them with pairs within 32, 48, 80 px (a radius: 5x the cost of cells) and on 24 at 1,
-#: 2, 3 s (18 with the errors taken as independent; 24 with these cells).
-_PERSISTENT_CELL_PX = 32.0
+#: The forgetting time of the average of the lasting tracking errors' covariance
+#: (:func:`~optical_flow_ros.core.track_deviation.local_persistent`), s (the self-check's: an
+#: effect that lasts seconds). Not critical: on the 36 flights of bench/velocity_flights.py
+#: (one gyro sample per frame) the median NEES was in 1-2 on 24 of them at 1, 2, 3 s (with
+#: track_deviation's cells of pairs; 18 with the errors taken as independent).
 _PERSISTENT_TAU_S = 2.0
-#: ... measured at most this often, s (a frame's costs ~0.25 ms at 500 tracks, a sixth of the
-#: field's step; the deviations it reads change over a quarter second or more, its average
-#: over seconds: at 0.05 s the same figures).
+#: That covariance is measured at most this often, s (a frame's costs ~0.25 ms at 500 tracks,
+#: a sixth of the field's step; the deviations it reads change over a quarter second or more,
+#: its average over seconds: at 0.05 s the same figures).
 _PERSISTENT_EVERY_S = 0.1
 #: Bounds of the measured correlation of consecutive intervals' errors
 #: (:attr:`MotionField.noise_correlation`): -0.5 is a tracking error of each frame's position
 #: alone (it enters two consecutive displacements with opposite signs), 0 independent intervals.
 _CORRELATION_RANGE = (-0.5, 0.5)
-
-
-def _lag_sums(weights: np.ndarray) -> np.ndarray:
-    """Sums of the products of consecutive weights along the last axis (``sum w_k w_k+1``)."""
-    return (weights[..., :-1] * weights[..., 1:]).sum(axis=-1)
-
-
-def noise_gain(weights: np.ndarray, correlation: float | np.ndarray) -> np.ndarray:
-    """Variance of ``weights @ intervals`` in units of one interval's noise variance.
-
-    ``weights`` (..., n) of consecutive intervals (oldest first) whose errors have unit
-    variance and ``correlation`` (a number, or an array broadcast against ``weights``'
-    leading axes) between neighbours, none beyond: ``sum w_k^2 + 2 correlation sum w_k
-    w_k+1``.
-    """
-    return (weights * weights).sum(axis=-1) + 2.0 * correlation * _lag_sums(weights)
 
 
 @dataclass(frozen=True)
@@ -348,8 +332,8 @@ class MotionField:
         """
         t = np.asarray(times, np.float64).reshape(-1)
         starts, ends, thetas = self.intervals[:, 0], self.intervals[:, 1], self.intervals[:, 2:]
-        top = min(self.max_degree, max(starts.shape[0] - 2, 0))   # as _extrapolate
-        q, r = np.linalg.qr(_interval_rows_at(starts, ends, t, top))   # (M, n, top + 1)
+        top = min(self.max_degree, max(starts.shape[0] - 2, 0))   # as extrapolate
+        q, r = np.linalg.qr(interval_rows_at(starts, ends, t, top))   # (M, n, top + 1)
         weights = np.cumsum(q * np.linalg.inv(r)[:, :1, :], axis=2).transpose(0, 2, 1)
         rho = self.noise_correlation
         gains = noise_gain(weights[:, :, None, :], rho)                 # (M, top + 1, 8)
@@ -414,39 +398,6 @@ class FieldStep(NamedTuple):
     residuals: np.ndarray | None = None
 
 
-def field_basis(points: np.ndarray, centre: np.ndarray, scale: float) -> tuple[np.ndarray,
-                                                                                 np.ndarray]:
-    """Rows of the planar field for u' and v' at ``points`` (N, 2) px: two (N, 8) arrays.
-
-    ``(bu @ theta, bv @ theta)`` is the field's velocity there, px/s.
-    """
-    rows = _basis_rows(_monomials(np.asarray(points, np.float64).T, centre, scale))
-    return rows[:, 0], rows[:, 1]
-
-
-def _basis_rows(monomials: np.ndarray) -> np.ndarray:
-    """(N, 2, 8) the field's rows for u' and v' from the monomials (6, N) of :func:`_monomials`."""
-    rows = np.zeros((monomials.shape[1], 2, 8))
-    rows[:, 0, [0, 1, 2, 6, 7]] = monomials[:5].T
-    rows[:, 1, [3, 4, 5, 6, 7]] = monomials[[0, 1, 2, 4, 5]].T
-    return rows
-
-
-def _monomials(points: np.ndarray, centre: np.ndarray, scale: float,
-               out: np.ndarray | None = None) -> np.ndarray:
-    """(6, N) ``1, x, y, x^2, x y, y^2`` of the field's coordinates at ``points`` (2, N) px.
-
-    Written into ``out`` when given.
-    """
-    d = np.empty((6, points.shape[1])) if out is None else out
-    d[0] = 1.0
-    np.subtract(points, centre[:, None], out=d[1:3])
-    d[1:3] *= 1.0 / scale
-    np.multiply(d[1:3], d[1], out=d[3:5])
-    np.multiply(d[2], d[2], out=d[5])
-    return d
-
-
 # The field in monomials: u' = d @ C[:, 0], v' = d @ C[:, 1] with C = theta_ext[_COEFF]
 # (theta_ext: theta with a 0 appended). The normal equations come from the moments of the
 # monomials and velocities, M = d^T [d, u', v'] padded with a zero row 6 and a zero column 8:
@@ -490,329 +441,6 @@ def _correlation(covariance: np.ndarray) -> np.ndarray:
     out = covariance * np.outer(scale, scale)
     np.fill_diagonal(out, 1.0)
     return out
-
-
-def _median(values: np.ndarray) -> float:
-    """Median of a 1-D array (np.partition, without np.median's overhead)."""
-    n = values.shape[0]
-    half = n // 2
-    if n % 2:
-        return float(np.partition(values, half)[half])
-    part = np.partition(values, (half - 1, half))
-    return 0.5 * float(part[half - 1] + part[half])
-
-
-def _interval_rows(starts: np.ndarray, ends: np.ndarray, t: float, degree: int, *,
-                   reference: float | None = None) -> np.ndarray:
-    """(n, degree + 1): the average over each interval of ``((t' - t) / span)^k``.
-
-    The span runs from the first start to ``reference`` (default ``t``).
-    """
-    span = max((t if reference is None else reference) - float(starts.min()), 1e-9)
-    s, e = (starts - t) / span, (ends - t) / span
-    powers = np.arange(1, degree + 2)
-    return (e[:, None] ** powers - s[:, None] ** powers) / (powers * (e - s)[:, None])
-
-
-def _interval_rows_at(starts: np.ndarray, ends: np.ndarray, times: np.ndarray,
-                     degree: int) -> np.ndarray:
-    """(M, n, degree + 1): :func:`_interval_rows` at each of ``times`` (M,), s."""
-    span = np.maximum(times - float(starts.min()), 1e-9)[:, None]   # (M, 1)
-    s, e = (starts - times[:, None]) / span, (ends - times[:, None]) / span   # (M, n)
-    powers = np.arange(1, degree + 2)
-    return ((e[..., None] ** powers - s[..., None] ** powers)
-            / (powers * (e - s)[..., None]))
-
-
-_WEIGHTS_CACHE_SIZE = 64
-
-
-class _Weights(NamedTuple):
-    """Extrapolation of interval means to a time, for every degree up to ``top``."""
-
-    weights: np.ndarray      # (top + 1, n): row p gives degree p's value at the time
-    gains: np.ndarray        # (top + 1,): sums of squared weights (noise gains)
-    lag_gains: np.ndarray    # (top + 1,): sums of products of consecutive weights
-    # (top + 1,): the same two for weights[top] - weights[p] (the difference's noise gain,
-    # times BIAS_KAPPA)
-    excess: np.ndarray
-    lag_excess: np.ndarray
-    residual: np.ndarray | None   # (n, n) projector onto degree top's residuals
-    dof: int                 # n - top - 1
-    residual_lag: float      # sum of the projector's first off-diagonal
-
-    def noise_gains(self, correlation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(gains, excess), (top + 1, 8), for intervals correlated by ``correlation`` (8,)."""
-        rho = 2.0 * correlation[None, :]
-        return (self.gains[:, None] + rho * self.lag_gains[:, None],
-                self.excess[:, None] + rho * self.lag_excess[:, None])
-
-
-def _nested_weights(starts: np.ndarray, ends: np.ndarray, t: float, top: int,
-                    cache: dict[tuple[int, bytes], _Weights]) -> _Weights:
-    """The :class:`_Weights` of intervals ``[starts, ends]`` at ``t`` up to degree ``top``.
-
-    Nested least squares from one QR of the interval-averaged powers: degree p uses
-    ``q[:, :p+1]`` and the leading block of ``r``, whose inverse is the leading block of
-    ``r``'s inverse; the value at ``t`` is the first coefficient. Cached (in ``cache``) by
-    the intervals' times relative to ``t`` in microseconds, which repeat at a steady rate.
-    """
-    relative = np.rint(np.concatenate((starts, ends)) * 1e6 - t * 1e6)
-    key = (top, relative.tobytes())
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    q, r = np.linalg.qr(_interval_rows(starts, ends, t, top))
-    weights = np.cumsum(q * np.linalg.inv(r)[0], axis=1).T
-    gains = (weights * weights).sum(axis=1)
-    n = starts.shape[0]
-    dof = n - top - 1
-    residual = np.eye(n) - q @ q.T if dof > 0 else None
-    residual_lag = 0.0 if residual is None else float(np.trace(residual, offset=1))
-    difference = weights[top] - weights
-    result = _Weights(weights, gains, _lag_sums(weights),
-                      BIAS_KAPPA * (difference * difference).sum(axis=1),
-                      BIAS_KAPPA * _lag_sums(difference), residual, dof, residual_lag)
-    if len(cache) >= _WEIGHTS_CACHE_SIZE:
-        cache.clear()
-    cache[key] = result
-    return result
-
-
-class _Extrapolation(NamedTuple):
-    theta: np.ndarray        # (8,) the field's parameters at the stamp
-    variance: np.ndarray     # (8,) their error variance (noise + estimated bias), (px/s)^2
-    squares: np.ndarray | None   # (8,) squared residuals of the per-interval parameters
-    #                              about the polynomial of degree max_degree, summed, (px/s)^2
-    #: (8,) their expected sum in units of one interval's noise variance (the degrees of
-    #: freedom, and what the correlation of consecutive intervals adds; 0: none)
-    dof: np.ndarray | float
-    degrees: np.ndarray      # (8,) the chosen degree per parameter
-    bias2: np.ndarray        # (8,) the chosen degree's estimated squared bias
-    weights: np.ndarray      # (8, n) each parameter's weights of the intervals' values
-    #: (8,) the chosen degree's squared bias estimated without the choice's threshold
-    #: (``BIAS_KAPPA``): ``max((e_p - e_P)^2 - (V_P - V_p), 0)``, (px/s)^2
-    unbiased_bias2: np.ndarray | None = None
-
-
-def _extrapolate(starts: np.ndarray, ends: np.ndarray, thetas: np.ndarray, t: float,
-                 max_degree: int, noise_var: np.ndarray,
-                 cache: dict[tuple[int, bytes], _Weights],
-                 correlation: np.ndarray) -> _Extrapolation:
-    """Each parameter's value at ``t``, from the degree with the least estimated error.
-
-    Degrees up to ``max_degree``; the error is the mean squared error estimated below.
-
-    ``noise_var`` (8,) is the variance of one interval's parameters about the true curve,
-    ``correlation`` (8,) that of consecutive intervals' errors (:func:`noise_gain`; zeros:
-    independent).
-    Without enough intervals for degree ``max_degree`` and one more, the degree is lowered.
-    ``var(e_P - e_p)`` of nested least-squares polynomials is the noise gain of their
-    weights' difference (``V_P - V_p`` for independent intervals), so ``(e_p - e_P)^2 -
-    var(e_P - e_p)`` estimates degree p's squared bias against the highest degree P; it
-    counts only beyond ``BIAS_KAPPA`` times that variance (a bias hidden in the noise is not
-    worth the lower degree's noise), and ``MSE_p = bias_p^2 + V_p``.
-    """
-    n = starts.shape[0]
-    top = min(max_degree, max(n - 2, 0))      # one interval more than coefficients
-    w = _nested_weights(starts, ends, t, top, cache)
-    gains, excess = w.noise_gains(correlation)
-    estimates = w.weights @ thetas                                # (top + 1, 8)
-    mse = (estimates - estimates[top]) ** 2
-    unbiased = np.maximum(mse - (excess / BIAS_KAPPA) * noise_var, 0.0)
-    mse -= excess * noise_var
-    np.maximum(mse, 0.0, out=mse)
-    mse += gains * noise_var
-    best = np.argmin(mse, axis=0)                                 # (8,)
-    columns = _COLUMNS[:thetas.shape[1]]
-    squares = None
-    if top == max_degree and w.residual is not None:   # a lower degree's misfit isn't noise
-        squares = ((w.residual @ thetas) ** 2).sum(axis=0)
-    # E[squares] = noise * trace(residual projector @ the intervals' correlation matrix)
-    dof = (np.maximum(w.dof + 2.0 * correlation * w.residual_lag, 0.0)
-           if squares is not None else 0.0)
-    return _Extrapolation(estimates[best, columns], mse[best, columns], squares, dof, best,
-                          mse[best, columns] - gains[best, columns] * noise_var,
-                          w.weights[best],
-                          unbiased[best, columns])
-
-
-def _interval_noise(innovation: np.ndarray, variance_factor: np.ndarray, followed: np.ndarray,
-                    sigma: float) -> float:
-    """Variance per component of one interval's independent tracking noise, (px/s)^2.
-
-    From the innovations (this interval's deviation minus the track's averaged deviation
-    before it), which a steady deviation (relief, a moving object) does not enter:
-    ``E|i|^2 = 2 s^2 (1 + variance_factor)``, the median over the followed tracks
-    (``variance_factor``: the averaged deviation's, less twice its covariance with this
-    interval, in units of ``s^2``). Before
-    :data:`MIN_FIELD_TRACKS` tracks were followed: ``sigma^2``, the fit's residual scatter.
-    """
-    if int(np.count_nonzero(followed)) < MIN_FIELD_TRACKS:
-        return sigma * sigma
-    i = innovation[followed]
-    q = (i[:, 0] * i[:, 0] + i[:, 1] * i[:, 1]) / (1.0 + variance_factor[followed])
-    return max(_median(q) / (_RAYLEIGH_MEDIAN * _RAYLEIGH_MEDIAN), _MIN_SCALE_PX_S ** 2)
-
-
-class _Pairs(NamedTuple):
-    """Neighbouring tracks: two of the tracks averaged over enough intervals in one grid cell."""
-
-    mature: np.ndarray   # indices of the tracks averaged over >= _SHRINK_MIN_COUNT intervals
-    a: np.ndarray        # (P,) indices of one track of each pair
-    b: np.ndarray        # (P,) the other (the next in the same cell)
-
-
-def _neighbour_pairs(points: np.ndarray, count: np.ndarray, scale: float) -> _Pairs:
-    """Neighbouring mature tracks: each and the next track in its grid cell.
-
-    The grid is :data:`_SHRINK_CELLS` cells across the larger image side (``scale``: half
-    of it, px); ``points`` (N, 2) px, ``count`` (N,) intervals averaged into each track's
-    deviation.
-    """
-    mature = np.flatnonzero(count >= _SHRINK_MIN_COUNT)
-    p = points[mature]
-    cells = np.floor(p * (_SHRINK_CELLS / (2.0 * scale)))
-    order = np.lexsort((p[:, 0], cells[:, 0], cells[:, 1]))
-    same = np.all(cells[order[1:]] == cells[order[:-1]], axis=1)
-    return _Pairs(mature, mature[order[:-1][same]], mature[order[1:][same]])
-
-
-def _persistent_variance(deviation: np.ndarray, noise: np.ndarray, pairs: _Pairs) -> float:
-    """Per-component variance of the tracking error each track keeps over frames, (px/s)^2.
-
-    Lucas-Kanade follows a window as if it only shifted; when the image turns (or scales,
-    or shears) each window's texture biases its track by an amount of its own that stays
-    while the track lives (noise-free simulated yaw at 0.2 / 0.4 rad/s: 0.36 / 0.76 px/s per
-    component against 0.02 px/s without yaw, beside 0.35-0.4 px/s of white noise). One
-    interval's fit and the polynomial through the intervals average white noise away, not
-    this. Taken as independent between tracks, its share of the field's parameters is this
-    variance times the fit's normal inverse: the model until enough mature tracks measure
-    their errors' covariance (:meth:`MotionFieldVelocity._add_persistent`).
-
-    From neighbours (:func:`_neighbour_pairs`): a true deviation (relief, a moving object)
-    is shared by them, tracking errors are not, so the difference of two averaged
-    deviations has per-component variance ``2 s^2 + noise_a + noise_b`` (``noise``: their
-    white-noise variances, (N,)), and half its squared norm has median ``ln 2`` times that.
-    0 with fewer than :data:`MIN_FIELD_TRACKS` pairs.
-    """
-    a, b = pairs.a, pairs.b
-    if a.size < MIN_FIELD_TRACKS:
-        return 0.0
-    diff = deviation[a] - deviation[b]
-    half = 0.5 * (diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1])
-    return max(0.5 * _median(half / _LN2 - noise[a] - noise[b]), 0.0)
-
-
-def _local_persistent(points: np.ndarray, monomials: np.ndarray, inverse: np.ndarray,
-                      deviation: np.ndarray, noise: np.ndarray, count: np.ndarray,
-                      fitted: np.ndarray) -> np.ndarray | None:
-    """(8, 8) this frame's covariance of the field's parameters from the lasting errors.
-
-    The fit's parameters take ``W_i . e_i`` from each track's lasting error ``e_i``
-    (``W_i``: its rows of the least-squares operator ``inverse @ basis``), so their error
-    covariance is ``sum_ij W_i W_j^T cov(e_i, e_j)``. Counted as independent (the normal
-    inverse times one variance), its variance across the velocity was 3-9x that of the error
-    it makes there on four simulated turns and a hover of bench/velocity_flights.py, and
-    1/15 of it on a turn over the rocket photo: neighbouring tracks' lasting errors are
-    correlated, negatively between overlapping windows over gravel (a texture feature
-    between two centres biases them oppositely when the image turns), positively over the
-    rocket photo's smooth areas.
-
-    Measured here from the tracks' averaged deviations ``d`` (their lasting errors, plus
-    averaged white noise that is independent between tracks, plus a true deviation): the
-    products ``d_i d_j`` of the tracks in the same or adjacent cells of
-    :data:`_PERSISTENT_CELL_PX` (and of each track with itself less its white-noise variance
-    ``noise``, (N,)), through the ``W``s: per cell the sum of ``W_i d_i``, times the sum over
-    the 3x3 cells around it. Pairs further apart are left out: their correlation is ~0 on
-    the simulated flights, and the fit's residuals (which the deviations are) sum to zero
-    over all of them, so summed over every pair the estimate would be nothing. Over pairs
-    within 45 px, on six of seven recorded flights, this sum taken across the velocity was
-    within 1-20 % (std) of the same sum of the lasting errors measured against the exact
-    motion (the hover: 1.6x).
-
-    The mature tracks (``count`` intervals averaged, at least :data:`_SHRINK_MIN_COUNT`)
-    fitted in this frame (``fitted``), without those whose deviation stands out as the
-    fit's trim would (a moving object's own motion is its, not an error); scaled up to every
-    fitted track by the ``W``s' squared norms. ``points`` (N, 2) px, ``monomials`` (6, N)
-    the fit's, ``inverse`` its normal inverse. None with fewer than
-    :data:`MIN_FIELD_TRACKS` such tracks.
-    """
-    used = fitted & (count >= _SHRINK_MIN_COUNT)
-    if int(np.count_nonzero(used)) < MIN_FIELD_TRACKS:
-        return None
-    squared = np.einsum("ij,ij->i", deviation, deviation)
-    scale2 = _median(squared[used]) / (_RAYLEIGH_MEDIAN * _RAYLEIGH_MEDIAN)
-    used &= squared <= _TRIM * _TRIM * scale2
-    index = np.flatnonzero(used)
-    if index.size < MIN_FIELD_TRACKS:
-        return None
-    weights = _basis_rows(monomials) @ inverse              # (N, 2, 8)
-    norms = np.einsum("icj,icj->i", weights, weights)
-    share = float(norms[fitted].sum()) / max(float(norms[index].sum()), 1e-30)
-    w = weights[index].reshape(-1, 16)                      # (n, u' then v')
-    taken = w * np.repeat(deviation[index], 8, axis=1)      # W_i d_i per component
-    # Per cell, the sum of its tracks' W_i d_i; each cell's sum times the sum over the 3x3
-    # cells around it is the sum over every pair of neighbours (each track with itself too).
-    cells = np.floor(points[index] / _PERSISTENT_CELL_PX).astype(np.int64)
-    cells -= cells.min(axis=0) - 1                          # a border of empty cells
-    shape = (int(cells[:, 1].max()) + 2, int(cells[:, 0].max()) + 2)
-    flat = cells[:, 1] * shape[1] + cells[:, 0]
-    order = np.argsort(flat, kind="stable")
-    sorted_cells = flat[order]
-    firsts = np.flatnonzero(np.diff(sorted_cells, prepend=-1))
-    grid = np.zeros((shape[0] * shape[1], 16))
-    grid[sorted_cells[firsts]] = np.add.reduceat(taken[order], firsts, axis=0)
-    grid = grid.reshape(shape[0], shape[1], 16)
-    around = np.zeros_like(grid)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            around[1:-1, 1:-1] += grid[1 + dy:shape[0] - 1 + dy, 1 + dx:shape[1] - 1 + dx]
-    left, right = grid.reshape(-1, 16), around.reshape(-1, 16)
-    pairs = left[:, :8].T @ right[:, :8] + left[:, 8:].T @ right[:, 8:]
-    scaled = w * noise[index][:, None]
-    white = scaled[:, :8].T @ w[:, :8] + scaled[:, 8:].T @ w[:, 8:]
-    return share * (0.5 * (pairs + pairs.T) - white)
-
-
-def _shrinkage(deviation: np.ndarray, noise: np.ndarray, pairs: _Pairs) -> np.ndarray:
-    """(N,) the share of each track's averaged deviation its published velocity keeps.
-
-    Empirical Bayes: a deviation ``d`` is a true one ``delta`` plus noise of variance
-    ``k * noise`` per component; with a prior variance ``tau^2`` of ``delta`` the best
-    estimate is ``tau^2 / (tau^2 + k noise) * d``.
-
-    * ``k >= 1``: the noise the model's ``noise`` leaves out (tracking errors that persist
-      over frames, which the innovations do not see), from neighbouring tracks: a true
-      deviation (relief, a moving object, lens distortion) is shared by neighbours, tracking
-      errors are not, so half the squared difference of neighbours
-      (:func:`_neighbour_pairs`) over their summed noise has median ``k ln 2``.
-    * ``tau^2``: the scene's, robust (a moving object under half the tracks does not move
-      it): the median of ``|d|^2 / 2`` is ``ln 2`` times the per-component variance, minus
-      the noise; for a track whose own ``|d|^2 / 2`` exceeds :data:`_SHRINK_KEEP` times its
-      noise, that excess when larger (a moving object keeps its own motion).
-
-    Over a plane (no true deviation) this publishes the field where its deviations were
-    noise: the median per-track error on the 13 held-out flights of
-    bench/velocity_flights.py at >= 100 px/s fell from 0.23-1.18 % to 0.14-0.92 % (the 7
-    px/s creep: 0.34 -> 0.18 px/s); with strong lens distortion (k1 = -0.25) fitted in the
-    raw image (no camera given), where the lens's share is a real deviation, it stayed
-    0.8-1.4 %. The constants were chosen on the TRAIN flights (0.05-1.11 % -> 0.01-0.33 %).
-    """
-    n = deviation.shape[0]
-    mature, a, b = pairs
-    if mature.size < MIN_FIELD_TRACKS:
-        return np.ones(n)
-    half = 0.5 * (deviation[:, 0] * deviation[:, 0] + deviation[:, 1] * deviation[:, 1])
-    k = 1.0
-    if a.size >= MIN_FIELD_TRACKS:
-        diff = deviation[a] - deviation[b]
-        ratio = 0.5 * (diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1]) / (noise[a] + noise[b])
-        k = max(_median(ratio) / _LN2, 1.0)
-    real = k * noise
-    scene = max(_median(half[mature]) / _LN2 - _median(real[mature]), 0.0)
-    prior = np.maximum(half - _SHRINK_KEEP * real, scene)
-    return prior / np.maximum(prior + real, 1e-30)
 
 
 class _Pending(NamedTuple):

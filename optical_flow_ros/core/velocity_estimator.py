@@ -97,10 +97,11 @@ from optical_flow_ros.core.field_gyro_fusion import (
     rates_from_field,
     stamp_field_variance,
 )
-from optical_flow_ros.core.field_velocity import STALL_RATIO, MotionField, field_basis
+from optical_flow_ros.core.field_velocity import STALL_RATIO, MotionField
 from optical_flow_ros.core.fit_window import STALLED_FRAMES, VelocityTiming
 from optical_flow_ros.core.gyro_rates import GyroRates
 from optical_flow_ros.core.motion_field import rotational_basis, rotational_field
+from optical_flow_ros.core.planar_field import field_basis
 from optical_flow_ros.core.track_types import Tracks
 from optical_flow_ros.core.world_acceleration import Acceleration
 

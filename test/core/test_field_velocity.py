@@ -17,13 +17,9 @@ import numpy as np
 import pytest
 
 from optical_flow_ros.core.field_gyro_fusion import field_covariance, stamp_field_variance
-from optical_flow_ros.core.field_velocity import (
-    MIN_FIELD_TRACKS,
-    MotionFieldVelocity,
-    _correlation,
-    field_basis,
-)
+from optical_flow_ros.core.field_velocity import MotionFieldVelocity, _correlation
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
+from optical_flow_ros.core.planar_field import MIN_FIELD_TRACKS, field_basis
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
 from optical_flow_ros.core.velocity_estimator import estimate_velocity
 
@@ -673,9 +669,10 @@ def test_neighbouring_tracks_correlated_lasting_errors_are_measured(mixing, expe
     (``C``: the biases' exact covariance); counted as independent it would be far off: the
     exact variance over the independent one is 0.12 and 1.64 here (mean over the 8
     parameters and 24 seeds). Measured from the tracks' averaged deviations
-    (:func:`_local_persistent`), the published variance covers the field's error: mean z^2
-    over the 8 parameters and 24 seeded runs of 400 tracks at 30 fps 0.6-1.6 (measured 1.09
-    and 1.53: the positive case is counted only partly, though better than independent).
+    (:func:`~.track_deviation.local_persistent`), the published variance covers the field's
+    error: mean z^2 over the 8 parameters and 24 seeded runs of 400 tracks at 30 fps 0.6-1.6
+    (measured 1.09 and 1.53: the positive case is counted only partly, though better than
+    independent).
     """
     times = np.arange(41) / 30.0
     constant = np.zeros(8)

@@ -20,9 +20,9 @@ import pytest
 
 from optical_flow_ros.core.ego_velocity import EgoVelocityEstimator
 from optical_flow_ros.core.field_gyro_fusion import FieldLine, _line_nodes, field_through_line
-from optical_flow_ros.core.field_velocity import _extrapolate, noise_gain
 from optical_flow_ros.core.fit_window import FitWindow
 from optical_flow_ros.core.gyro_rates import GyroRates, gyro_rates
+from optical_flow_ros.core.interval_polynomial import extrapolate, noise_gain
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
 from optical_flow_ros.core.sim_camera import SimCamera, SimCameraConfig
 from optical_flow_ros.core.velocity_estimator import VelocityConfig
@@ -138,8 +138,8 @@ def test_a_curving_rate_leaves_no_bias_between_the_flow_and_the_gyro_samples():
 def _reference_evaluate(field, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """MotionField.evaluate as it was before evaluate_many (one time per call)."""
     starts, ends, thetas = field.intervals[:, 0], field.intervals[:, 1], field.intervals[:, 2:]
-    result = _extrapolate(starts, ends, thetas, t, field.max_degree, field.noise, {},
-                          field.noise_correlation)
+    result = extrapolate(starts, ends, thetas, t, field.max_degree, field.noise, {},
+                         field.noise_correlation)
     at_stamp = np.ones(8) if field.calibration is None else field.calibration
     factor = at_stamp
     if field.past_calibration is not None:

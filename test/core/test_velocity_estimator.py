@@ -38,10 +38,10 @@ from optical_flow_ros.core.field_gyro_fusion import (
     plane_rate_terms,
     rates_from_field,
 )
-from optical_flow_ros.core.field_velocity import field_basis
 from optical_flow_ros.core.fit_window import FitWindow, VelocityTiming
 from optical_flow_ros.core.gyro_rates import GyroRates, gyro_rates
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
+from optical_flow_ros.core.planar_field import field_basis
 from optical_flow_ros.core.sim_camera import CameraState, SimCamera, SimCameraConfig
 from optical_flow_ros.core.textures import load_texture
 from optical_flow_ros.core.track_types import Tracks, frozen_copy
@@ -262,7 +262,7 @@ def test_covariance_counts_each_tracks_lasting_error_on_a_steady_turn(use_gyro):
     across the velocity before it was counted (median NEES 5.6 with the gyro, 3.5 without).
     Measured now: 2.28 with the gyro, 1.93 without, 3 sigma 100 %, RMSE 1.0 % either way.
     With the gyro the NEES may reach 2.5 here: the lasting errors' covariance is summed
-    over neighbouring tracks, 32-64 px apart at most (field_velocity._local_persistent),
+    over neighbouring tracks, 32-64 px apart at most (track_deviation.local_persistent),
     and on this flight their correlation further out is positive (against the exact motion
     the sum gives 0.82x the std of the across-velocity error they make; 1.1-3x on the other
     turns and the hover measured so), so this short flight comes out narrow: 1.34-2.40 over
