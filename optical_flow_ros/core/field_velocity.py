@@ -11,8 +11,9 @@ neighbours: for a camera over the ground, all of it.
 
 Model. Between two frames (stamps ``t0 < t1``) a track moves by ``d`` px, so ``d / (t1 - t0)``
 is its mean velocity over the interval. The mean velocities of all tracks are fitted (least
-squares, twice, the second time without tracks beyond :data:`_TRIM` robust standard deviations)
-with the 8-parameter planar motion field at each track's mid-interval position
+squares, twice, the second time without tracks beyond :data:`~.track_deviation.TRIM` robust
+standard deviations) with the 8-parameter planar motion field at each track's mid-interval
+position
 (:mod:`~optical_flow_ros.core.planar_field`)::
 
     u' = th0 + th1 x + th2 y + th6 x^2 + th7 x y
@@ -60,8 +61,8 @@ Noise (:class:`MotionField`): the per-interval deviation's robust std (what the 
 noise is this frame), the error variance of ``th(t)`` (the per-interval parameters' measured
 scatter through the polynomial, and the chosen degree's estimated bias, both times the
 self-check's calibration factor below, plus the share of the tracking errors that each track
-keeps over frames, :func:`_local_persistent`), and the variance factor of each track's
-averaged deviation; the ego-velocity stage turns them into its covariance, and evaluates the
+keeps over frames, :func:`~.track_deviation.local_persistent`), and the variance factor of each
+track's averaged deviation; the ego-velocity stage turns them into its covariance, and evaluates the
 field at other times (:meth:`MotionField.evaluate`: a few frames before the stamp, through
 the gyro's line). There each parameter's degree is chosen again, for that time: the
 stamp's choice is made for an extrapolation, and a low degree that happens to match the stamp
@@ -102,12 +103,12 @@ ego-velocity fuses with the gyro's at a weight near 1, ~2x their std across the 
 median NEES 4-5.6 on the demo's flight). Neighbouring tracks' lasting errors are correlated
 (negatively between overlapping windows over gravel, positively over a smooth photo), so
 taken as independent between tracks (one variance from neighbours' differences,
-:func:`_persistent_variance`, through the normal inverse) the std it gave the velocity
-across its direction was 1.8-2.9x the error it makes there on four turns and the hover of
+:func:`~.track_deviation.persistent_variance`, through the normal inverse) the std it gave the
+velocity across its direction was 1.8-2.9x the error it makes there on four turns and the hover of
 bench/velocity_flights.py, and 0.26x on a turn over the rocket photo (measured against the
 exact motion); it is now summed from the tracks' own deviations over pairs of neighbours
-(:func:`_local_persistent`): 1.1-1.4x on four of those, 0.82x on the demo's turn, ~3x on a
-brick turn and the hover.
+(:func:`~.track_deviation.local_persistent`): 1.1-1.4x on four of those, 0.82x on the demo's
+turn, ~3x on a brick turn and the hover.
 """
 
 from __future__ import annotations
@@ -120,22 +121,27 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 # The underscored aliases: the names MotionFieldVelocity calls these by (defined here before).
-from optical_flow_ros.core.interval_polynomial import BIAS_KAPPA, interval_rows_at, noise_gain
-from optical_flow_ros.core.interval_polynomial import Extrapolation as _Extrapolation
-from optical_flow_ros.core.interval_polynomial import Weights as _Weights
-from optical_flow_ros.core.interval_polynomial import extrapolate as _extrapolate
-from optical_flow_ros.core.interval_polynomial import nested_weights as _nested_weights
-from optical_flow_ros.core.planar_field import MIN_FIELD_TRACKS
-from optical_flow_ros.core.planar_field import monomials as _monomials
-from optical_flow_ros.core.track_deviation import MIN_SCALE_PX_S as _MIN_SCALE_PX_S
-from optical_flow_ros.core.track_deviation import RAYLEIGH_MEDIAN as _RAYLEIGH_MEDIAN
-from optical_flow_ros.core.track_deviation import TRIM as _TRIM
-from optical_flow_ros.core.track_deviation import interval_noise as _interval_noise
-from optical_flow_ros.core.track_deviation import local_persistent as _local_persistent
-from optical_flow_ros.core.track_deviation import median as _median
-from optical_flow_ros.core.track_deviation import neighbour_pairs as _neighbour_pairs
-from optical_flow_ros.core.track_deviation import persistent_variance as _persistent_variance
-from optical_flow_ros.core.track_deviation import shrinkage as _shrinkage
+from optical_flow_ros.core.interval_polynomial import (
+    BIAS_KAPPA,
+    Extrapolation,
+    Weights,
+    extrapolate,
+    interval_rows_at,
+    nested_weights,
+    noise_gain,
+)
+from optical_flow_ros.core.planar_field import MIN_FIELD_TRACKS, monomials
+from optical_flow_ros.core.track_deviation import (
+    MIN_SCALE_PX_S,
+    RAYLEIGH_MEDIAN,
+    TRIM,
+    interval_noise,
+    local_persistent,
+    median,
+    neighbour_pairs,
+    persistent_variance,
+    shrinkage,
+)
 
 if TYPE_CHECKING:
     from optical_flow_ros.core.camera_model import PinholeCamera
@@ -178,7 +184,7 @@ STALL_RATIO = 4.0
 #: A steady stream's stall is judged as with the mean (its intervals are equal).
 _STALL_INTERVALS = 4
 #: The forgetting time of the average of the lasting tracking errors' covariance
-#: (:func:`~optical_flow_ros.core.track_deviation.local_persistent`), s (the self-check's: an
+#: (:func:`~.track_deviation.local_persistent`), s (the self-check's: an
 #: effect that lasts seconds). Not critical: on the 36 flights of bench/velocity_flights.py
 #: (one gyro sample per frame) the median NEES was in 1-2 on 24 of them at 1, 2, 3 s (with
 #: track_deviation's cells of pairs; 18 with the errors taken as independent).
@@ -237,8 +243,8 @@ class MotionField:
             (:meth:`MotionFieldVelocity.degree_calibration`); None: ``calibration``.
         span: ``velocity_field_span``, s (0: unknown).
         withheld: (N, 2) the part of each track's averaged deviation that its published
-            velocity leaves out (the shrinkage, see :func:`_shrinkage`), px/s, aligned with
-            the tracks: ``velocities + withheld`` is the field plus every track's whole
+            velocity leaves out (the shrinkage, see :func:`~.track_deviation.shrinkage`), px/s,
+            aligned with the tracks: ``velocities + withheld`` is the field plus every track's whole
             deviation; None: nothing withheld.
         persistent_variance: (8,) the part of ``theta_variance`` (and of
             :meth:`evaluate`'s variance) that comes from the tracking error each track keeps
@@ -253,9 +259,10 @@ class MotionField:
             combination of the intervals is :func:`noise_gain` of its weights times
             ``noise``. Zeros: independent intervals.
         persistent_covariance: (8, 8) the covariance of :attr:`persistent_variance`'s
-            part, (px/s)^2: the lasting errors' own, measured (:func:`_local_persistent`,
-            averaged over :data:`_PERSISTENT_TAU_S`), so its correlation is not
-            :attr:`correlation`'s; None: that part has :attr:`correlation` too.
+            part, (px/s)^2: the lasting errors' own, measured
+            (:func:`~.track_deviation.local_persistent`, averaged over
+            :data:`_PERSISTENT_TAU_S`), so its correlation is not :attr:`correlation`'s;
+            None: that part has :attr:`correlation` too.
         lens: the camera whose lens distortion the field undoes: its coordinates (and
             ``intervals``, ``theta``) are px of that camera's undistorted image
             (:meth:`~optical_flow_ros.core.camera_model.PinholeCamera.undistort_px`); None:
@@ -383,7 +390,7 @@ class FieldStep(NamedTuple):
             ``variance_factor * deviation_std^2``.
         field: the frame's :class:`MotionField`, None when no field was fitted.
         kept: (N,) float64 the share of ``deviation`` in ``velocities`` (1 without a field
-            or without shrinkage; see :func:`_shrinkage`).
+            or without shrinkage; see :func:`~.track_deviation.shrinkage`).
         residuals: (N, 2, 2) float64 each track's displacement about the field over its last
             two intervals, newest first, px (state; NaN: not followed then); None when
             :meth:`MotionFieldVelocity.step` was given none.
@@ -468,14 +475,14 @@ class MotionFieldVelocity:
         degree: ``velocity_field_degree``.
         tau: ``velocity_deviation_tau``, s.
         shrink: ``velocity_deviation_shrink``: publish each track's deviation shrunk by
-            what the scene says about it (:func:`_shrinkage`); False: all of it.
+            what the scene says about it (:func:`~.track_deviation.shrinkage`); False: all of it.
     """
 
     def __init__(self, span: float, degree: int, tau: float, shrink: bool = True) -> None:
         # The recent intervals, oldest first: [start, end, theta (8), theta's variance (8)].
         self._history = np.empty((_MAX_INTERVALS, 18))
         self._length = 0
-        self._weights_cache: dict[tuple[int, bytes], _Weights] = {}
+        self._weights_cache: dict[tuple[int, bytes], Weights] = {}
         # Every recent interval with its serial number (the self-check's reference), and the
         # extrapolations still to be checked; see _check.
         self._archive = np.empty((_MAX_INTERVALS, 11))   # serial, start, end, theta (8)
@@ -663,17 +670,17 @@ class MotionFieldVelocity:
         rows, cols = shape
         centre = np.array([(cols - 1) / 2.0, (rows - 1) / 2.0])
         scale = max(rows, cols) / 2.0
-        d = _monomials(0.5 * (before + after), centre, scale, out=data[:6])
+        d = monomials(0.5 * (before + after), centre, scale, out=data[:6])
         moments = np.zeros((7, 9))
         moments[:6, :8] = d @ data.T
         theta, inverse = _solve_field(moments)
         residual = velocity - _coefficients(theta).T @ d              # (2, N) px/s
         squared = residual[0] * residual[0] + residual[1] * residual[1]
-        sigma = max(math.sqrt(_median(squared)) / _RAYLEIGH_MEDIAN, _MIN_SCALE_PX_S)
+        sigma = max(math.sqrt(median(squared)) / RAYLEIGH_MEDIAN, MIN_SCALE_PX_S)
         full = moments.copy()
         rejected = np.zeros(n, bool)
         for _ in range(_TRIM_ROUNDS):   # refit without the outliers: their moments subtracted
-            outliers = squared > (_TRIM * sigma) ** 2
+            outliers = squared > (TRIM * sigma) ** 2
             if np.array_equal(outliers, rejected):
                 break
             rejected = outliers
@@ -683,8 +690,8 @@ class MotionFieldVelocity:
             theta, inverse = _solve_field(moments)
             residual = velocity - _coefficients(theta).T @ d
             squared = residual[0] * residual[0] + residual[1] * residual[1]
-            sigma = max(math.sqrt(_median(squared[~rejected])) / _RAYLEIGH_MEDIAN,
-                        _MIN_SCALE_PX_S)
+            sigma = max(math.sqrt(median(squared[~rejected])) / RAYLEIGH_MEDIAN,
+                        MIN_SCALE_PX_S)
         theta_var = sigma * sigma * np.diagonal(inverse)
         self._append(start, end, theta, theta_var)
         if residuals is not None:
@@ -702,7 +709,7 @@ class MotionFieldVelocity:
         alpha_min = -math.expm1(-dt / self._tau)
         before = np.where(followed, np.maximum(1.0 / np.maximum(count, 1), alpha_min), 0.0)
         rho = self.noise_correlation   # 0 while not measured (no residuals given)
-        noise2 = _interval_noise(residual.T - deviation, variance_factor - 2.0 * rho * before,
+        noise2 = interval_noise(residual.T - deviation, variance_factor - 2.0 * rho * before,
                                  followed, sigma)
         alpha = 1.0 / (count + 1.0)
         np.maximum(alpha, alpha_min, out=alpha)
@@ -710,18 +717,18 @@ class MotionFieldVelocity:
         variance_factor = np.where(followed, variance_factor, 0.0)   # NaN for fresh tracks
         variance_factor *= (1.0 - alpha) ** 2
         variance_factor += alpha * alpha + 2.0 * rho * alpha * (1.0 - alpha) * before
-        velocities = (_coefficients(theta_end).T @ _monomials(after, centre, scale)).T
+        velocities = (_coefficients(theta_end).T @ monomials(after, centre, scale)).T
         white = noise2 * variance_factor      # each averaged deviation's white-noise variance
-        pairs = _neighbour_pairs(after.T, count + 1, scale)
+        pairs = neighbour_pairs(after.T, count + 1, scale)
         if end - self._persistent_time >= _PERSISTENT_EVERY_S:
             self._add_persistent(
-                _local_persistent(after.T, d, inverse, deviation, white, count + 1, ~rejected),
+                local_persistent(after.T, d, inverse, deviation, white, count + 1, ~rejected),
                 end)
         persistent_cov = self._persistent
         if persistent_cov is None:   # not measured yet: the tracks' errors independent
-            persistent_cov = _persistent_variance(deviation, white, pairs) * inverse
+            persistent_cov = persistent_variance(deviation, white, pairs) * inverse
         persistent = np.diagonal(persistent_cov).copy()
-        kept = _shrinkage(deviation, white, pairs) if self._shrink else np.ones(n)
+        kept = shrinkage(deviation, white, pairs) if self._shrink else np.ones(n)
         velocities += kept[:, None] * deviation
         field = MotionField(end, theta_end, factor * result.variance + persistent, sigma,
                             variance_factor,
@@ -738,7 +745,9 @@ class MotionFieldVelocity:
                          field, kept, residuals)
 
     def _add_persistent(self, local: np.ndarray | None, end: float) -> None:
-        """Add a frame's lasting errors' covariance (:func:`_local_persistent`) at ``end`` s.
+        """Add a frame's lasting errors' covariance at ``end`` s.
+
+        The frame's covariance: :func:`~.track_deviation.local_persistent`.
 
         Into a mean forgotten over :data:`_PERSISTENT_TAU_S` (a frame's products scatter;
         the errors change as the tracks do), published without its negative eigenvalues
@@ -769,8 +778,8 @@ class MotionFieldVelocity:
             two = displacement[known] - before[known]
             keep = math.exp(-dt / _NOISE_TAU_S)
             self._change_sums *= keep
-            self._change_sums += (_median(one[:, 0] * one[:, 0] + one[:, 1] * one[:, 1]),
-                                  _median(two[:, 0] * two[:, 0] + two[:, 1] * two[:, 1]))
+            self._change_sums += (median(one[:, 0] * one[:, 0] + one[:, 1] * one[:, 1]),
+                                  median(two[:, 0] * two[:, 0] + two[:, 1] * two[:, 1]))
             self._change_weight = keep * self._change_weight + 1.0
         return np.stack((displacement, last), axis=1)
 
@@ -782,7 +791,7 @@ class MotionFieldVelocity:
         recent = self._history[self._length - k:self._length, :2]
         return dt > STALL_RATIO * float(np.max(recent[:, 1] - recent[:, 0]))
 
-    def _field_at(self, end: float, dt: float) -> tuple[_Extrapolation, np.ndarray, np.ndarray]:
+    def _field_at(self, end: float, dt: float) -> tuple[Extrapolation, np.ndarray, np.ndarray]:
         """The parameters at ``end``, the per-interval noise assumed and its correlation.
 
         Updates the noise. The noise of one interval's parameters is the residual scatter of
@@ -808,9 +817,9 @@ class MotionFieldVelocity:
         else:
             noise = np.maximum(floor, bound)
         rho = self.noise_correlation * np.minimum(floor / np.maximum(noise, 1e-30), 1.0)
-        result = _extrapolate(starts, ends, thetas, end, self._degree, noise, self._weights_cache,
+        result = extrapolate(starts, ends, thetas, end, self._degree, noise, self._weights_cache,
                               rho)
-        previous = _extrapolate(starts, ends, thetas, end - dt, self._degree, noise,
+        previous = extrapolate(starts, ends, thetas, end - dt, self._degree, noise,
                                 self._weights_cache, rho)
         self._check(end, dt)
         # Checked later are only the evaluations made from as many intervals as the
@@ -879,7 +888,7 @@ class MotionFieldVelocity:
             # The stamp's check and the next frame's previous-stamp check share t and rows:
             # the cache computes the reference once (and once per interval layout at a
             # steady rate).
-            reference = _nested_weights(rows[:, 1], rows[:, 2], t, _CHECK_DEGREE,
+            reference = nested_weights(rows[:, 1], rows[:, 2], t, _CHECK_DEGREE,
                                         self._weights_cache).weights[_CHECK_DEGREE]   # (m,)
             # Serial numbers are consecutive in both sets: columns by offset from the lowest.
             first = int(min(check.serials[0], rows[0, 0]))
