@@ -13,6 +13,7 @@ import dataclasses
 import math
 import sys
 
+import ground_truth as gt
 import numpy as np
 import pytest
 
@@ -287,6 +288,46 @@ def test_the_field_before_the_stamp_has_its_own_degree_and_a_covering_variance(r
     z2 = np.array(z2)
     assert np.sqrt(z2.max()) < 8.0, np.sqrt(z2.max(axis=0))
     assert np.all((z2.mean(axis=0) > 0.3) & (z2.mean(axis=0) < 3.0)), z2.mean(axis=0)
+
+
+LOW_RATE_TILTS = {
+    # 15 Hz, 7.6 m over gravel at 2.5 m/s, +/-3.8 deg of roll and pitch at 0.66 Hz
+    "gravel_15Hz": dict(texture="gravel", rate=15.0, altitude=7.6, velocity_x=2.0,
+                        velocity_y=-1.5, yaw_rate=-0.28, roll_amplitude=math.radians(3.8),
+                        pitch_amplitude=math.radians(3.8), attitude_period=1.0 / 0.66),
+    # 20 Hz, 2.5 m over the coffee photo at 1.3 m/s, +/-5 deg at 0.55 Hz
+    "coffee_20Hz": dict(texture="coffee", rate=20.0, altitude=2.5, velocity_x=1.2,
+                        velocity_y=-0.5, yaw_rate=0.35, roll_amplitude=math.radians(5.0),
+                        pitch_amplitude=math.radians(5.0), attitude_period=1.82),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOW_RATE_TILTS))
+def test_at_a_low_rate_the_field_at_the_previous_stamp_is_as_wide_as_its_error(name):
+    """What the ego-velocity takes through the gyro's line: the field at the previous stamp,
+    tracked by LKTracker (image noise 2 grey levels) on tilting flights at 15 and 20 Hz,
+    against the simulator's exact field, in the constant terms th0 and th3 (the
+    translation and the rotation at the image centre). The self-check's factor there
+    (``past_calibration``) once divided the check's squared difference by the difference's
+    modelled variance, a quarter of the value's own: factors of 25-59, and mean z^2 0.06-0.1
+    on the 15 Hz flight, 0.09-0.18 at 20 Hz (10x too wide). Now one plus the excess over the
+    two values' own variances: measured 0.26 / 0.32 and 0.75 / 0.55 (seed 0), the largest
+    |z| 1.4 and 2.1."""
+    cam = SimCamera(SimCameraConfig(image_noise_std=2.0, **LOW_RATE_TILTS[name]))
+    tracker = LKTracker(TrackerConfig())
+    z2 = []
+    for k in range(int(5.0 * cam.config.rate)):
+        t = cam.frame_time(k)
+        field = tracker.update(cam.image(k), t, cam.camera).motion_field
+        if field is None or t < 1.5:
+            continue
+        previous = float(field.intervals[-1, 0])
+        theta, variance = field.theta_at(previous)
+        exact = gt.field_parameters(cam, previous, field.centre, field.scale)
+        z2.append(((theta - exact) ** 2 / variance)[[0, 3]])
+    z2 = np.array(z2)
+    assert np.all((z2.mean(axis=0) > 0.2) & (z2.mean(axis=0) < 2.0)), z2.mean(axis=0)
+    assert np.sqrt(z2.max()) < 4.0, np.sqrt(z2.max(axis=0))
 
 
 def test_too_few_tracks_give_the_last_interval_and_no_field():

@@ -24,6 +24,7 @@ import math
 from typing import NamedTuple
 
 import cv2
+import ground_truth as gt
 import numpy as np
 import pytest
 
@@ -41,7 +42,6 @@ from optical_flow_ros.core.field_gyro_fusion import (
 from optical_flow_ros.core.fit_window import FitWindow, VelocityTiming
 from optical_flow_ros.core.gyro_rates import GyroRates, gyro_rates
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig
-from optical_flow_ros.core.planar_field import field_basis
 from optical_flow_ros.core.sim_camera import CameraState, SimCamera, SimCameraConfig
 from optical_flow_ros.core.textures import load_texture
 from optical_flow_ros.core.track_types import Tracks, frozen_copy
@@ -678,15 +678,6 @@ def test_gyro_field_fusion_removes_the_tilted_planes_share_from_the_fields_rates
     assert coverage(fused, records, [0, 1]) >= 0.97
 
 
-def _exact_field(cam: SimCamera, t: float, centre: np.ndarray, scale: float) -> np.ndarray:
-    """(8,) the field's parameters of the simulator's exact image motion at ``t``, px/s."""
-    gx, gy = np.meshgrid(np.linspace(20.0, 620.0, 16), np.linspace(15.0, 465.0, 12))
-    grid = np.column_stack([gx.ravel(), gy.ravel()])
-    bu, bv = field_basis(grid, centre, scale)
-    return np.linalg.lstsq(np.vstack([bu, bv]), cam.pixel_velocity(grid, t).T.reshape(-1),
-                           rcond=None)[0]
-
-
 @pytest.mark.parametrize("name", ["2m_1ms", "1.5m_1.9ms_climbing"])
 def test_the_tilted_planes_share_is_known_to_its_stated_fraction(monkeypatch, name):
     """The fusion counts the tilted plane's share of the field's roll/pitch rates, taken from
@@ -706,8 +697,9 @@ def test_the_tilted_planes_share_is_known_to_its_stated_fraction(monkeypatch, na
         weights = gyro.line_weights()
         exact = weights @ np.array(
             [cam.state(float(t)).angular_velocity[:2] for t in gyro.sample_times])
-        exact_field = weights @ np.array([_exact_field(cam, float(t), field.centre, field.scale)
-                                          for t in gyro.sample_times])
+        exact_field = weights @ np.array(
+            [gt.field_parameters(cam, float(t), field.centre, field.scale)
+             for t in gyro.sample_times])
         exact_rates, _ = rates_from_field(dataclasses.replace(field, theta=exact_field), focal)
         rows.append(np.concatenate((share - (exact - exact_rates), exact - exact_rates,
                                     rates + share - exact, rates - exact)))
