@@ -57,13 +57,12 @@ def noise_gain(weights: np.ndarray, correlation: float | np.ndarray) -> np.ndarr
     return (weights * weights).sum(axis=-1) + 2.0 * correlation * _lag_sums(weights)
 
 
-def _interval_rows(starts: np.ndarray, ends: np.ndarray, t: float, degree: int, *,
-                   reference: float | None = None) -> np.ndarray:
+def _interval_rows(starts: np.ndarray, ends: np.ndarray, t: float, degree: int) -> np.ndarray:
     """(n, degree + 1): the average over each interval of ``((t' - t) / span)^k``.
 
-    The span runs from the first start to ``reference`` (default ``t``).
+    The span runs from the first start to ``t``.
     """
-    span = max((t if reference is None else reference) - float(starts.min()), 1e-9)
+    span = max(t - float(starts.min()), 1e-9)
     s, e = (starts - t) / span, (ends - t) / span
     powers = np.arange(1, degree + 2)
     return (e[:, None] ** powers - s[:, None] ** powers) / (powers * (e - s)[:, None])
