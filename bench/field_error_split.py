@@ -55,7 +55,6 @@ from bench_velocity_accuracy import ego_estimates, flights  # noqa: E402
 from velocity_calibration import draw, velocity_axes  # noqa: E402
 
 from optical_flow_ros.core import field_gyro_fusion, velocity_estimator  # noqa: E402
-from optical_flow_ros.core.planar_field import field_basis  # noqa: E402
 from optical_flow_ros.core.sim_camera import SimCamera  # noqa: E402
 
 DRAWS = 2
@@ -64,16 +63,6 @@ PARAMETERS = ("th0", "th1", "th2", "th3", "th4", "th5", "th6", "th7")
 #: Where estimate_velocity calls field_through_line: for the tracks' velocities, and in the
 #: fusion when it is not given the line.
 LINE_CALLERS = (velocity_estimator, field_gyro_fusion)
-
-
-def exact_theta(sim: SimCamera, t: float, centre: np.ndarray, scale: float) -> np.ndarray:
-    """(8,) the field's parameters of the simulator's exact image motion at ``t`` s, px/s."""
-    h, w = sim.camera.height, sim.camera.width
-    gx, gy = np.meshgrid(np.linspace(0.03 * w, 0.97 * w, 16), np.linspace(0.03 * h, 0.97 * h, 12))
-    grid = np.column_stack([gx.ravel(), gy.ravel()])
-    bu, bv = field_basis(grid, centre, scale)
-    velocity = sim.pixel_velocity(grid, t)
-    return np.linalg.lstsq(np.vstack([bu, bv]), velocity.T.reshape(-1), rcond=None)[0]
 
 
 @contextlib.contextmanager
@@ -89,7 +78,7 @@ def _line_hook(sim: SimCamera, exact: bool, seen: dict[float, Any]) -> Iterator[
         weights = gyro.line_weights()
         if weights is None:
             return line
-        truth = sum(w * exact_theta(sim, t, field.centre, field.scale)
+        truth = sum(w * sim.field_parameters(t, field.centre, field.scale)
                     for w, t in zip(weights, gyro.sample_times, strict=True))
         seen[field.stamp] = (line.theta, line.variance, truth)
         return line._replace(theta=truth) if exact else line

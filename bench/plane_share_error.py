@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import numpy as np  # noqa: E402
 import velocity_flights  # noqa: E402
 from bench_velocity_accuracy import ego_estimates, flights  # noqa: E402
-from field_error_split import exact_theta, rows_by_flight  # noqa: E402
+from field_error_split import rows_by_flight  # noqa: E402
 from velocity_calibration import draw  # noqa: E402
 
 from optical_flow_ros.core import field_gyro_fusion, velocity_estimator  # noqa: E402
@@ -66,7 +66,7 @@ def _draw_rows(job: tuple[str, str, int]) -> np.ndarray:
              *rest: Any) -> Any:
         weights, times = gyro.line_weights(), gyro.sample_times
         if weights is not None:
-            exact = sum(w * exact_theta(sim, t, field.centre, field.scale)
+            exact = sum(w * sim.field_parameters(t, field.centre, field.scale)
                         for w, t in zip(weights, times, strict=True))
             rates = sum(w * sim.state(float(t)).angular_velocity
                         for w, t in zip(weights, times, strict=True))[:2]

@@ -7,16 +7,9 @@ frames rendered with ``H0`` and ``H1`` is ``H1 @ inv(H0)``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import cv2
 import numpy as np
 from skimage import data as skdata
-
-from optical_flow_ros.core.planar_field import field_basis
-
-if TYPE_CHECKING:
-    from optical_flow_ros.core.sim_camera import SimCamera
 
 TEXTURES = ("gravel", "brick", "grass", "camera")
 
@@ -103,17 +96,3 @@ def endpoint_error(flow: np.ndarray, truth: np.ndarray) -> float:
     """Mean end-point error (px) over pixels where both fields are finite."""
     ok = np.isfinite(truth).all(axis=2) & np.isfinite(flow).all(axis=2)
     return float(np.linalg.norm(flow[ok] - truth[ok], axis=1).mean())
-
-
-def field_parameters(cam: SimCamera, t: float, centre: np.ndarray, scale: float) -> np.ndarray:
-    """(8,) the motion field's parameters of the simulator's exact image motion at ``t`` s, px/s.
-
-    The planar field's basis (``field_basis`` with ``centre`` px and ``scale`` px per unit)
-    fitted to ``cam.pixel_velocity`` on a 16 x 12 grid over a 640x480 image: exact for the
-    simulator's ground plane (a distortion-free camera).
-    """
-    gx, gy = np.meshgrid(np.linspace(20.0, 620.0, 16), np.linspace(15.0, 465.0, 12))
-    grid = np.column_stack([gx.ravel(), gy.ravel()])
-    bu, bv = field_basis(grid, centre, scale)
-    return np.linalg.lstsq(np.vstack([bu, bv]), cam.pixel_velocity(grid, t).T.reshape(-1),
-                           rcond=None)[0]

@@ -62,6 +62,7 @@ import numpy as np
 from optical_flow_ros.core.camera_model import PinholeCamera
 from optical_flow_ros.core.config_fields import setting, validate_fields
 from optical_flow_ros.core.errors import ConfigError
+from optical_flow_ros.core.planar_field import field_basis
 from optical_flow_ros.core.textures import TEXTURE_NAMES, load_texture, mirror_tile
 
 __all__ = [
@@ -636,6 +637,23 @@ class SimCamera:
             dg = (2.0 * k1 + 4.0 * k2 * r2) * (n * dn).sum(axis=1)
             dn = dn * g[:, None] + n * dg[:, None]
         return dn * np.diag(self._k)[:2]
+
+    def field_parameters(self, t: float, centre: np.ndarray, scale: float) -> np.ndarray:
+        """(8,) the planar motion field's parameters of the image motion at ``t`` s, px/s.
+
+        :func:`~optical_flow_ros.core.planar_field.field_basis` in the tracker's field
+        coordinates (``centre`` px, ``scale`` px per unit) fitted to :meth:`pixel_velocity`
+        on a 16 x 12 grid over the image: the ground plane's image motion is that field
+        exactly (Longuet-Higgins) when the lens does not distort, so this is the truth for
+        :class:`~optical_flow_ros.core.field_velocity.MotionField`'s parameters.
+        """
+        w, h = self.camera.width, self.camera.height
+        gx, gy = np.meshgrid(np.linspace(0.03 * w, 0.97 * w, 16),
+                             np.linspace(0.03 * h, 0.97 * h, 12))
+        grid = np.column_stack([gx.ravel(), gy.ravel()])
+        bu, bv = field_basis(grid, centre, scale)
+        return np.linalg.lstsq(np.vstack([bu, bv]), self.pixel_velocity(grid, t).T.reshape(-1),
+                               rcond=None)[0]
 
     # ----- internals -----------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ import math
 from typing import NamedTuple
 
 import cv2
-import ground_truth as gt
 import numpy as np
 import pytest
 
@@ -698,7 +697,7 @@ def test_the_tilted_planes_share_is_known_to_its_stated_fraction(monkeypatch, na
         exact = weights @ np.array(
             [cam.state(float(t)).angular_velocity[:2] for t in gyro.sample_times])
         exact_field = weights @ np.array(
-            [gt.field_parameters(cam, float(t), field.centre, field.scale)
+            [cam.field_parameters(float(t), field.centre, field.scale)
              for t in gyro.sample_times])
         exact_rates, _ = rates_from_field(dataclasses.replace(field, theta=exact_field), focal)
         rows.append(np.concatenate((share - (exact - exact_rates), exact - exact_rates,
