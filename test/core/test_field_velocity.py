@@ -308,10 +308,10 @@ def test_at_a_low_rate_the_field_at_the_previous_stamp_is_as_wide_as_its_error(n
     against the simulator's exact field, in the constant terms th0 and th3 (the
     translation and the rotation at the image centre). The self-check's factor there
     (``past_calibration``) once divided the check's squared difference by the difference's
-    modelled variance, a quarter of the value's own: factors of 25-59, and mean z^2 0.06-0.1
-    on the 15 Hz flight, 0.09-0.18 at 20 Hz (10x too wide). Now one plus the excess over the
-    two values' own variances: measured 0.26 / 0.32 and 0.75 / 0.55 (seed 0), the largest
-    |z| 1.4 and 2.1."""
+    modelled variance, a quarter of the value's own: factors of 25-59 on such flights, and
+    mean z^2 0.07 / 0.08 here at 15 Hz, 0.18 / 0.12 at 20 Hz (5-14x too wide). Now one plus
+    the excess over the two values' own variances: measured 0.26 / 0.32 and 0.75 / 0.55, the
+    largest |z| 1.4 and 2.1."""
     cam = SimCamera(SimCameraConfig(image_noise_std=2.0, **LOW_RATE_TILTS[name]))
     tracker = LKTracker(TrackerConfig())
     z2 = []
