@@ -34,9 +34,10 @@ sys.path.insert(0, str(ROOT / "test" / "core"))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from field_error_split import field_through_line_replaced  # noqa: E402
 from test_gyro_rates import _reference_through_line  # noqa: E402
 
-from optical_flow_ros.core import field_gyro_fusion, velocity_estimator  # noqa: E402
+from optical_flow_ros.core import field_gyro_fusion  # noqa: E402
 from optical_flow_ros.core.fit_window import FitWindow  # noqa: E402
 from optical_flow_ros.core.gyro_rates import gyro_rates  # noqa: E402
 from optical_flow_ros.core.lk_tracker import LKTracker, TrackerConfig  # noqa: E402
@@ -47,9 +48,6 @@ from optical_flow_ros.core.velocity_estimator import (  # noqa: E402
     estimate_velocity,
 )
 
-#: Where estimate_velocity calls field_through_line: for the tracks' velocities, and in the
-#: fusion when it is not given the line.
-LINE_CALLERS = (velocity_estimator, field_gyro_fusion)
 FLIGHT = SimCameraConfig(altitude=2.0, velocity_x=1.0, velocity_y=0.3, yaw_rate=0.3,
                          roll_amplitude=math.radians(5.0), pitch_amplitude=math.radians(5.0),
                          gyro_noise_std=0.005, imu_rate=200.0)
@@ -131,13 +129,8 @@ def main() -> int:
     camera = SimCamera(FLIGHT).camera
 
     def old_estimate(frame: _Frame) -> Any:
-        for module in LINE_CALLERS:
-            module.field_through_line = _reference_through_line
-        try:
+        with field_through_line_replaced(_reference_through_line):
             return _estimate(frame, camera)
-        finally:
-            for module in LINE_CALLERS:
-                module.field_through_line = new_line
 
     whole = _per_frame(frames, args.rounds, {"old": old_estimate,
                                               "new": lambda f: _estimate(f, camera)})

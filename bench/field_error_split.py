@@ -60,9 +60,24 @@ from optical_flow_ros.core.sim_camera import SimCamera  # noqa: E402
 DRAWS = 2
 SETS = "held_out,fresh,turns"
 PARAMETERS = ("th0", "th1", "th2", "th3", "th4", "th5", "th6", "th7")
-#: Where estimate_velocity calls field_through_line: for the tracks' velocities, and in the
-#: fusion when it is not given the line.
-LINE_CALLERS = (velocity_estimator, field_gyro_fusion)
+
+
+@contextlib.contextmanager
+def field_through_line_replaced(replacement: Callable[[Any, Any], Any]) -> Iterator[None]:
+    """``estimate_velocity`` with ``replacement`` for ``field_through_line`` where it calls it.
+
+    Two places: for the tracks' velocities (velocity_estimator), and in the fusion when that
+    is not given the line (field_gyro_fusion).
+    """
+    original = field_gyro_fusion.field_through_line
+    callers = (velocity_estimator, field_gyro_fusion)
+    for module in callers:
+        module.field_through_line = replacement
+    try:
+        yield
+    finally:
+        for module in callers:
+            module.field_through_line = original
 
 
 @contextlib.contextmanager
@@ -83,13 +98,8 @@ def _line_hook(sim: SimCamera, exact: bool, seen: dict[float, Any]) -> Iterator[
         seen[field.stamp] = (line.theta, line.variance, truth)
         return line._replace(theta=truth) if exact else line
 
-    for module in LINE_CALLERS:
-        module.field_through_line = hook
-    try:
+    with field_through_line_replaced(hook):
         yield
-    finally:
-        for module in LINE_CALLERS:
-            module.field_through_line = original
 
 
 def _draw_rows(job: tuple[str, str, int]) -> np.ndarray:
