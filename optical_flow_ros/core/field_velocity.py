@@ -51,9 +51,11 @@ field (velocities are then the last interval's mean until a field is known again
 
 Measured (``bench/bench_velocity_accuracy.py``, 13 held-out simulated flights with image
 noise of 2 grey levels, turning and tilting +/-3-5 deg at 0.45-0.7 Hz, 15-60 Hz, >= 100 px/s):
-median error against the exact image velocity at the stamp 0.14-0.92 % (0.23-1.18 % with
-each track's whole deviation; the most at 60 Hz, where one interval's tracking noise is the
-largest velocity noise), where the 5-frame slope gives 4-23 % and a per-track curve fit (a
+median error against the exact image velocity at the stamp 0.12-0.75 % (0.14-0.92 % before
+the degree choice's threshold went from 4 to 2, :data:`~.interval_polynomial.BIAS_KAPPA`;
+0.23-1.18 % with each track's whole deviation, before the shrinkage; the most at 60 Hz,
+where one interval's tracking noise is the largest velocity noise), where the 5-frame slope
+gives 4-23 % and a per-track curve fit (a
 quadratic over 5 frames) 0.7-3 %. Cost: ~0.35-0.5 ms per frame over the slope's at 500
 tracks (BENCHMARKS.md section 7).
 

@@ -18,8 +18,8 @@ fb_error   float32  forward-backward error (px)
 the image's stamp, the planar motion field fitted to all tracks and extrapolated to the stamp
 plus the track's own averaged deviation from it, shrunk by what the scene shows of it
 (``velocity_deviation_shrink``: tracking noise shrinks away, a moving object keeps its own
-motion; :mod:`optical_flow_ros.core.field_velocity`); median error 0.14-0.92 % of the speed
-on simulated flights with 2 grey levels of image noise (~0.2-2.5 px/s). With ``slope``: the
+motion; :mod:`optical_flow_ros.core.field_velocity`); median error 0.12-0.75 % of the speed
+on simulated flights with 2 grey levels of image noise (~0.2-2 px/s). With ``slope``: the
 least-squares slope over ``velocity_window`` frames, ~2 frames before the image.
 
 ``sensor_msgs_py`` has no PyPI wheel; :func:`cloud_to_array` reads any PointCloud2 with
